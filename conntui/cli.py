@@ -1,0 +1,114 @@
+"""The command line: `conntui` (the dashboard), `list`, `probe`, `serve`. Arguments only.
+
+`list`, `probe` and `serve` never import Textual: they are the fast, scriptable paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from conntui import __version__
+from conntui.filters import Filter, FilterError, parse_filter
+from conntui.model import KINDS
+from conntui.sources import BACKENDS, SourceError, open_source
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr and exit status 2, never a usage dump or traceback."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=_port, action="append", help="only sockets with this port at either end")
+    parser.add_argument("--filter", default="", metavar="EXPR", help="filter expression (see README)")
+    parser.add_argument("--kind", choices=sorted(KINDS), default="inet", help="socket kinds (default: inet)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto", help="socket source (default: auto)")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="conntui", description="Live dashboard of the machine's connections.")
+    parser.add_argument("--version", action="version", version=f"conntui {__version__}")
+    parser.add_argument("--interval", type=_positive_float, default=1.0, help="seconds between polls (default 1)")
+    _add_selection(parser)
+    commands = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
+
+    listing = commands.add_parser("list", help="print one snapshot and exit")
+    formats = listing.add_mutually_exclusive_group()
+    formats.add_argument("--json", action="store_true", help="a JSON array of sockets")
+    formats.add_argument("--csv", action="store_true", help="CSV with a header row")
+    _add_selection(listing)
+    return parser
+
+
+def selection_filter(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Filter:
+    """--filter and --port combined into one filter; a bad term is a usage error."""
+    text = args.filter
+    if args.port:
+        text = f"port:{','.join(str(port) for port in args.port)} {text}"
+    try:
+        return parse_filter(text)
+    except FilterError as error:
+        parser.error(str(error))
+        raise  # unreachable: error() exits
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    selection = selection_filter(parser, args)
+    try:
+        source = open_source(args.backend)
+    except SourceError as error:
+        parser.error(str(error))
+    if args.command == "list":
+        return run_list(args, selection, source)
+    from conntui.ui.app import ConntuiApp
+
+    ConntuiApp(source=source, kind=args.kind, interval=args.interval, filter_text=selection.text).run()
+    return 0
+
+
+def run_list(args: argparse.Namespace, selection: Filter, source) -> int:
+    from conntui import output
+    from conntui.poller import Poller
+
+    poller = Poller(source, args.kind)
+    try:
+        snapshot, _ = poller.poll()
+    finally:
+        poller.close()
+    shown = [sock for sock in snapshot.sockets if selection.matches(sock)]
+    shown.sort(key=lambda sock: (sock.proto, sock.family, sock.local_port, sock.local_ip, sock.remote_port or 0))
+    rows = output.records(snapshot, shown)
+    if args.json:
+        text = output.to_json(rows) + "\n"
+    elif args.csv:
+        text = output.to_csv(rows)
+    else:
+        text = output.to_table(rows)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `conntui list | head`
+        sys.stdout = None  # type: ignore[assignment]
+    return 0

@@ -1,0 +1,240 @@
+"""The filter language shared by the dashboard and `conntui list`: parse text -> predicate.
+
+Whitespace-separated terms, all of which must match:
+
+    port:SPEC  lport:/sport:SPEC  rport:/dport:SPEC   SPEC = 80,https,8000-8100
+    state:LISTEN,time-wait   pid:N[,N]   proc:TEXT   ip:ADDR|CIDR  lip:  rip:
+    proto:tcp|udp   family:4|6   mine   N (= port:N)   WORD (process, address or state)
+    !term or -term negates a term.
+
+A term that cannot be understood raises `FilterError`, which names it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from functools import lru_cache
+
+from conntui.model import STATE_NAMES, FourTuple, Socket
+
+Test = Callable[[Socket, Collection[FourTuple]], bool]
+
+FILTER_KEYS = (
+    "port",
+    "lport",
+    "sport",
+    "rport",
+    "dport",
+    "state",
+    "pid",
+    "proc",
+    "ip",
+    "lip",
+    "rip",
+    "proto",
+    "family",
+)
+
+
+class FilterError(ValueError):
+    """A filter term that cannot be understood; `term` is the offending text."""
+
+    def __init__(self, term: str, reason: str) -> None:
+        super().__init__(f"bad filter term {term!r}: {reason}")
+        self.term = term
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Filter:
+    text: str
+    tests: tuple[Test, ...]
+
+    def matches(self, sock: Socket, mine: Collection[FourTuple] = ()) -> bool:
+        return all(test(sock, mine) for test in self.tests)
+
+    def __bool__(self) -> bool:
+        return bool(self.tests)
+
+
+MATCH_ALL = Filter("", ())
+
+
+def parse_filter(text: str) -> Filter:
+    return Filter(text.strip(), tuple(_parse_term(term) for term in text.split()))
+
+
+def _parse_term(term: str) -> Test:
+    negated = term[0] in "!-" and len(term) > 1
+    body = term[1:] if negated else term
+    test = _parse_positive(term, body)
+    if negated:
+        return lambda sock, mine: not test(sock, mine)
+    return test
+
+
+def _parse_positive(term: str, body: str) -> Test:
+    key, colon, value = body.partition(":")
+    if not colon or key.lower() not in FILTER_KEYS:
+        if colon and _is_address(body):
+            return _ip_test(term, body, "either")
+        if colon:
+            raise FilterError(term, f"unknown key {key!r} (keys: {', '.join(FILTER_KEYS)})")
+        return _bare_test(term, body)
+    key = key.lower()
+    if not value:
+        raise FilterError(term, f"{key}: needs a value")
+    if key in ("port", "lport", "sport", "rport", "dport"):
+        ports = _parse_ports(term, value)
+        if key == "port":
+            return lambda sock, mine: sock.local_port in ports or sock.remote_port in ports
+        if key in ("lport", "sport"):
+            return lambda sock, mine: sock.local_port in ports
+        return lambda sock, mine: sock.remote_port in ports
+    if key == "state":
+        states = {_parse_state(term, name) for name in value.split(",")}
+        return lambda sock, mine: sock.state in states
+    if key == "pid":
+        try:
+            pids = {int(pid) for pid in value.split(",")}
+        except ValueError:
+            raise FilterError(term, "pid: takes whole numbers, e.g. pid:1234,5678") from None
+        return lambda sock, mine: not pids.isdisjoint(sock.pids)
+    if key == "proc":
+        needle = value.lower()
+        return lambda sock, mine: sock.process is not None and needle in sock.process.lower()
+    if key in ("ip", "lip", "rip"):
+        return _ip_test(term, value, {"ip": "either", "lip": "local", "rip": "remote"}[key])
+    if key == "proto":
+        proto = value.lower()
+        if proto not in ("tcp", "udp"):
+            raise FilterError(term, "proto: is tcp or udp")
+        return lambda sock, mine: sock.proto == proto
+    # family
+    if value not in ("4", "6"):
+        raise FilterError(term, "family: is 4 or 6")
+    family = int(value)
+    return lambda sock, mine: sock.family == family
+
+
+def _bare_test(term: str, word: str) -> Test:
+    if _is_number(word):
+        ports = _parse_ports(term, word)
+        return lambda sock, mine: sock.local_port in ports or sock.remote_port in ports
+    if word.lower() == "mine":
+        return lambda sock, mine: sock.four_tuple in mine
+    needle = word.lower()
+
+    def matches_text(sock: Socket, mine: Collection[FourTuple]) -> bool:
+        return (
+            (sock.process is not None and needle in sock.process.lower())
+            or needle in sock.local_ip
+            or (sock.remote_ip is not None and needle in sock.remote_ip)
+            or needle in sock.state.lower()
+        )
+
+    return matches_text
+
+
+def _parse_ports(term: str, spec: str) -> frozenset[int] | range:
+    ports: set[int] = set()
+    for part in spec.split(","):
+        low_text, dash, high_text = part.partition("-")
+        if dash and _is_number(low_text) and _is_number(high_text):
+            low, high = int(low_text), int(high_text)
+            if low > high:
+                raise FilterError(term, f"port range {part!r} runs backwards")
+            _check_port(term, low)
+            _check_port(term, high)
+            if len(spec.split(",")) == 1:
+                return range(low, high + 1)
+            ports.update(range(low, high + 1))
+        elif _is_number(part):
+            ports.add(_check_port(term, int(part)))
+        elif part:
+            ports.add(_service_port(term, part))
+        else:
+            raise FilterError(term, "empty port in the list")
+    return frozenset(ports)
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _check_port(term: str, port: int) -> int:
+    if not 0 <= port <= 65535:
+        raise FilterError(term, f"port {port} is out of range 0-65535")
+    return port
+
+
+# Used when the system has no services database (/etc/services).
+WELL_KNOWN_PORTS = {
+    "ftp": 21,
+    "ssh": 22,
+    "smtp": 25,
+    "dns": 53,
+    "domain": 53,
+    "http": 80,
+    "pop3": 110,
+    "imap": 143,
+    "https": 443,
+    "imaps": 993,
+    "mysql": 3306,
+    "postgresql": 5432,
+    "redis": 6379,
+    "http-alt": 8080,
+}
+
+
+def _service_port(term: str, name: str) -> int:
+    for proto in ("tcp", "udp"):
+        try:
+            return socket.getservbyname(name.lower(), proto)
+        except (OSError, UnicodeError):
+            continue
+    if name.lower() in WELL_KNOWN_PORTS:
+        return WELL_KNOWN_PORTS[name.lower()]
+    raise FilterError(term, f"unknown port or service name {name!r}")
+
+
+def _parse_state(term: str, name: str) -> str:
+    state = name.upper().replace("-", "_")
+    if state not in STATE_NAMES:
+        raise FilterError(term, f"unknown state {name!r} (states: {', '.join(sorted(STATE_NAMES))})")
+    return state
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    address = ipaddress.ip_address(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _ip_test(term: str, value: str, end: str) -> Test:
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise FilterError(term, f"{value!r} is not an IP address or CIDR network") from None
+
+    def within(ip: str | None) -> bool:
+        return ip is not None and _address(ip) in network
+
+    if end == "local":
+        return lambda sock, mine: within(sock.local_ip)
+    if end == "remote":
+        return lambda sock, mine: within(sock.remote_ip)
+    return lambda sock, mine: within(sock.local_ip) or within(sock.remote_ip)

@@ -1,0 +1,119 @@
+"""The socket record, the snapshot it lives in, and the vocabulary both use (kinds, states).
+
+A `Socket` is one kernel socket. Its `key` is its stable identity across polls (the netlink
+socket cookie, else the inode, else the tuple itself for sockets without an inode such as
+TIME_WAIT); its `four_tuple` is what the user sees and what must be unique.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+TCP_STATES: dict[int, str] = {
+    1: "ESTABLISHED",
+    2: "SYN_SENT",
+    3: "SYN_RECV",
+    4: "FIN_WAIT1",
+    5: "FIN_WAIT2",
+    6: "TIME_WAIT",
+    7: "CLOSE",
+    8: "CLOSE_WAIT",
+    9: "LAST_ACK",
+    10: "LISTEN",
+    11: "CLOSING",
+    12: "SYN_RECV",  # TCP_NEW_SYN_RECV: a request socket, shown as psutil and ss do
+}
+UDP_STATE = "NONE"
+STATE_NAMES: frozenset[str] = frozenset(TCP_STATES.values()) | {UDP_STATE}
+
+# KIND (as psutil spells it) -> the (proto, family) pairs it covers.
+KINDS: dict[str, tuple[tuple[str, int], ...]] = {
+    "inet": (("tcp", 4), ("tcp", 6), ("udp", 4), ("udp", 6)),
+    "tcp": (("tcp", 4), ("tcp", 6)),
+    "udp": (("udp", 4), ("udp", 6)),
+    "tcp4": (("tcp", 4),),
+    "tcp6": (("tcp", 6),),
+    "udp4": (("udp", 4),),
+    "udp6": (("udp", 6),),
+}
+
+FourTuple = tuple[str, str, int, "str | None", "int | None"]
+
+
+class Socket(NamedTuple):
+    """One kernel socket. A NamedTuple, not a dataclass: 100,000 are built per poll."""
+
+    key: object
+    proto: str
+    family: int
+    local_ip: str
+    local_port: int
+    remote_ip: str | None
+    remote_port: int | None
+    state: str
+    inode: int = 0
+    uid: int | None = None
+    pids: tuple[int, ...] = ()
+    process: str | None = None
+    user: str | None = None
+    rtt_ms: float | None = None
+    rttvar_ms: float | None = None
+    retrans: int | None = None
+    cwnd: int | None = None
+    bytes_sent: int | None = None
+    bytes_received: int | None = None
+
+    @property
+    def four_tuple(self) -> FourTuple:
+        """(proto, local ip, local port, remote ip, remote port): the connection's identity."""
+        return (self.proto, self.local_ip, self.local_port, self.remote_ip, self.remote_port)
+
+    @property
+    def peer_tuple(self) -> FourTuple:
+        """The four-tuple the other end of this connection has, if it lives on this machine."""
+        return (self.proto, self.remote_ip or "", self.remote_port or 0, self.local_ip, self.local_port)
+
+    @property
+    def local(self) -> str:
+        return format_endpoint(self.local_ip, self.local_port)
+
+    @property
+    def remote(self) -> str:
+        if self.remote_ip is None:
+            return "*"
+        return format_endpoint(self.remote_ip, self.remote_port)
+
+
+def format_endpoint(ip: str, port: int | None) -> str:
+    """`1.2.3.4:80`, `[::1]:80`."""
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"{host}:{port if port is not None else '*'}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """What we show of an owner process."""
+
+    pid: int
+    name: str | None
+    user: str | None
+    cmdline: tuple[str, ...] = ()
+    create_time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every socket seen by one poll, with the owner processes it found."""
+
+    sockets: tuple[Socket, ...]
+    processes: dict[int, ProcessInfo] = field(default_factory=dict)
+    taken_at: float = field(default_factory=time.time)
+    duration_ms: float = 0.0
+    backend: str = ""
+
+    def tuple_counts(self) -> Counter[FourTuple]:
+        """How many live sockets hold each exact four-tuple (1 normally)."""
+        return Counter(sock.four_tuple for sock in self.sockets)

@@ -1,0 +1,103 @@
+"""`conntui list` renderings of a snapshot: JSON, CSV and a plain text table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+
+from conntui.model import Snapshot, Socket, format_endpoint
+
+FIELDS = (
+    "proto",
+    "family",
+    "local_ip",
+    "local_port",
+    "remote_ip",
+    "remote_port",
+    "state",
+    "pids",
+    "process",
+    "user",
+    "tuple_count",
+    "rtt_ms",
+    "retrans",
+    "bytes_sent",
+    "bytes_received",
+)
+
+
+def records(snapshot: Snapshot, sockets: Sequence[Socket]) -> list[dict]:
+    """The JSON objects of `list --json`, one per socket, fields in `FIELDS` order."""
+    counts = snapshot.tuple_counts()
+    return [
+        {
+            "proto": sock.proto,
+            "family": sock.family,
+            "local_ip": sock.local_ip,
+            "local_port": sock.local_port,
+            "remote_ip": sock.remote_ip,
+            "remote_port": sock.remote_port,
+            "state": sock.state,
+            "pids": list(sock.pids),
+            "process": sock.process,
+            "user": sock.user,
+            "tuple_count": counts[sock.four_tuple],
+            "rtt_ms": sock.rtt_ms,
+            "retrans": sock.retrans,
+            "bytes_sent": sock.bytes_sent,
+            "bytes_received": sock.bytes_received,
+        }
+        for sock in sockets
+    ]
+
+
+def to_json(rows: list[dict]) -> str:
+    return json.dumps(rows, indent=None, separators=(",", ":"))
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(FIELDS)
+    for row in rows:
+        writer.writerow(_csv_cell(row[name]) for name in FIELDS)
+    return out.getvalue()
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)
+    return value
+
+
+def to_table(rows: list[dict]) -> str:
+    header = ("Proto", "Local address", "Remote address", "State", "PIDs", "Process", "User", "×N")
+    lines = [header]
+    for row in rows:
+        lines.append(
+            (
+                f"{row['proto']}{row['family']}",
+                _endpoint(row["local_ip"], row["local_port"]),
+                _endpoint(row["remote_ip"], row["remote_port"]),
+                row["state"],
+                ",".join(str(pid) for pid in row["pids"]) or "-",
+                row["process"] or "-",
+                row["user"] or "-",
+                f"×{row['tuple_count']}" if row["tuple_count"] > 1 else "",
+            )
+        )
+    widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
+    return (
+        "\n".join(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip() for line in lines
+        )
+        + "\n"
+    )
+
+
+def _endpoint(ip: str | None, port: int | None) -> str:
+    return "*" if ip is None else format_endpoint(ip, port)

@@ -1,0 +1,175 @@
+"""Linux `sock_diag` netlink dumps (TCP and UDP, IPv4 and IPv6, all states), stdlib only.
+
+One `SOCK_DIAG_BY_FAMILY` dump request per (proto, family); each reply row is an
+`inet_diag_msg` (72 bytes) optionally followed by an `INET_DIAG_INFO` attribute holding the
+kernel's `struct tcp_info`, from which the TCP metrics come (no root needed, as for `ss -ti`).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+from collections.abc import Iterable
+
+from conntui.model import TCP_STATES, UDP_STATE, Socket
+from conntui.sources import SourceError
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+INET_DIAG_INFO = 2
+ALL_STATES = 0xFFFFFFFF
+TCP_TIME_WAIT, TCP_NEW_SYN_RECV = 6, 12
+
+_NLMSG_HEADER = struct.Struct("=IHHII")
+# inet_diag_req_v2: family, protocol, ext, pad, states, then inet_diag_sockid (all zero: dump).
+_DIAG_REQUEST = struct.Struct("=BBBxI48x")
+# inet_diag_msg: family, state, timer, retrans, sport, dport (big-endian, swapped below),
+# src[16], dst[16], if, cookie, expires, rqueue, wqueue, uid, inode.
+_DIAG_MSG = struct.Struct("=BBBBHH16s16sIQIIIII")
+_RTATTR = struct.Struct("=HH")
+# struct tcp_info from tcpi_rtt (offset 68) to tcpi_bytes_received (ends at offset 136):
+# rtt, rttvar, [snd_ssthresh], snd_cwnd, [advmss reordering rcv_rtt rcv_space], total_retrans,
+# [pacing_rate max_pacing_rate], bytes_acked, bytes_received.
+_TCP_INFO_OFFSET = 68
+_TCP_INFO = struct.Struct("=II4xI16xI16xQQ")
+_TCP_INFO_END = _TCP_INFO_OFFSET + _TCP_INFO.size
+
+_PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
+_FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+_RECV_BUFFER = 1 << 16
+
+_PORT = [(port & 255) << 8 | port >> 8 for port in range(65536)] if sys.byteorder == "little" else list(range(65536))
+
+
+class NetlinkSource:
+    """Dumps sockets through one NETLINK_SOCK_DIAG socket, kept open between polls."""
+
+    name = "netlink"
+    includes_owners = False
+
+    def __init__(self, tcp_info: bool = True) -> None:
+        self.tcp_info = tcp_info
+        try:
+            self._netlink = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
+        except (AttributeError, OSError) as error:
+            raise SourceError(f"netlink sock_diag unavailable: {error}") from error
+        self._buffer = bytearray(_RECV_BUFFER)
+        self._sequence = 0
+        # Address bytes -> text, shared across polls: a busy host has few distinct addresses.
+        self._addresses: dict[bytes, str] = {}
+
+    def close(self) -> None:
+        self._netlink.close()
+
+    def list_sockets(self, kinds: Iterable[tuple[str, int]]) -> list[Socket]:
+        rows: list[Socket] = []
+        for proto, family in kinds:
+            self._dump(proto, family, rows)
+        return rows
+
+    def _dump(self, proto: str, family: int, rows: list[Socket]) -> None:
+        self._sequence += 1
+        want_info = self.tcp_info and proto == "tcp"
+        request = _DIAG_REQUEST.pack(
+            _FAMILIES[family], _PROTOCOLS[proto], 1 << (INET_DIAG_INFO - 1) if want_info else 0, ALL_STATES
+        )
+        header = _NLMSG_HEADER.pack(
+            _NLMSG_HEADER.size + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, self._sequence, 0
+        )
+        self._netlink.sendto(header + request, (0, 0))
+        while True:
+            size = self._netlink.recv_into(self._buffer)
+            if self._parse(memoryview(self._buffer)[:size], proto, family, want_info, rows):
+                return
+
+    def _parse(self, data: memoryview, proto: str, family: int, want_info: bool, rows: list[Socket]) -> bool:
+        """Append the rows of one datagram; True once the dump is done."""
+        addresses = self._addresses
+        address_length = 4 if family == 4 else 16
+        address_family = _FAMILIES[family]
+        is_tcp = proto == "tcp"
+        offset, end = 0, len(data)
+        while offset + _NLMSG_HEADER.size <= end:
+            length, kind, _flags, sequence, _pid = _NLMSG_HEADER.unpack_from(data, offset)
+            if length < _NLMSG_HEADER.size:
+                return True
+            if sequence != self._sequence:
+                offset += (length + 3) & ~3
+                continue
+            if kind == NLMSG_DONE:
+                return True
+            if kind == NLMSG_ERROR:
+                (error,) = struct.unpack_from("=i", data, offset + _NLMSG_HEADER.size)
+                if error == 0:
+                    return True
+                raise OSError(-error, f"sock_diag dump of {proto}{family} failed")
+            body = offset + _NLMSG_HEADER.size
+            (
+                _family,
+                state,
+                _timer,
+                _retrans,
+                sport,
+                dport,
+                src,
+                dst,
+                _if,
+                cookie,
+                _expires,
+                _rqueue,
+                _wqueue,
+                uid,
+                inode,
+            ) = _DIAG_MSG.unpack_from(data, body)
+            local_ip = addresses.get(src)
+            if local_ip is None:
+                local_ip = addresses[src] = socket.inet_ntop(address_family, src[:address_length])
+            remote_port: int | None = _PORT[dport]
+            remote_ip = addresses.get(dst)
+            if remote_ip is None:
+                remote_ip = addresses[dst] = socket.inet_ntop(address_family, dst[:address_length])
+            if remote_port == 0 and (remote_ip == "0.0.0.0" or remote_ip == "::"):
+                remote_ip = remote_port = None
+            metrics: tuple = ()
+            if want_info and length > _NLMSG_HEADER.size + _DIAG_MSG.size:
+                metrics = _tcp_metrics(data, body + _DIAG_MSG.size, offset + length)
+            rows.append(
+                Socket(
+                    cookie,
+                    proto,
+                    family,
+                    local_ip,
+                    _PORT[sport],
+                    remote_ip,
+                    remote_port,
+                    TCP_STATES.get(state, "UNKNOWN") if is_tcp else UDP_STATE,
+                    inode,
+                    None if state in (TCP_TIME_WAIT, TCP_NEW_SYN_RECV) else uid,
+                    (),
+                    None,
+                    None,
+                    *metrics,
+                )
+            )
+            offset += (length + 3) & ~3
+        return False
+
+
+def _tcp_metrics(data: memoryview, offset: int, end: int) -> tuple:
+    """(rtt_ms, rttvar_ms, retrans, cwnd, bytes_sent, bytes_received) from INET_DIAG_INFO, or ()."""
+    while offset + _RTATTR.size <= end:
+        length, kind = _RTATTR.unpack_from(data, offset)
+        if length < _RTATTR.size:
+            return ()
+        if kind == INET_DIAG_INFO and length - _RTATTR.size >= _TCP_INFO_END:
+            rtt, rttvar, cwnd, retrans, acked, received = _TCP_INFO.unpack_from(
+                data, offset + _RTATTR.size + _TCP_INFO_OFFSET
+            )
+            return (rtt / 1000, rttvar / 1000, retrans, cwnd, acked, received)
+        offset += (length + 3) & ~3
+    return ()

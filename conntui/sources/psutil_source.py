@@ -1,0 +1,36 @@
+"""`psutil.net_connections()`: the socket source on macOS, Windows and the BSDs.
+
+Less truthful than netlink on Linux (a socket shared by two processes is one row with one pid;
+identical rows with unknown owners are merged), so it is used there only when asked for.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+
+import psutil
+
+from conntui.model import UDP_STATE, Socket
+
+_KIND_NAMES = {("tcp", 4): "tcp4", ("tcp", 6): "tcp6", ("udp", 4): "udp4", ("udp", 6): "udp6"}
+
+
+class PsutilSource:
+    name = "psutil"
+    includes_owners = True
+
+    def close(self) -> None:
+        pass
+
+    def list_sockets(self, kinds: Iterable[tuple[str, int]]) -> list[Socket]:
+        rows: list[Socket] = []
+        for proto, family in kinds:
+            for conn in psutil.net_connections(_KIND_NAMES[(proto, family)]):
+                remote_ip, remote_port = (conn.raddr.ip, conn.raddr.port) if conn.raddr else (None, None)
+                state = UDP_STATE if conn.type == socket.SOCK_DGRAM else conn.status
+                pids = (conn.pid,) if conn.pid else ()
+                four = (proto, family, conn.laddr.ip, conn.laddr.port, remote_ip, remote_port)
+                key = (*four, conn.pid, conn.fd) if conn.pid else (*four, state)
+                rows.append(Socket(key, *four, state, pids=pids))
+        return rows

@@ -1,0 +1,1 @@
+"""The Textual dashboard: thin widgets that render the pure view in `conntui.view`."""

@@ -1,0 +1,53 @@
+"""The detail pane: the selected socket's four values, what it shares with others, its owners, its peer."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from conntui.model import Snapshot, Socket
+from conntui.uniqueness import find_peer, shared_parts
+
+
+class DetailPane(Static):
+    def show_socket(self, sock: Socket | None, snapshot: Snapshot | None) -> None:
+        if sock is None or snapshot is None:
+            self.update("No socket selected.")
+            return
+        self.update(self._describe(sock, snapshot))
+
+    @staticmethod
+    def _describe(sock: Socket, snapshot: Snapshot) -> Table:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        grid.add_row("Connection", Text(f"{sock.proto}{sock.family}  {sock.local} → {sock.remote}  {sock.state}"))
+        grid.add_row(
+            "Four values",
+            f"source IP {sock.local_ip}   source port {sock.local_port}   "
+            f"destination IP {sock.remote_ip or '*'}   destination port {sock.remote_port or '*'}",
+        )
+        for part in shared_parts(sock, snapshot.sockets):
+            noun = "socket" if part.count == 1 else "sockets"
+            grid.add_row("", f"{part.label}: {part.count} {noun}, {part.note}")
+        if sock.pids:
+            for pid in sock.pids:
+                info = snapshot.processes.get(pid)
+                if info is None:
+                    grid.add_row("Owner", f"{pid} (gone or hidden)")
+                else:
+                    command = " ".join(info.cmdline)[:200] or "-"
+                    grid.add_row("Owner", f"{pid} {info.name or '?'} ({info.user or '?'})  {command}")
+        else:
+            grid.add_row("Owner", "none visible (TIME_WAIT, another user's, or another namespace)")
+        if sock.rtt_ms is not None and sock.state != "LISTEN":
+            grid.add_row(
+                "TCP",
+                f"rtt {sock.rtt_ms:.3f} ms ± {sock.rttvar_ms:.3f}  retrans {sock.retrans}  cwnd {sock.cwnd}  "
+                f"sent {sock.bytes_sent} B  received {sock.bytes_received} B",
+            )
+        peer = find_peer(sock, snapshot.sockets)
+        if peer is not None:
+            grid.add_row("Peer", f"{peer.proto}{peer.family}  {peer.local} → {peer.remote}  {peer.state}  (g: jump)")
+        return grid

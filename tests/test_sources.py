@@ -1,0 +1,136 @@
+"""Every available backend against real loopback sockets whose truth we know."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+
+from conntui.model import Snapshot
+from conntui.poller import Poller
+from conntui.sources import SourceError, open_source
+from tests.conftest import BACKENDS, HAS_IPV6, find, poll_until
+
+TRUTHFUL = {"netlink", "proc"}  # one row per kernel socket, every owner
+
+
+def test_auto_backend_on_linux_is_netlink() -> None:
+    source = open_source("auto")
+    try:
+        assert source.name == "netlink"
+    finally:
+        source.close()
+
+
+def test_unknown_backend_is_an_error() -> None:
+    with pytest.raises(SourceError, match="unknown backend"):
+        open_source("carrier-pigeon")
+
+
+def test_listener_and_established_pair(poller: Poller, sockets) -> None:
+    listener = sockets.listener()
+    client, _server = sockets.connection(listener)
+    lport = listener.getsockname()[1]
+    cport = client.getsockname()[1]
+    snapshot, _ = poller.poll()
+    (listen_row,) = [row for row in find(snapshot.sockets, ("127.0.0.1", lport)) if row.state == "LISTEN"]
+    assert listen_row.remote_ip is None and listen_row.remote_port is None
+    (client_row,) = find(snapshot.sockets, ("127.0.0.1", cport), ("127.0.0.1", lport))
+    (server_row,) = find(snapshot.sockets, ("127.0.0.1", lport), ("127.0.0.1", cport))
+    assert client_row.state == server_row.state == "ESTABLISHED"
+    for row in (listen_row, client_row, server_row):
+        assert os.getpid() in row.pids
+        assert row.process and row.user
+    assert client_row.four_tuple != server_row.four_tuple
+    assert client_row.peer_tuple == server_row.four_tuple
+
+
+@pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")
+def test_ipv6(poller: Poller, sockets) -> None:
+    listener = sockets.listener("::1")
+    client, _server = sockets.connection(listener)
+    snapshot, _ = poller.poll()
+    rows = find(snapshot.sockets, ("::1", client.getsockname()[1]), ("::1", listener.getsockname()[1]))
+    assert len(rows) == 1 and rows[0].family == 6 and rows[0].state == "ESTABLISHED"
+
+
+def test_udp_bound_and_connected(poller: Poller, sockets) -> None:
+    bound = sockets.keep(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    bound.bind(("127.0.0.1", 0))
+    connected = sockets.keep(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    connected.connect(bound.getsockname())
+    snapshot, _ = poller.poll()
+    (bound_row,) = find(snapshot.sockets, bound.getsockname(), proto="udp")
+    assert bound_row.state == "NONE" and bound_row.remote_ip is None
+    (connected_row,) = find(snapshot.sockets, connected.getsockname(), proto="udp")
+    assert (connected_row.remote_ip, connected_row.remote_port) == bound.getsockname()
+
+
+def test_time_wait_is_a_row_without_owner(poller: Poller, sockets) -> None:
+    listener = sockets.listener()
+    client, server = sockets.connection(listener)
+    local, remote = client.getsockname(), client.getpeername()
+    client.close()  # the side that closes first waits in TIME_WAIT
+    time.sleep(0.05)
+    server.close()
+    rows = poll_until(poller, lambda socks: [s for s in find(socks, local, remote) if s.state == "TIME_WAIT"])
+    assert rows[0].pids == () and rows[0].process is None and rows[0].user is None
+
+
+@pytest.mark.parametrize("backend", sorted(TRUTHFUL & set(BACKENDS)))
+def test_socket_shared_with_a_child_lists_both_owners(poller: Poller, sockets, child_holding) -> None:
+    listener = sockets.listener()
+    child = child_holding(listener)
+    snapshot, _ = poller.poll()
+    (row,) = find(snapshot.sockets, listener.getsockname())
+    assert row.state == "LISTEN"
+    assert set(row.pids) == {os.getpid(), child.pid}
+
+
+@pytest.mark.parametrize("backend", sorted(TRUTHFUL & set(BACKENDS)))
+def test_reuseport_listeners_are_two_rows_with_the_same_tuple(poller: Poller, sockets) -> None:
+    first = sockets.listener(reuseport=True)
+    sockets.listener(reuseport=True, port=first.getsockname()[1])
+    snapshot, _ = poller.poll()
+    rows = find(snapshot.sockets, first.getsockname())
+    assert len(rows) == 2 and rows[0].key != rows[1].key
+    assert snapshot.tuple_counts()[rows[0].four_tuple] == 2
+
+
+def test_backends_agree_on_the_same_sockets(sockets) -> None:
+    listener = sockets.listener()
+    pairs = [sockets.connection(listener) for _ in range(3)]
+    ports = {listener.getsockname()[1]} | {client.getsockname()[1] for client, _ in pairs}
+
+    def ours(snapshot: Snapshot) -> set:
+        return {(s.four_tuple, s.state) for s in snapshot.sockets if s.local_port in ports and s.proto == "tcp"}
+
+    seen = {}
+    for name in BACKENDS:
+        poller = Poller(open_source(name), "tcp4")
+        try:
+            seen[name] = ours(poller.poll()[0])
+        finally:
+            poller.close()
+    assert len(seen[BACKENDS[0]]) == 7  # a listener and three connections, both ends
+    assert all(value == seen[BACKENDS[0]] for value in seen.values()), seen
+
+
+@pytest.mark.skipif("netlink" not in BACKENDS, reason="netlink only")
+def test_netlink_reports_tcp_metrics(sockets) -> None:
+    listener = sockets.listener()
+    client, server = sockets.connection(listener)
+    client.sendall(b"x" * 1000)
+    assert server.recv(2000)
+    poller = Poller(open_source("netlink"), "tcp4")
+    try:
+        snapshot, _ = poller.poll()
+    finally:
+        poller.close()
+    (row,) = find(snapshot.sockets, client.getsockname(), client.getpeername())
+    # bytes_acked, as the kernel (and ss -ti) report it, counts the SYN too.
+    assert row.bytes_sent in (1000, 1001) and row.rtt_ms is not None and row.rtt_ms >= 0 and row.cwnd
+    (peer,) = find(snapshot.sockets, server.getsockname(), server.getpeername())
+    assert peer.bytes_received == 1000
