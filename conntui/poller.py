@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from conntui.changes import Changes, diff
 from conntui.model import KINDS, ProcessInfo, Snapshot, Socket
 from conntui.sources import SocketSource, open_source
 from conntui.sources.owners import owners_by_inode
 from conntui.sources.processes import ProcessDirectory
+
+
+class Polling(Protocol):
+    """What the dashboard needs from a poller (tests replay fixed snapshots through it)."""
+
+    def poll(self) -> tuple[Snapshot, Changes]: ...
+
+    def close(self) -> None: ...
 
 
 class Poller:

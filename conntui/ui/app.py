@@ -22,7 +22,7 @@ from textual.widgets import Footer, Header, Input, RichLog
 
 from conntui.changes import event_lines
 from conntui.filters import FilterError, parse_filter
-from conntui.poller import Poller
+from conntui.poller import Poller, Polling
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.help_screen import HelpScreen
 from conntui.ui.messages import CursorMoved, PollFailed, SnapshotReady
@@ -62,7 +62,7 @@ class ConntuiApp(App[None]):
 
     def __init__(
         self,
-        poller: Poller | None = None,
+        poller: Polling | None = None,
         *,
         interval: float = 1.0,
         filter_text: str = "",

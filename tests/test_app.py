@@ -1,0 +1,170 @@
+"""The real dashboard, driven headless through Textual's pilot, polling real loopback sockets."""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+
+from rich.console import Console
+from textual.widgets import Input, RichLog, Static
+
+from conntui.poller import Poller
+from conntui.sources import open_source
+from conntui.ui.app import ConntuiApp
+from conntui.ui.detail_pane import DetailPane
+from conntui.ui.help_screen import HelpScreen
+from conntui.ui.socket_table import SocketTable
+from conntui.ui.status_bar import StatusBar
+from tests.conftest import wait_for
+
+SIZE = (150, 40)
+
+
+def make_app(filter_text: str = "") -> ConntuiApp:
+    return ConntuiApp(Poller(open_source(), "tcp"), interval=0.2, filter_text=filter_text)
+
+
+def row_for(app: ConntuiApp, local_port: int, remote_port: int | None = None):
+    for row in app.view.visible:
+        if row.sock.local_port == local_port and (remote_port is None or row.sock.remote_port == remote_port):
+            return row
+    return None
+
+
+def plain(widget: Static) -> str:
+    """What a Static shows, as plain text."""
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()
+
+
+def status_text(app: ConntuiApp) -> str:
+    return plain(app.query_one(StatusBar))
+
+
+def reset(sock: socket.socket) -> None:
+    """Close with an RST: the socket is gone at once, no TIME_WAIT."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+async def test_connection_appears_marked_new_then_closed_then_removed(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    app = make_app(f"port:{port}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.poll_count >= 1 and row_for(app, port))
+        client, server = sockets.connection(listener)
+        cport = client.getsockname()[1]
+        await wait_for(pilot, lambda: row_for(app, cport))
+        assert row_for(app, cport).mark == "new"
+        assert row_for(app, port, cport).mark == "new"  # the accepted side too
+        reset(client)
+        reset(server)
+        await wait_for(pilot, lambda: row_for(app, cport) and row_for(app, cport).mark == "closed")
+        await wait_for(pilot, lambda: row_for(app, cport) is None)
+        await pilot.press("l")
+        log = app.query_one("#events", RichLog)
+        await wait_for(pilot, lambda: log.lines)
+        text = "\n".join(line.text for line in log.lines)
+        assert f"opened  tcp4 127.0.0.1:{cport}" in text and f"closed  tcp4 127.0.0.1:{cport}" in text
+
+
+async def test_typed_port_filter_hides_other_rows_and_bad_filter_keeps_last_good(sockets) -> None:
+    first, second = sockets.listener(), sockets.listener()
+    port1, port2 = first.getsockname()[1], second.getsockname()[1]
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: row_for(app, port1) and row_for(app, port2))
+        await pilot.press("slash", *f"port:{port1}")
+        await wait_for(pilot, lambda: row_for(app, port2) is None)
+        assert row_for(app, port1) is not None
+        assert all(port1 in (row.sock.local_port, row.sock.remote_port) for row in app.view.visible)
+        app.query_one("#filter", Input).value = f"port:{port1} bogus:1"  # as if pasted
+        await pilot.pause()
+        assert "bogus:1" in status_text(app) and "unknown key" in status_text(app)
+        assert app.query_one("#filter", Input).has_class("-invalid")
+        assert app.view.filter.text == f"port:{port1}"  # the last good filter still applies
+        assert row_for(app, port1) is not None and row_for(app, port2) is None
+        await pilot.press("end", *["backspace"] * len(" bogus:1"))
+        await pilot.pause()
+        assert "bogus" not in status_text(app)
+        await pilot.press("enter")  # leave the box, keep the filter
+        assert isinstance(app.focused, SocketTable) and app.view.filter.text == f"port:{port1}"
+        await pilot.press("escape")  # clear it
+        await wait_for(pilot, lambda: row_for(app, port2) is not None)
+        assert app.view.filter.text == ""
+
+
+async def test_cursor_stays_on_its_socket_and_header_click_sorts(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    for _ in range(3):
+        sockets.connection(listener)
+    app = make_app(f"port:{port}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.view.visible) == 7)
+        table = app.query_one(SocketTable)
+        await pilot.press("down", "down")
+        chosen = table.cursor_key
+        assert table.cursor_row.sock.key == chosen
+        extra = sockets.connection(listener)  # new rows arrive and sort in around the cursor
+        await wait_for(pilot, lambda: len(app.view.visible) == 9)
+        assert table.cursor_key == chosen and table.cursor_row.sock.key == chosen
+        await pilot.click(SocketTable, offset=(3, 0))  # the "Proto" title
+        assert app.view.sort_column == "proto"
+        await pilot.click(SocketTable, offset=(3, 0))
+        assert app.view.sort_reverse
+        await pilot.press("s")
+        assert app.view.sort_column == "local_ip"
+        assert table.cursor_row.sock.key == chosen
+        assert extra
+
+
+async def test_detail_pane_shows_uniqueness_owners_and_jumps_to_peer(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    client, _server = sockets.connection(listener)
+    sockets.connection(listener)
+    cport = client.getsockname()[1]
+    app = make_app(f"port:{port}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: row_for(app, cport))
+        table = app.query_one(SocketTable)
+        table.move_to_key(row_for(app, cport).sock.key)
+        await pilot.press("enter")
+        detail = app.query_one(DetailPane)
+        assert not detail.has_class("hidden")
+        text = plain(detail)
+        assert f"source port {cport}" in text and f"destination port {port}" in text
+        assert f"same remote endpoint 127.0.0.1:{port}: 2 sockets, differing only in local port" in text
+        assert "same four-tuple: 1 socket" in text
+        assert "python" in text.lower()
+        await pilot.press("g")
+        assert table.cursor_row.sock.local_port == port and table.cursor_row.sock.remote_port == cport
+
+
+async def test_pause_stops_updates_and_help_opens(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    app = make_app(f"port:{port}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: row_for(app, port))
+        await pilot.press("p")
+        assert "PAUSED" in status_text(app)
+        await pilot.pause(0.3)
+        polls = app.poll_count
+        client, _ = sockets.connection(listener)
+        await pilot.pause(0.6)
+        assert app.poll_count == polls and row_for(app, client.getsockname()[1]) is None
+        await pilot.press("r")  # refresh now, even while paused
+        await wait_for(pilot, lambda: row_for(app, client.getsockname()[1]))
+        await pilot.press("p")
+        assert "PAUSED" not in status_text(app)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("l")
+        assert not app.query_one("#events").has_class("hidden")

@@ -1,0 +1,135 @@
+"""Change detection and the dashboard's pure view, driven by real polls of real sockets."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+from conntui.changes import diff, event_lines
+from conntui.filters import parse_filter
+from conntui.model import Snapshot, Socket
+from conntui.poller import Poller
+from conntui.sources import open_source
+from conntui.uniqueness import find_peer, shared_parts
+from conntui.view import CLOSED_SECONDS, NEW_SECONDS, ConnectionView, format_age
+from tests.conftest import find, poll_until
+
+
+def test_opened_closed_and_state_changes_between_real_polls(sockets) -> None:
+    poller = Poller(open_source(), "tcp4")
+    try:
+        listener = sockets.listener()
+        poller.poll()
+        client, server = sockets.connection(listener)
+        local, remote = client.getsockname(), client.getpeername()
+        _, changes = poller.poll()
+        assert {(s.local_port, s.remote_port) for s in changes.opened} >= {(local[1], remote[1]), (remote[1], local[1])}
+
+        server.close()  # the server side closes first: the client side receives FIN -> CLOSE_WAIT
+        state_changes = []
+
+        def client_in_close_wait(socks) -> bool:
+            return any(s.state == "CLOSE_WAIT" for s in find(socks, local, remote))
+
+        deadline = time.monotonic() + 5
+        while True:
+            snapshot, changes = poller.poll()
+            state_changes += changes.state_changed
+            if client_in_close_wait(snapshot.sockets) or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert any(
+            (after.local_port, before.state, after.state) == (local[1], "ESTABLISHED", "CLOSE_WAIT")
+            for before, after in state_changes
+        )
+        client.close()  # CLOSE_WAIT -> gone (the server side is in TIME_WAIT/FIN_WAIT2, another socket)
+        _, changes = poller.poll()
+        assert any((s.local_port, s.remote_port) == (local[1], remote[1]) for s in changes.closed)
+    finally:
+        poller.close()
+
+
+def test_diff_reports_state_and_owner_changes() -> None:
+    before = Socket(1, "tcp", 4, "127.0.0.1", 1, "127.0.0.1", 2, "ESTABLISHED", pids=(10,))
+    after = before._replace(state="CLOSE_WAIT", pids=(10, 11))
+    changes = diff({1: before}, {1: after})
+    assert changes.state_changed == ((before, after),)
+    assert changes.owners_changed == ((before, after),)
+    assert not changes.opened and not changes.closed
+    lines = event_lines(changes)
+    assert any("ESTABLISHED → CLOSE_WAIT" in line for line in lines)
+    assert any("pids 10 → 10,11" in line for line in lines)
+    assert not diff({1: before}, {1: before})
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_view_marks_new_then_keeps_closed_rows_marked_until_they_expire(sockets) -> None:
+    clock = FakeClock()
+    view = ConnectionView(clock=clock)
+    poller = Poller(open_source(), "tcp4")
+    try:
+        listener = sockets.listener()
+        view.apply(*poller.poll())
+        assert all(row.mark == "" for row in view.visible)  # the first poll marks nothing
+        client, server = sockets.connection(listener)
+        key_of = {}
+        view.apply(*poller.poll())
+        for row in view.visible:
+            if row.sock.local_port == client.getsockname()[1]:
+                key_of["client"] = row.sock.key
+                assert row.mark == "new"
+        clock.now += NEW_SECONDS + 0.1
+        assert view.expire()
+        assert view.rows[key_of["client"]].mark == ""
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # linger 0: a reset, no TIME_WAIT, so the socket is really gone
+        server.close()
+        view.apply(*poller.poll())
+        assert view.rows[key_of["client"]].mark == "closed"
+        assert view.position(key_of["client"]) is not None
+        clock.now += CLOSED_SECONDS + 0.1
+        view.expire()
+        assert key_of["client"] not in view.rows and view.position(key_of["client"]) is None
+    finally:
+        poller.close()
+
+
+def test_view_filters_sorts_and_finds_positions() -> None:
+    socks = tuple(
+        Socket(port, "tcp", 4, f"10.0.0.{port}", port, None, None, "LISTEN", process=name)
+        for port, name in ((9, "b"), (10, "a"), (100, "c"))
+    )
+    view = ConnectionView(clock=FakeClock())
+    view.apply(Snapshot(socks), diff({}, {s.key: s for s in socks}))
+    assert [row.sock.key for row in view.visible] == [9, 10, 100]
+    view.set_sort("local_ip", reverse=True)
+    assert [row.sock.key for row in view.visible] == [100, 10, 9]  # numeric, not text, order
+    view.set_sort("process")
+    assert [row.sock.key for row in view.visible] == [10, 9, 100]
+    view.set_filter(parse_filter("port:9,100"))
+    assert [row.sock.key for row in view.visible] == [9, 100]
+    assert view.position(100) == 1 and view.position(10) is None
+
+
+def test_uniqueness_counts_and_peer() -> None:
+    server = Socket(1, "tcp", 4, "127.0.0.1", 8080, "127.0.0.1", 50001, "ESTABLISHED")
+    clients = [Socket(10 + i, "tcp", 4, "127.0.0.1", 50001 + i, "127.0.0.1", 8080, "ESTABLISHED") for i in range(3)]
+    everything = [server, *clients]
+    parts = {part.label: part for part in shared_parts(clients[0], everything)}
+    assert parts["same four-tuple"].count == 1
+    remote = parts["same remote endpoint 127.0.0.1:8080"]
+    assert remote.count == 3 and remote.note == "differing only in local port"
+    assert find_peer(clients[0], everything) == server
+    assert find_peer(clients[1], everything) is None
+
+
+def test_format_age() -> None:
+    assert [format_age(s) for s in (0, 59, 61, 3600 + 120, 90000)] == ["0s", "59s", "1m01s", "1h02m", "1d01h"]

@@ -1,0 +1,124 @@
+"""`conntui list` and the argument contract, run as a user runs them: a real process."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conntui import __version__
+
+FIELDS = [
+    "proto",
+    "family",
+    "local_ip",
+    "local_port",
+    "remote_ip",
+    "remote_port",
+    "state",
+    "pids",
+    "process",
+    "user",
+    "tuple_count",
+    "rtt_ms",
+    "retrans",
+    "bytes_sent",
+    "bytes_received",
+]
+
+
+def conntui(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "conntui", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_list_json_has_exact_fields_and_our_sockets(sockets) -> None:
+    listener = sockets.listener()
+    client, _server = sockets.connection(listener)
+    port = listener.getsockname()[1]
+    result = conntui("list", "--json", "--port", str(port))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert all(list(row) == FIELDS for row in rows)
+    by_state = {(row["state"], row["local_port"]): row for row in rows}
+    listen = by_state[("LISTEN", port)]
+    assert listen["remote_ip"] is None and listen["remote_port"] is None
+    assert listen["pids"] == [os.getpid()] and listen["process"] and listen["tuple_count"] == 1
+    mine = by_state[("ESTABLISHED", client.getsockname()[1])]
+    assert (mine["proto"], mine["family"], mine["local_ip"]) == ("tcp", 4, "127.0.0.1")
+    assert (mine["remote_ip"], mine["remote_port"]) == ("127.0.0.1", port)
+    assert len(rows) == 3  # the listener and both ends: nothing else has this port
+
+
+def test_list_csv_matches_json_fields(sockets) -> None:
+    listener = sockets.listener(reuseport=True)
+    sockets.listener(reuseport=True, port=listener.getsockname()[1])
+    result = conntui("list", "--csv", "--filter", f"lport:{listener.getsockname()[1]} state:listen", "--kind", "tcp4")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(rows[0]) == FIELDS
+    assert len(rows) == 2 and {row["tuple_count"] for row in rows} == {"2"}
+    assert rows[0]["pids"] == str(os.getpid()) and rows[0]["remote_ip"] == ""
+
+
+def test_list_table_is_human_readable(sockets) -> None:
+    listener = sockets.listener()
+    result = conntui("list", "--port", str(listener.getsockname()[1]))
+    assert result.returncode == 0
+    header, row = result.stdout.splitlines()
+    assert header.split()[:3] == ["Proto", "Local", "address"]
+    assert f"127.0.0.1:{listener.getsockname()[1]}" in row and "LISTEN" in row
+
+
+def test_list_kind_udp_only_lists_udp(sockets) -> None:
+    import socket
+
+    udp = sockets.keep(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    udp.bind(("127.0.0.1", 0))
+    rows = json.loads(conntui("list", "--json", "--kind", "udp").stdout)
+    assert rows and {row["proto"] for row in rows} == {"udp"}
+    assert any(row["local_port"] == udp.getsockname()[1] and row["state"] == "NONE" for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["list", "--filter", "state:LISTEN foo:1"], "foo:1"),
+        (["list", "--port", "70000"], "70000"),
+        (["list", "--kind", "sctp"], "sctp"),
+        (["list", "--backend", "carrier-pigeon"], "carrier-pigeon"),
+        (["list", "--json", "--csv"], "not allowed"),
+        (["--interval", "0"], "greater than 0"),
+        (["--interval", "soon"], "not a number"),
+        (["--filter", "port:"], "port:"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = conntui(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version() -> None:
+    result = conntui("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"conntui {__version__}"
+
+
+def test_list_does_not_import_textual() -> None:
+    code = "import sys; from conntui.cli import main; main(['list', '--json']); assert 'textual' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("backend", ["netlink", "proc", "psutil"])
+def test_list_backends_all_work(backend: str, sockets) -> None:
+    listener = sockets.listener()
+    rows = json.loads(conntui("list", "--json", "--backend", backend, "--port", str(listener.getsockname()[1])).stdout)
+    assert [row["state"] for row in rows] == ["LISTEN"]
