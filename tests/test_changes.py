@@ -13,7 +13,7 @@ from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.uniqueness import find_peer, shared_parts
 from conntui.view import CLOSED_SECONDS, NEW_SECONDS, ConnectionView, format_age
-from tests.conftest import find, poll_until
+from tests.conftest import find
 
 
 def test_opened_closed_and_state_changes_between_real_polls(sockets) -> None:

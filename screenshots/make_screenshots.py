@@ -1,0 +1,61 @@
+"""Regenerates the README's screenshots from the real app watching real loopback connections.
+
+    python screenshots/make_screenshots.py
+
+Opens a listener on 127.0.0.1 with a few clients (one of them closing into TIME_WAIT), runs the
+real dashboard headless with the real poller, and saves SVGs next to this file. Loopback only;
+everything it opens is closed before it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+from conntui.poller import Poller
+from conntui.sources import open_source
+from conntui.ui.app import ConntuiApp
+
+HERE = Path(__file__).parent
+SIZE = (150, 34)
+
+
+async def shoot(filter_text: str, name: str, keys: tuple[str, ...] = ()) -> None:
+    app = ConntuiApp(Poller(open_source(), "inet"), interval=0.5, filter_text=filter_text)
+    async with app.run_test(size=SIZE) as pilot:
+        deadline = time.monotonic() + 10
+        while app.poll_count < 2 and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        await pilot.press(*keys)
+        await pilot.pause(0.3)
+        app.save_screenshot(str(HERE / name))
+    print(f"wrote {HERE / name}")
+
+
+def main() -> None:
+    opened: list[socket.socket] = []
+    listener = socket.socket()
+    opened.append(listener)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    for index in range(4):
+        client = socket.create_connection(("127.0.0.1", port))
+        server, _ = listener.accept()
+        if index == 3:  # the client closes first: its side lingers in TIME_WAIT
+            client.close()
+            server.close()
+        else:
+            opened += [client, server]
+    try:
+        asyncio.run(shoot(f"port:{port}", "dashboard.svg"))
+        asyncio.run(shoot(f"port:{port}", "detail.svg", ("down", "down", "enter")))
+    finally:
+        for sock in opened:
+            sock.close()
+
+
+if __name__ == "__main__":
+    main()
