@@ -49,8 +49,10 @@ def shared_parts(sock: Socket, sockets: Iterable[Socket]) -> list[SharedPart]:
         differ = "differing only in local port" if len(remote_local_ips) == 1 else "differing in local endpoint"
         parts.insert(2, SharedPart(f"same remote endpoint {format_endpoint(rip, rport)}", remote, differ))
         parts.append(SharedPart(f"same address pair {lip} → {rip}", ip_pair, "differing in ports"))
-    return [part if part.count > 1 or part.label == "same four-tuple" else SharedPart(part.label, 1, "no other")
-            for part in parts]
+    return [
+        part if part.count > 1 or part.label == "same four-tuple" else SharedPart(part.label, 1, "no other")
+        for part in parts
+    ]
 
 
 def find_peer(sock: Socket, sockets: Iterable[Socket]) -> Socket | None:
