@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from conntui import __version__
 from conntui.filters import Filter, FilterError, parse_filter
-from conntui.model import KINDS
+from conntui.model import KINDS, MAX_PROBE_COUNT, PROBE_MODES
 from conntui.sources import BACKENDS, SourceError, open_source
 
 
@@ -29,6 +29,22 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PROBE_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number from 1 to {MAX_PROBE_COUNT}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 0 to 3600 seconds")
     return value
 
 
@@ -57,6 +73,19 @@ def build_parser() -> ArgumentParser:
     formats.add_argument("--json", action="store_true", help="a JSON array of sockets")
     formats.add_argument("--csv", action="store_true", help="CSV with a header row")
     _add_selection(listing)
+
+    probing = commands.add_parser("probe", help="open test HTTP connections and time their seven steps")
+    probing.add_argument("url", help="http:// or https:// URL")
+    probing.add_argument("--mode", choices=PROBE_MODES, default="single", help="connection pattern (default: single)")
+    probing.add_argument("-n", "--count", type=_count, default=1, help=f"requests or connections, 1..{MAX_PROBE_COUNT}")
+    probing.add_argument("--hold", type=_seconds, default=0.0, help="keep each connection open S seconds")
+    probing.add_argument("--timeout", type=_positive_float, default=5.0, help="bound on every step (default 5 s)")
+    probing.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    probing.add_argument("--json", action="store_true", help="print the record as JSON")
+
+    serving = commands.add_parser("serve", help="run the loopback HTTP/1.1 test server")
+    serving.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serving.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
     return parser
 
 
@@ -75,6 +104,10 @@ def selection_filter(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "probe":
+        return run_probe(parser, args)
+    if args.command == "serve":
+        return run_serve(args)
     selection = selection_filter(parser, args)
     try:
         source = open_source(args.backend)
@@ -111,4 +144,54 @@ def run_list(args: argparse.Namespace, selection: Filter, source) -> int:
         sys.stdout.flush()
     except BrokenPipeError:  # `conntui list | head`
         sys.stdout = None  # type: ignore[assignment]
+    return 0
+
+
+def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from conntui.probe import Probe, parse_url
+    from conntui.timeline import format_text
+
+    try:
+        parse_url(args.url)
+    except ValueError as error:
+        parser.error(str(error))
+    probe = Probe(args.url, args.mode, args.count, hold=args.hold, timeout=args.timeout, insecure=args.insecure)
+    try:
+        result = asyncio.run(probe.run())
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        sys.stdout.write(format_text(result))
+    if not result.ok:
+        print(f"conntui probe: {result.first_error or 'not every request was answered'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from conntui.testserver import TestServer, is_loopback, serve_until_stopped
+
+    if not is_loopback(args.host):
+        print(
+            f"conntui serve: warning: {args.host} is not a loopback address; other machines can reach this test server",
+            file=sys.stderr,
+        )
+
+    def announce(url: str) -> None:
+        print(f"conntui test server on {url} (Ctrl+C to stop)", flush=True)
+
+    try:
+        asyncio.run(serve_until_stopped(TestServer(args.host, args.port), announce))
+    except OSError as error:
+        print(f"conntui serve: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # a second Ctrl+C while stopping
+        pass
     return 0

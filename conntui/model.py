@@ -1,4 +1,4 @@
-"""The socket record, the snapshot it lives in, and the vocabulary both use (kinds, states).
+"""The socket record, the snapshot it lives in, and the vocabulary around them (kinds, states, modes).
 
 A `Socket` is one kernel socket. Its `key` is its stable identity across polls (the netlink
 socket cookie, else the inode, else the tuple itself for sockets without an inode such as
@@ -39,6 +39,10 @@ KINDS: dict[str, tuple[tuple[str, int], ...]] = {
     "udp4": (("udp", 4),),
     "udp6": (("udp", 6),),
 }
+
+# Test connections (`conntui probe`, the dashboard's `t`): how they use connections, how many.
+PROBE_MODES = ("single", "keepalive", "parallel", "pipeline")
+MAX_PROBE_COUNT = 100
 
 FourTuple = tuple[str, str, int, "str | None", "int | None"]
 

@@ -1,0 +1,458 @@
+"""The instrumented HTTP client: the seven steps of an HTTP exchange, each timed. Pure asyncio.
+
+For `http://host:80/page` a browser (1) extracts the host, (2) resolves it to an IP, (3) takes
+the port, (4) opens a TCP connection (then, for https, the TLS handshake), (5) sends the
+request, (6) reads the response (first byte, then the rest), (7) closes. `probe()` does the
+same in one of four modes — single, keepalive, parallel, pipeline — and records, per
+connection, the four-tuple it really used and the time of every step. Every step is bounded by
+a timeout; every failure becomes a failed step with a reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from conntui import __version__
+from conntui.model import MAX_PROBE_COUNT, PROBE_MODES
+from conntui.testserver import CLIENT_CLOSES_HEADER
+
+MAX_HEADER_BYTES = 64 * 1024
+PHASES = ("dns", "connect", "tls", "send", "ttfb", "transfer", "close")
+
+
+class ProbeError(Exception):
+    """A step failed; `step` names it."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(reason)
+        self.step = step
+
+
+@dataclass
+class Step:
+    name: str  # parse, dns, connect, tls, send, ttfb, transfer, hold, close
+    start_ms: float  # since the probe started
+    duration_ms: float
+    ok: bool = True
+    detail: str = ""
+
+
+@dataclass
+class Response:
+    status: int | None
+    bytes: int
+    ttfb_ms: float | None
+    total_ms: float | None
+    error: str | None = None
+
+
+@dataclass
+class ConnectionRecord:
+    index: int
+    local_ip: str | None = None
+    local_port: int | None = None
+    remote_ip: str | None = None
+    remote_port: int | None = None
+    steps: list[Step] = field(default_factory=list)
+    responses: list[Response] = field(default_factory=list)
+    error: str | None = None
+    closed: bool = False
+
+    @property
+    def four_tuple(self) -> tuple[str, str, int, str | None, int | None] | None:
+        if self.local_ip is None or self.local_port is None:
+            return None
+        return ("tcp", self.local_ip, self.local_port, self.remote_ip, self.remote_port)
+
+    def phase_ms(self, name: str, shared: Sequence[Step] = ()) -> float | None:
+        """The first request's time in one phase (the probe's shared DNS step included), or None."""
+        for step in (*shared, *self.steps):
+            if step.name == name:
+                return round(step.duration_ms, 3)
+        return None
+
+    def to_json(self, shared: Sequence[Step]) -> dict:
+        return {
+            "local_ip": self.local_ip,
+            "local_port": self.local_port,
+            "remote_ip": self.remote_ip,
+            "remote_port": self.remote_port,
+            "phases": {f"{name}_ms": self.phase_ms(name, shared) for name in PHASES},
+            "responses": [
+                {"status": r.status, "bytes": r.bytes, "ttfb_ms": r.ttfb_ms, "total_ms": r.total_ms}
+                for r in self.responses
+            ],
+            "error": self.error,
+        }
+
+
+@dataclass
+class ProbeResult:
+    url: str
+    mode: str
+    count: int
+    connections: list[ConnectionRecord] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)  # before any connection: parse, dns
+    error: str | None = None
+    done: bool = False
+
+    @property
+    def first_error(self) -> str | None:
+        return self.error or next((c.error for c in self.connections if c.error), None)
+
+    @property
+    def ok(self) -> bool:
+        answered = sum(1 for c in self.connections for r in c.responses if r.error is None and r.status is not None)
+        return self.done and self.first_error is None and answered == self.count
+
+    def to_json(self) -> dict:
+        return {
+            "url": self.url,
+            "mode": self.mode,
+            "ok": self.ok,
+            "error": self.first_error,
+            "connections": [c.to_json(self.steps) for c in self.connections],
+        }
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def parse_url(url: str) -> Target:
+    """Steps 1 and 3: the host and the port, from the URL. Raises ValueError with the reason."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"invalid URL {url!r}: {error}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"invalid URL {url!r}: only http:// and https:// are supported")
+    if not parts.hostname:
+        raise ValueError(f"invalid URL {url!r}: no host")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return Target(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), path)
+
+
+Observer = Callable[[ProbeResult], None]
+
+
+class Probe:
+    """One run of `probe()`; `observer` is called whenever the record changes (for live views)."""
+
+    def __init__(
+        self,
+        url: str,
+        mode: str = "single",
+        count: int = 1,
+        *,
+        hold: float = 0.0,
+        timeout: float = 5.0,
+        insecure: bool = False,
+        observer: Observer | None = None,
+    ) -> None:
+        if mode not in PROBE_MODES:
+            raise ValueError(f"unknown mode {mode!r} (choose from {', '.join(PROBE_MODES)})")
+        if not 1 <= count <= MAX_PROBE_COUNT:
+            raise ValueError(f"count must be 1..{MAX_PROBE_COUNT}")
+        if hold < 0 or timeout <= 0:
+            raise ValueError("hold must be >= 0 and timeout > 0")
+        self.result = ProbeResult(url, mode, count)
+        self.hold, self.timeout, self.insecure = hold, timeout, insecure
+        self.observer = observer
+        self._started = 0.0
+
+    def _now_ms(self) -> float:
+        return (time.perf_counter() - self._started) * 1000
+
+    def _changed(self) -> None:
+        if self.observer is not None:
+            self.observer(self.result)
+
+    async def _timed(self, steps: list[Step], name: str, work, detail: str = ""):
+        """Run one step under the timeout, record it (ok or failed) and return its value."""
+        start = self._now_ms()
+        try:
+            value = await asyncio.wait_for(work, self.timeout)
+        except TimeoutError:
+            steps.append(Step(name, start, self._now_ms() - start, False, f"timed out after {self.timeout:g} s"))
+            self._changed()
+            raise ProbeError(name, f"{name}: timed out after {self.timeout:g} s") from None
+        except ProbeError as error:
+            steps.append(Step(name, start, self._now_ms() - start, False, str(error)))
+            self._changed()
+            raise
+        except (OSError, ssl.SSLError, asyncio.IncompleteReadError, ValueError) as error:
+            reason = describe_error(name, error)
+            steps.append(Step(name, start, self._now_ms() - start, False, reason))
+            self._changed()
+            raise ProbeError(name, f"{name}: {reason}") from None
+        steps.append(Step(name, start, self._now_ms() - start, True, detail))
+        self._changed()
+        return value
+
+    async def run(self) -> ProbeResult:
+        result = self.result
+        self._started = time.perf_counter()
+        try:
+            start = self._now_ms()
+            try:
+                target = parse_url(result.url)
+            except ValueError as error:
+                result.steps.append(Step("parse", start, self._now_ms() - start, False, str(error)))
+                raise ProbeError("parse", str(error)) from None
+            result.steps.append(
+                Step("parse", start, self._now_ms() - start, True, f"host {target.host}, port {target.port}")
+            )
+            addresses = await self._timed(result.steps, "dns", self._resolve(target))
+            result.steps[-1].detail = ", ".join(address[0] for address in addresses[:3])
+            if result.mode == "parallel":
+                await asyncio.gather(*(self._connection(target, addresses, index, 1) for index in range(result.count)))
+            else:
+                await self._connection(target, addresses, 0, result.count)
+        except ProbeError as error:
+            result.error = str(error)
+        finally:
+            result.done = True
+            self._changed()
+        return result
+
+    async def _resolve(self, target: Target) -> list[tuple]:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        return [info[4] for info in infos]
+
+    async def _connection(self, target: Target, addresses: list[tuple], index: int, requests: int) -> None:
+        record = ConnectionRecord(index)
+        self.result.connections.append(record)
+        writer: asyncio.StreamWriter | None = None
+        try:
+            reader, writer = await self._open(target, addresses, record)
+            if self.result.mode == "pipeline":
+                await self._pipeline(target, record, reader, writer, requests)
+            else:
+                for number in range(requests):
+                    last = number == requests - 1
+                    keep_alive = self.result.mode == "keepalive" and not (last and requests == 1)
+                    await self._exchange(
+                        target, record, reader, writer, keep_alive=keep_alive or not last, first=number == 0
+                    )
+            if self.hold:
+                await self._hold(record)
+        except ProbeError as error:
+            record.error = str(error)
+        finally:
+            if writer is not None:
+                with contextlib.suppress(ProbeError):
+                    await self._timed(record.steps, "close", self._close(writer))
+                record.closed = True
+            self._changed()
+
+    async def _open(self, target: Target, addresses: list[tuple], record: ConnectionRecord):
+        sock = await self._timed(record.steps, "connect", self._connect(addresses))
+        try:
+            local, remote = sock.getsockname(), sock.getpeername()
+            record.local_ip, record.local_port = local[0], local[1]
+            record.remote_ip, record.remote_port = remote[0], remote[1]
+            record.steps[-1].detail = f"{_endpoint(local)} → {_endpoint(remote)}"
+            self._changed()
+            if target.scheme == "https":
+                context = ssl.create_default_context()
+                if self.insecure:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                return await self._timed(
+                    record.steps,
+                    "tls",
+                    asyncio.open_connection(
+                        sock=sock, ssl=context, server_hostname=target.host, ssl_handshake_timeout=self.timeout
+                    ),
+                )
+            return await asyncio.open_connection(sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _connect(self, addresses: list[tuple]) -> socket.socket:
+        loop = asyncio.get_running_loop()
+        last_error: OSError | None = None
+        for address in addresses:
+            family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, address)
+                return sock
+            except OSError as error:
+                sock.close()
+                last_error = error
+            except BaseException:
+                sock.close()
+                raise
+        assert last_error is not None
+        raise last_error
+
+    def _request(self, target: Target, keep_alive: bool) -> bytes:
+        lines = [
+            f"GET {target.path} HTTP/1.1",
+            f"Host: {target.host_header}",
+            f"User-Agent: conntui/{__version__}",
+            "Accept: */*",
+            f"Connection: {'keep-alive' if keep_alive else 'close'}",
+        ]
+        if not keep_alive:
+            lines.append(f"{CLIENT_CLOSES_HEADER}: 1")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+    async def _exchange(self, target, record, reader, writer, *, keep_alive: bool, first: bool) -> None:
+        # Only the first request's steps go into the connection's timeline; later ones are
+        # recorded as responses with their own timings (keep-alive reuse is the point).
+        steps = record.steps if first else []
+        sent_at = self._now_ms()
+        writer.write(self._request(target, keep_alive))
+        await self._timed(steps, "send", writer.drain())
+        await self._read_response(record, reader, steps, sent_at)
+
+    async def _pipeline(self, target, record, reader, writer, requests: int) -> None:
+        sent_at = self._now_ms()
+        for number in range(requests):
+            writer.write(self._request(target, keep_alive=number < requests - 1))
+        await self._timed(record.steps, "send", writer.drain(), f"{requests} requests back-to-back")
+        for number in range(requests):
+            await self._read_response(record, reader, record.steps if number == 0 else [], sent_at)
+
+    async def _read_response(self, record, reader, steps: list[Step], sent_at: float) -> None:
+        response = Response(None, 0, None, None)
+        record.responses.append(response)
+        try:
+            status_line = await self._timed(steps, "ttfb", reader.readuntil(b"\n"))
+            first_byte = self._now_ms()
+            response.ttfb_ms = round(first_byte - sent_at, 3)
+            response.status, size = await self._timed(steps, "transfer", self._read_rest(status_line, reader))
+            response.bytes = size
+            response.total_ms = round(self._now_ms() - sent_at, 3)
+            if steps:
+                steps[-1].detail = f"HTTP {response.status}, {size} bytes"
+        except ProbeError as error:
+            response.error = str(error)
+            raise
+        finally:
+            self._changed()
+
+    async def _read_rest(self, status_line: bytes, reader: asyncio.StreamReader) -> tuple[int, int]:
+        parts = status_line.decode("latin-1").split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+            raise ProbeError("transfer", f"malformed response: status line {status_line[:60]!r}")
+        status = int(parts[1])
+        headers: dict[str, str] = {}
+        size = 0
+        while True:
+            line = await reader.readuntil(b"\n")
+            size += len(line)
+            if size > MAX_HEADER_BYTES:
+                raise ProbeError("transfer", "malformed response: headers too large")
+            if line in (b"\r\n", b"\n"):
+                break
+            name, colon, value = line.decode("latin-1").partition(":")
+            if not colon:
+                raise ProbeError("transfer", f"malformed response: header line {line[:60]!r}")
+            headers[name.strip().lower()] = value.strip()
+        if status in (204, 304) or 100 <= status < 200:
+            return status, 0
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            return status, await _read_chunked(reader)
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise ProbeError("transfer", f"malformed response: Content-Length {length!r}")
+            return status, await _discard(reader, int(length))
+        return status, await _discard(reader, None)
+
+    async def _hold(self, record: ConnectionRecord) -> None:
+        start = self._now_ms()
+        await asyncio.sleep(self.hold)
+        record.steps.append(Step("hold", start, self._now_ms() - start, True, f"held {self.hold:g} s"))
+        self._changed()
+
+    @staticmethod
+    async def _close(writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+async def _discard(reader: asyncio.StreamReader, length: int | None) -> int:
+    """Read and drop a body of `length` bytes (None: until the server closes); returns its size."""
+    size = 0
+    while length is None or size < length:
+        chunk = await reader.read(65536 if length is None else min(65536, length - size))
+        if not chunk:
+            if length is None:
+                break
+            raise ProbeError("transfer", f"connection closed after {size} of {length} body bytes")
+        size += len(chunk)
+    return size
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> int:
+    size = 0
+    while True:
+        line = await reader.readuntil(b"\n")
+        try:
+            chunk_size = int(line.split(b";")[0].strip(), 16)
+        except ValueError:
+            raise ProbeError("transfer", f"malformed response: chunk size {line[:40]!r}") from None
+        if chunk_size == 0:
+            while (await reader.readuntil(b"\n")) not in (b"\r\n", b"\n"):
+                pass
+            return size
+        await reader.readexactly(chunk_size)
+        await reader.readuntil(b"\n")
+        size += chunk_size
+
+
+def describe_error(step: str, error: BaseException) -> str:
+    if isinstance(error, socket.gaierror):
+        return f"DNS lookup failed ({error.strerror})"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted ({error.verify_message}); --insecure skips the check"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS error ({error.reason or error})"
+    if isinstance(error, asyncio.IncompleteReadError):
+        return "the server closed the connection" if not error.partial else "malformed response: cut short"
+    if isinstance(error, asyncio.LimitOverrunError | ValueError):
+        return "malformed response: line too long"
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return str(error)
+
+
+def _endpoint(address: tuple) -> str:
+    host = f"[{address[0]}]" if ":" in address[0] else address[0]
+    return f"{host}:{address[1]}"
+
+
+async def probe(url: str, mode: str = "single", count: int = 1, **options) -> ProbeResult:
+    """Run the test connections and return their record (never raises for network failures)."""
+    return await Probe(url, mode, count, **options).run()
