@@ -1,0 +1,213 @@
+"""The instrumented client against the real test server (and a few misbehaving peers), on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from conntui.poller import Poller
+from conntui.probe import PHASES, probe
+from conntui.sources import open_source
+from conntui.testserver import ServerThread
+from tests.conftest import find, poll_until
+
+
+@pytest.fixture
+def server() -> Iterator[ServerThread]:
+    thread = ServerThread("127.0.0.1", 0)
+    thread.start()
+    yield thread
+    thread.stop()
+
+
+def run(url: str, mode: str = "single", count: int = 1, **options):
+    return asyncio.run(probe(url, mode, count, **options))
+
+
+@pytest.mark.parametrize(
+    ("mode", "count", "connections", "responses"),
+    [("single", 1, 1, [1]), ("keepalive", 5, 1, [5]), ("parallel", 4, 4, [1, 1, 1, 1]), ("pipeline", 6, 1, [6])],
+)
+def test_modes_yield_the_expected_connections(server, mode, count, connections, responses) -> None:
+    result = run(server.url, mode, count)
+    assert result.ok, result.first_error
+    assert len(result.connections) == connections
+    assert sorted(len(c.responses) for c in result.connections) == responses
+    assert all(r.status == 200 and r.bytes > 0 for c in result.connections for r in c.responses)
+    ports = {c.local_port for c in result.connections}
+    assert len(ports) == connections  # distinct four-tuples: same remote end, different local ports
+    for record in result.connections:
+        assert (record.remote_ip, record.remote_port) == ("127.0.0.1", server.server.port)
+        names = [step.name for step in record.steps]
+        assert names == ["connect", "send", "ttfb", "transfer", "close"]
+    assert [step.name for step in result.steps] == ["parse", "dns"]
+
+
+def test_pipelined_responses_come_back_in_order_with_their_own_timings(server) -> None:
+    result = run(server.url + "delay?ms=40", "pipeline", 3)
+    (record,) = result.connections
+    ttfbs = [r.ttfb_ms for r in record.responses]
+    # One connection, requests queued behind each other: each answer waits for the one before.
+    assert ttfbs == sorted(ttfbs) and ttfbs[2] >= ttfbs[0] + 60
+
+
+def test_json_record_has_the_documented_shape(server) -> None:
+    data = run(server.url + "bytes?n=5000", "keepalive", 2).to_json()
+    assert list(data) == ["url", "mode", "ok", "error", "connections"]
+    (connection,) = data["connections"]
+    assert list(connection) == ["local_ip", "local_port", "remote_ip", "remote_port", "phases", "responses", "error"]
+    assert list(connection["phases"]) == [f"{name}_ms" for name in PHASES]
+    assert connection["phases"]["tls_ms"] is None and connection["phases"]["connect_ms"] >= 0
+    assert connection["phases"]["dns_ms"] is not None
+    assert [list(r) for r in connection["responses"]] == [["status", "bytes", "ttfb_ms", "total_ms"]] * 2
+    assert [r["bytes"] for r in connection["responses"]] == [5000, 5000]
+
+
+def test_held_connection_is_seen_established_then_client_side_in_time_wait(server) -> None:
+    records = []
+
+    def client() -> None:
+        records.append(run(server.url, "single", 1, hold=1.5))
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    poller = Poller(open_source(), "tcp4")
+    try:
+        port = server.server.port
+        established = poll_until(
+            poller,
+            lambda socks: [s for s in socks if s.remote_port == port and s.state == "ESTABLISHED" and s.local_port],
+        )
+        thread.join(10)
+        (result,) = records
+        record = result.connections[0]
+        assert result.ok and any(s.local_port == record.local_port for s in established)
+        assert [s.name for s in record.steps][-2:] == ["hold", "close"]
+        local, remote = (record.local_ip, record.local_port), (record.remote_ip, record.remote_port)
+        rows = poll_until(poller, lambda socks: [s for s in find(socks, local, remote) if s.state == "TIME_WAIT"])
+        assert rows
+    finally:
+        poller.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MisbehavingServer:
+    """A loopback listener that answers every connection with fixed bytes, or with silence."""
+
+    def __init__(self, reply: bytes | None) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.reply = reply
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                if self.reply is not None:
+                    conn.sendall(self.reply)
+                else:
+                    self.stop.wait(5)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    ("url_of", "options", "step", "reason"),
+    [
+        (lambda s: f"http://127.0.0.1:{free_port()}/", {}, "connect", "connection refused"),
+        (lambda s: "http://[::1/", {}, "parse", "invalid URL"),
+        (lambda s: "gopher://127.0.0.1/", {}, "parse", "only http:// and https://"),
+        (lambda s: "http://127.0.0.1:99999/", {}, "parse", "invalid URL"),
+        (lambda s: s.url + "delay?ms=5000", {"timeout": 0.5}, "ttfb", "timed out after 0.5 s"),
+        (lambda s: s.url.replace("http:", "https:"), {"timeout": 2}, "tls", "TLS error"),
+    ],
+)
+def test_failures_are_failed_steps_with_reasons_within_their_bound(server, url_of, options, step, reason) -> None:
+    started = time.monotonic()
+    result = run(url_of(server), **options)
+    assert time.monotonic() - started < 3
+    assert not result.ok and result.done
+    assert result.first_error.startswith(step if step != "parse" else "invalid URL") and reason in result.first_error
+    steps = result.steps + [s for c in result.connections for s in c.steps]
+    assert any(s.name == step and not s.ok and reason in s.detail for s in steps)
+
+
+def test_dns_failure_is_a_failed_step() -> None:
+    started = time.monotonic()
+    result = run("http://no-such-host.invalid/", timeout=2)
+    assert time.monotonic() - started < 4
+    assert not result.ok and result.first_error.startswith("dns:")
+    assert result.connections == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (b"SSH-2.0-OpenSSH_9.0\r\n", "malformed response"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "connection closed after 5 of 100"),
+        (b"HTTP/1.1 OK\r\n\r\n", "malformed response"),
+        (b"", "the server closed the connection"),
+    ],
+)
+def test_malformed_responses_are_failed_steps(reply: bytes, reason: str) -> None:
+    peer = MisbehavingServer(reply)
+    try:
+        result = run(f"http://127.0.0.1:{peer.port}/", timeout=2)
+    finally:
+        peer.close()
+    assert not result.ok and reason in result.first_error
+
+
+def test_silent_server_times_out_instead_of_hanging() -> None:
+    peer = MisbehavingServer(None)
+    try:
+        started = time.monotonic()
+        result = run(f"http://127.0.0.1:{peer.port}/", timeout=0.5)
+    finally:
+        peer.close()
+    assert time.monotonic() - started < 2
+    assert result.first_error == "ttfb: timed out after 0.5 s"
+
+
+def test_probe_command_json_and_exit_codes(server) -> None:
+    def conntui(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "conntui", "probe", *args], capture_output=True, text=True, timeout=60
+        )
+
+    ok = conntui(server.url, "--mode", "parallel", "-n", "3", "--json")
+    assert ok.returncode == 0, ok.stderr
+    data = json.loads(ok.stdout)
+    assert data["ok"] is True and data["mode"] == "parallel" and len(data["connections"]) == 3
+    human = conntui(server.url, "--mode", "keepalive", "-n", "2")
+    assert human.returncode == 0 and "4   connect" in human.stdout and "request 2: HTTP 200" in human.stdout
+    refused = conntui(f"http://127.0.0.1:{free_port()}/", "--json")
+    assert refused.returncode == 1 and json.loads(refused.stdout)["error"] == "connect: connection refused"
+    assert "connection refused" in refused.stderr
+    for bad in (["-n", "0", server.url], ["ftp://127.0.0.1/"], ["--mode", "carrier", server.url], ["-n", "101", "x"]):
+        result = conntui(*bad)
+        assert result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1

@@ -1,0 +1,161 @@
+"""The loopback test server, spoken to with raw sockets as any client would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from conntui.testserver import ServerThread, is_loopback
+
+
+@pytest.fixture
+def server() -> Iterator[ServerThread]:
+    thread = ServerThread("127.0.0.1", 0)
+    thread.start()
+    yield thread
+    thread.stop()
+
+
+def exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes, read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def statuses(raw: bytes) -> list[int]:
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", raw)]
+
+
+def test_endpoints_and_errors(server: ServerThread) -> None:
+    port = server.server.port
+    close = b"Connection: close\r\n\r\n"
+    page = exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n" + close)
+    assert statuses(page) == [200] and b"conntui test server" in page
+    assert b"waited 30 ms" in exchange(port, b"GET /delay?ms=30 HTTP/1.1\r\n" + close)
+    body = exchange(port, b"GET /bytes?n=200000 HTTP/1.1\r\n" + close).split(b"\r\n\r\n", 1)[1]
+    assert len(body) == 200000
+    assert statuses(exchange(port, b"GET /nope HTTP/1.1\r\n" + close)) == [404]
+    assert statuses(exchange(port, b"POST / HTTP/1.1\r\nContent-Length: 3\r\n" + close[:-2] + b"\r\nabc")) == [405]
+    assert statuses(exchange(port, b"GET /delay?ms=-5 HTTP/1.1\r\n" + close)) == [400]
+    assert statuses(exchange(port, b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\n\r\n")) == [414]
+    assert statuses(exchange(port, b"GET / HTTP/1.1\r\n" + b"X-Big: " + b"b" * 10000 + b"\r\n\r\n")) == [431]
+    many = b"".join(b"X-%d: 1\r\n" % n for n in range(200))
+    assert statuses(exchange(port, b"GET / HTTP/1.1\r\n" + many + b"\r\n")) == [431]
+    assert statuses(exchange(port, b"HEAD / HTTP/1.1\r\n" + close)) == [200]
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x00\xff\xfe garbage\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+        b"\r\n\r\nHELLO THERE FRIEND\r\n\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+    ],
+)
+def test_garbage_gets_400_and_the_server_keeps_serving(server: ServerThread, garbage: bytes) -> None:
+    port = server.server.port
+    assert statuses(exchange(port, garbage)) == [400]
+    assert statuses(exchange(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")) == [200]
+
+
+def test_a_client_that_vanishes_mid_request_does_not_hurt(server: ServerThread) -> None:
+    port = server.server.port
+    for partial in (b"GET / HT", b"GET / HTTP/1.1\r\nHost: x\r\n", b""):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(partial)
+    assert statuses(exchange(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")) == [200]
+
+
+def test_keep_alive_and_pipelined_requests_answered_in_order(server: ServerThread) -> None:
+    port = server.server.port
+    requests = (
+        b"GET /bytes?n=1 HTTP/1.1\r\n\r\n"
+        b"GET /delay?ms=50 HTTP/1.1\r\n\r\n"
+        b"GET /bytes?n=3 HTTP/1.1\r\nConnection: close\r\n\r\n"
+    )
+    raw = exchange(port, requests)  # all three written before any response is read
+    assert statuses(raw) == [200, 200, 200]
+    lengths = [int(line.split(b":")[1]) for line in raw.split(b"\r\n") if line.startswith(b"Content-Length")]
+    assert lengths == [1, len(b"waited 50 ms\n"), 3]
+    assert raw.count(b"Connection: keep-alive") == 2 and raw.count(b"Connection: close") == 1
+
+
+def test_connection_close_is_honoured_and_close_endpoint_closes_first(server: ServerThread) -> None:
+    port = server.server.port
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /close HTTP/1.1\r\n\r\n")  # keep-alive asked, but /close closes anyway
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    assert b"Connection: close" in data and data.endswith(b"closing\n")
+
+
+def test_idle_connections_are_closed() -> None:
+    async def scenario() -> float:
+        from conntui.testserver import TestServer
+
+        server = TestServer("127.0.0.1", 0, idle_timeout=0.3)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            started = time.monotonic()
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            return time.monotonic() - started
+        finally:
+            await server.stop()
+
+    assert asyncio.run(scenario()) < 2
+
+
+def test_serve_command_prints_url_and_stops_cleanly_on_sigterm() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "conntui", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = child.stdout.readline()
+        assert line.startswith("conntui test server on http://127.0.0.1:")
+        port = int(line.split(":")[2].split("/")[0])
+        assert statuses(exchange(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")) == [200]
+        os.kill(child.pid, signal.SIGTERM)
+        assert child.wait(timeout=10) == 0
+        assert "Traceback" not in child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_serve_reports_a_busy_port(sockets) -> None:
+    busy = sockets.listener()
+    result = subprocess.run(
+        [sys.executable, "-m", "conntui", "serve", "--port", str(busy.getsockname()[1])],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1 and "cannot listen" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_is_loopback() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("127.9.9.9") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1") and not is_loopback("example.org")
