@@ -16,6 +16,8 @@ from conntui.ui.detail_pane import DetailPane
 from conntui.ui.help_screen import HelpScreen
 from conntui.ui.socket_table import SocketTable
 from conntui.ui.status_bar import StatusBar
+from conntui.ui.test_dialog import TestDialog
+from conntui.ui.tests_pane import TestsPane
 from tests.conftest import wait_for
 
 SIZE = (150, 40)
@@ -34,8 +36,12 @@ def row_for(app: ConntuiApp, local_port: int, remote_port: int | None = None):
 
 def plain(widget: Static) -> str:
     """What a Static shows, as plain text."""
+    return plain_renderable(widget.content)
+
+
+def plain_renderable(renderable) -> str:
     console = Console(width=200, record=True, file=io.StringIO())
-    console.print(widget.content)
+    console.print(renderable)
     return console.export_text()
 
 
@@ -168,3 +174,64 @@ async def test_pause_stops_updates_and_help_opens(sockets) -> None:
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("l")
         assert not app.query_one("#events").has_class("hidden")
+
+
+async def test_launch_a_test_from_the_dialog_and_see_its_rows_marked_mine() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.poll_count >= 1)
+        await pilot.press("t")
+        assert isinstance(app.screen, TestDialog)
+        app.screen.query_one("#hold", Input).value = "2"
+        await pilot.press("enter")  # the URL box is focused: enter launches
+        assert not isinstance(app.screen, TestDialog)
+        await wait_for(
+            pilot, lambda: app.tests.get(1) and app.tests[1].connections and app.tests[1].connections[0].four_tuple
+        )
+        record = app.tests[1].connections[0]
+        client = record.four_tuple
+        server_side = ("tcp", record.remote_ip, record.remote_port, record.local_ip, record.local_port)
+        await wait_for(pilot, lambda: any(row.sock.four_tuple == client for row in app.view.visible))
+        assert {client, server_side} <= app.view.mine
+        row = next(row for row in app.view.visible if row.sock.four_tuple == client)
+        assert row.sock.state == "ESTABLISHED"  # held open so it can be watched
+        await pilot.press("slash", *"mine")
+        await wait_for(pilot, lambda: app.view.filter.text == "mine")
+        assert {row.sock.four_tuple for row in app.view.visible} <= {client, server_side}
+        await wait_for(pilot, lambda: app.tests[1].done, timeout=15)
+        assert app.tests[1].ok
+        await wait_for(
+            pilot,
+            lambda: any(row.sock.four_tuple == client and row.sock.state == "TIME_WAIT" for row in app.view.visible),
+        )  # still marked as mine once the client side moved to TIME_WAIT
+        await pilot.press("enter", "escape")  # leave the filter box, clear the filter
+        pane = app.query_one(TestsPane)
+        assert not pane.has_class("hidden") and pane.option_count == 1
+        text = plain_renderable(pane.get_option_at_index(0).prompt)
+        for label in ("2   resolve", "4   connect", "5   send", "6   first byte", "7   close", "HTTP 200"):
+            assert label in text
+        pane.focus()
+        pane.highlighted = 0
+        await pilot.press("enter")  # selecting the test jumps to its socket
+        assert app.query_one(SocketTable).cursor_row.sock.four_tuple == client
+
+
+async def test_an_unreachable_target_is_a_failed_step_not_a_crash() -> None:
+    with socket.socket() as probe_port:
+        probe_port.bind(("127.0.0.1", 0))
+        port = probe_port.getsockname()[1]
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("t")
+        app.screen.query_one("#url", Input).value = f"http://127.0.0.1:{port}/"
+        app.screen.query_one("#hold", Input).value = "0"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.tests.get(1) and app.tests[1].done)
+        assert app.tests[1].first_error == "connect: connection refused"
+        text = plain_renderable(app.query_one(TestsPane).get_option_at_index(0).prompt)
+        assert "connection refused" in text and "FAILED" in text
+        await pilot.press("t")
+        app.screen.query_one("#count", Input).value = "0"
+        await pilot.press("enter")
+        assert isinstance(app.screen, TestDialog)  # a bad count is said in the dialog
+        assert "Count must be" in plain(app.screen.query_one("#dialog-error"))

@@ -8,26 +8,33 @@ stretches (and the status line says so).
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, RichLog
+from textual.widgets import Footer, Header, Input, OptionList, RichLog
 
 from conntui.changes import event_lines
 from conntui.filters import FilterError, parse_filter
 from conntui.poller import Poller, Polling
+from conntui.probe import Probe, ProbeResult
+from conntui.testserver import ServerThread
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.help_screen import HelpScreen
-from conntui.ui.messages import CursorMoved, PollFailed, SnapshotReady
+from conntui.ui.messages import CursorMoved, LaunchProbe, PollFailed, ProbeUpdated, SnapshotReady
 from conntui.ui.socket_table import SocketTable
 from conntui.ui.status_bar import StatusBar
+from conntui.ui.test_dialog import TestDialog
+from conntui.ui.tests_pane import TestsPane
 from conntui.uniqueness import find_peer
 from conntui.view import ConnectionView
 
@@ -46,6 +53,8 @@ class ConntuiApp(App[None]):
         Binding("enter", "detail", "Detail"),
         Binding("g", "peer", "Peer", show=False),
         Binding("l", "log", "Log"),
+        Binding("t", "test", "Test connection"),
+        Binding("T", "tests_pane", "Tests pane", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -57,6 +66,8 @@ class ConntuiApp(App[None]):
         ("Detail pane", "Show or hide the selected socket's details", "detail"),
         ("Jump to peer", "Move to the other end of this connection", "peer"),
         ("Event log", "Show or hide the log of opened/closed/changed sockets", "log"),
+        ("Test connection", "Launch test HTTP connections and watch them", "test"),
+        ("Tests pane", "Show or hide the launched tests and their timelines", "tests_pane"),
         ("Keys", "Show every key binding", "help"),
     )
 
@@ -83,11 +94,17 @@ class ConntuiApp(App[None]):
         self._wake = threading.Event()
         self._applied = threading.Event()
         self._poll_thread = threading.Thread(target=self._poll_loop, name="conntui-poll", daemon=True)
+        self.tests: dict[int, ProbeResult] = {}
+        self.builtin_tests: set[int] = set()
+        self.last_test = LaunchProbe("", "single", 1, 3.0)
+        self._server: ServerThread | None = None
+        self._server_lock = threading.Lock()
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield SocketTable(self.view, id="sockets")
         yield DetailPane(id="detail", classes="hidden")
+        yield TestsPane(id="tests", classes="hidden")
         yield RichLog(id="events", classes="hidden", max_lines=2000, wrap=False)
         yield Input(
             self.initial_filter,
@@ -109,6 +126,8 @@ class ConntuiApp(App[None]):
         self._wake.set()
         self._poll_thread.join(timeout=5)
         self.poller.close()
+        if self._server is not None:
+            self._server.stop()
 
     # -- the poll thread ---------------------------------------------------------------------
 
@@ -166,6 +185,7 @@ class ConntuiApp(App[None]):
         self.query_one(StatusBar).show(
             self.view.snapshot,
             len(self.view.visible),
+            len(self.view.rows),
             paused=self.paused,
             stretched_to=self.stretched_to,
             hint=self.hint,
@@ -242,6 +262,84 @@ class ConntuiApp(App[None]):
             self.notify("No peer socket on this machine for this row.", severity="warning")
         elif not table.move_to_key(peer.key):
             self.notify("The peer socket is hidden by the filter.", severity="warning")
+
+    def action_test(self) -> None:
+        last = self.last_test
+        hint = f"the built-in test server ({self._server.url})" if self._server else "the built-in test server"
+        self.push_screen(TestDialog(hint, last.url, last.mode, last.count, last.hold))
+
+    def action_tests_pane(self) -> None:
+        self.query_one(TestsPane).toggle_class("hidden")
+
+    # -- test connections --------------------------------------------------------------------
+
+    @on(LaunchProbe)
+    def _launch_probe(self, message: LaunchProbe) -> None:
+        self.last_test = message
+        test_id = len(self.tests) + 1
+        builtin = not message.url or message.url.startswith("/")
+        self.tests[test_id] = ProbeResult(message.url or "(built-in test server)", message.mode, message.count)
+        if builtin:
+            self.builtin_tests.add(test_id)
+        self.query_one(TestsPane).remove_class("hidden")
+        self.query_one(TestsPane).show_test(test_id, self.tests[test_id])
+        self.run_worker(
+            partial(self._run_probe, test_id, message, builtin), thread=True, group="probes", exit_on_error=False
+        )
+
+    def _run_probe(self, test_id: int, request: LaunchProbe, builtin: bool) -> None:
+        """On a worker thread: the probe runs on its own event loop, reporting every step."""
+        url = request.url
+        if builtin:
+            try:
+                url = self._builtin_server_url().rstrip("/") + (url or "/")
+            except OSError as error:
+                failed = ProbeResult("(built-in test server)", request.mode, request.count, error=str(error), done=True)
+                self.post_message(ProbeUpdated(test_id, failed))
+                return
+
+        def report(result: ProbeResult) -> None:
+            self.post_message(ProbeUpdated(test_id, copy.deepcopy(result)))
+
+        probe = Probe(url, request.mode, request.count, hold=request.hold, observer=report)
+        asyncio.run(probe.run())
+
+    def _builtin_server_url(self) -> str:
+        with self._server_lock:
+            if self._server is None:
+                server = ServerThread("127.0.0.1", 0)
+                server.start()
+                self._server = server
+            return self._server.url
+
+    @on(ProbeUpdated)
+    def _probe_updated(self, message: ProbeUpdated) -> None:
+        self.tests[message.test_id] = message.result
+        self.query_one(TestsPane).show_test(message.test_id, message.result)
+        mine = set(self.view.mine)
+        for record in message.result.connections:
+            if record.four_tuple is not None:
+                mine.add(record.four_tuple)
+                if message.test_id in self.builtin_tests:  # the server's end is ours too
+                    proto, local_ip, local_port, remote_ip, remote_port = record.four_tuple
+                    mine.add((proto, remote_ip, remote_port, local_ip, local_port))
+        if mine != self.view.mine:
+            self.view.set_mine(mine)
+            self.query_one(SocketTable).data_changed()
+            self._show_status()
+
+    @on(OptionList.OptionSelected, "#tests")
+    def _test_selected(self, event: OptionList.OptionSelected) -> None:
+        test_id = int((event.option.id or "test-0").removeprefix("test-"))
+        result = self.tests.get(test_id)
+        table = self.query_one(SocketTable)
+        for record in result.connections if result else ():
+            row = next((row for row in self.view.visible if row.sock.four_tuple == record.four_tuple), None)
+            if row is not None:
+                table.move_to_key(row.sock.key)
+                table.focus()
+                return
+        self.notify("This test's sockets are gone (or hidden by the filter); its record stays here.")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

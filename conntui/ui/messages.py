@@ -6,6 +6,7 @@ from textual.message import Message
 
 from conntui.changes import Changes
 from conntui.model import Snapshot
+from conntui.probe import ProbeResult
 
 
 class SnapshotReady(Message):
@@ -31,3 +32,23 @@ class CursorMoved(Message):
     def __init__(self, key: object | None) -> None:
         super().__init__()
         self.key = key
+
+
+class ProbeUpdated(Message):
+    """A test connection's record changed (sent from the probe's thread; carries a copy)."""
+
+    def __init__(self, test_id: int, result: ProbeResult) -> None:
+        super().__init__()
+        self.test_id = test_id
+        self.result = result
+
+
+class LaunchProbe(Message):
+    """The test dialog asks for a test: URL ('' = the built-in server), mode, count, hold."""
+
+    def __init__(self, url: str, mode: str, count: int, hold: float) -> None:
+        super().__init__()
+        self.url = url
+        self.mode = mode
+        self.count = count
+        self.hold = hold

@@ -15,6 +15,7 @@ class StatusBar(Static):
         self,
         snapshot: Snapshot | None,
         shown: int,
+        total: int,
         *,
         paused: bool,
         stretched_to: float | None,
@@ -25,9 +26,9 @@ class StatusBar(Static):
         if snapshot is None:
             text.append("waiting for the first poll…")
         else:
-            text.append(f"{shown}/{len(snapshot.sockets)} sockets", "bold")
+            text.append(f"{shown}/{total} sockets", "bold")
             states = Counter(sock.state for sock in snapshot.sockets)
-            text.append("  " + "  ".join(f"{state} {count}" for state, count in states.most_common(5)))
+            text.append(" │ " + "  ".join(f"{state} {count}" for state, count in states.most_common(5)))
             text.append(f"  │ poll {snapshot.duration_ms:.0f} ms ({snapshot.backend})")
         if stretched_to is not None:
             text.append(f"  │ interval stretched to {stretched_to:.1f} s", "yellow")
