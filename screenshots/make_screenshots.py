@@ -3,8 +3,9 @@
     python screenshots/make_screenshots.py
 
 Opens a listener on 127.0.0.1 with a few clients (one of them closing into TIME_WAIT), runs the
-real dashboard headless with the real poller, and saves SVGs next to this file. Loopback only;
-everything it opens is closed before it exits.
+real dashboard headless with the real poller, launches test connections to the built-in test
+server, and saves SVGs next to this file. Loopback only; everything it opens is closed before
+it exits.
 """
 
 from __future__ import annotations
@@ -17,20 +18,38 @@ from pathlib import Path
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.ui.app import ConntuiApp
+from conntui.ui.messages import LaunchProbe
 
 HERE = Path(__file__).parent
 SIZE = (150, 34)
 
 
+async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await pilot.pause(0.1)
+
+
 async def shoot(filter_text: str, name: str, keys: tuple[str, ...] = ()) -> None:
     app = ConntuiApp(Poller(open_source(), "inet"), interval=0.5, filter_text=filter_text)
     async with app.run_test(size=SIZE) as pilot:
-        deadline = time.monotonic() + 10
-        while app.poll_count < 2 and time.monotonic() < deadline:
-            await pilot.pause(0.1)
+        await wait_until(pilot, lambda: app.poll_count >= 2)
         await pilot.press(*keys)
         await pilot.pause(0.3)
         app.save_screenshot(str(HERE / name))
+    print(f"wrote {HERE / name}")
+
+
+async def shoot_tests(name: str) -> None:
+    """Three parallel test connections to the built-in server, held open, watched with `mine`."""
+    app = ConntuiApp(Poller(open_source(), "tcp"), interval=0.5, filter_text="mine")
+    async with app.run_test(size=(150, 44)) as pilot:
+        await wait_until(pilot, lambda: app.poll_count >= 1)
+        app.post_message(LaunchProbe("/delay?ms=25", "parallel", 3, 4.0))
+        await wait_until(pilot, lambda: len(app.view.visible) >= 6)
+        await pilot.pause(0.6)
+        app.save_screenshot(str(HERE / name))
+        await wait_until(pilot, lambda: all(result.done for result in app.tests.values()))
     print(f"wrote {HERE / name}")
 
 
@@ -52,6 +71,7 @@ def main() -> None:
     try:
         asyncio.run(shoot(f"port:{port}", "dashboard.svg"))
         asyncio.run(shoot(f"port:{port}", "detail.svg", ("down", "down", "enter")))
+        asyncio.run(shoot_tests("tests.svg"))
     finally:
         for sock in opened:
             sock.close()
