@@ -19,6 +19,8 @@ KEYS = (
     ("enter", "show / hide the detail pane"),
     ("g", "jump to the peer socket (other end on this machine)"),
     ("l", "show / hide the event log"),
+    ("t", "launch test HTTP connections (the seven steps, timed)"),
+    ("T", "show / hide the tests pane (enter on a test: jump to its socket)"),
     ("s / S", "sort by the next column / reverse (or click a column title)"),
     ("↑ ↓ PgUp PgDn Home End", "move the cursor"),
     ("ctrl+p", "command palette"),
