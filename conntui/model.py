@@ -44,6 +44,10 @@ KINDS: dict[str, tuple[tuple[str, int], ...]] = {
 PROBE_MODES = ("single", "keepalive", "parallel", "pipeline")
 MAX_PROBE_COUNT = 100
 
+# (owner pids, first owner's process name, its user): what the poller resolves per inode.
+Owner = tuple[tuple[int, ...], "str | None", "str | None"]
+NO_OWNER: Owner = ((), None, None)
+
 FourTuple = tuple[str, str, int, "str | None", "int | None"]
 
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from conntui.changes import Changes, diff
-from conntui.model import KINDS, ProcessInfo, Snapshot, Socket
+from conntui.model import KINDS, Owner, ProcessInfo, Snapshot, Socket
 from conntui.sources import SocketSource, open_source
-from conntui.sources.owners import owners_by_inode
+from conntui.sources.owners import OwnerScanner
 from conntui.sources.processes import ProcessDirectory
 
 
@@ -34,25 +34,26 @@ class Poller:
         self.source = source if source is not None else open_source()
         self.kinds = KINDS[kind]
         self.processes = ProcessDirectory()
+        self.owners = OwnerScanner()
         self.timer = timer
         self._previous: dict[object, Socket] = {}
+        self._live: set[int] = set()  # the last poll's socket inodes
 
     def close(self) -> None:
         self.source.close()
 
     def poll(self) -> tuple[Snapshot, Changes]:
         started = self.timer()
-        sockets = self.source.list_sockets(self.kinds)
         if self.source.includes_owners:
-            holders = [sock.pids for sock in sockets]
+            sockets = self.source.list_sockets(self.kinds)
+            processes = self.processes.describe(sorted({pid for sock in sockets for pid in sock.pids}))
+            sockets = [self._with_owner(sock, sock.pids, processes) for sock in sockets]
         else:
-            owners = owners_by_inode()
-            holders = [owners.get(sock.inode, ()) for sock in sockets]
-        processes = self.processes.describe(sorted({pid for pids in holders for pid in pids}))
-        sockets = self._resolve(sockets, holders, processes)
+            sockets, processes = self._poll_with_owner_scan()
         current = {sock.key: sock for sock in sockets}
         changes = diff(self._previous, current)
         self._previous = current
+        self._live = {sock.inode for sock in sockets if sock.inode}
         snapshot = Snapshot(
             tuple(sockets),
             processes,
@@ -62,19 +63,52 @@ class Poller:
         )
         return snapshot, changes
 
-    def _resolve(
-        self, sockets: list[Socket], holders: list[tuple[int, ...]], processes: dict[int, ProcessInfo]
-    ) -> list[Socket]:
-        """Each socket with its owner pids, its first owner's name, and a user name."""
-        user_name = self.processes.user_name
-        resolved: list[Socket] = []
-        for sock, pids in zip(sockets, holders, strict=False):
-            owner = processes.get(pids[0]) if pids else None
-            if owner is not None:
-                sock = sock._replace(pids=pids, process=owner.name, user=owner.user)
-            elif sock.uid is not None:
-                sock = sock._replace(pids=pids, user=user_name(sock.uid))
-            elif pids != sock.pids:
-                sock = sock._replace(pids=pids)
-            resolved.append(sock)
-        return resolved
+    def _poll_with_owner_scan(self) -> tuple[list[Socket], dict[int, ProcessInfo]]:
+        """Owners first (from the scanner's memory), so each row is built once, with its owner.
+
+        A socket left without an owner is looked for again: by a scan that trusts only links
+        to sockets still alive, then, if that fails too, by a full scan. What a full scan
+        cannot place (another user's process, TIME_WAIT) is remembered and not searched again.
+        """
+        owner_pids = self.owners.scan(self._live)
+        processes = self.processes.describe(sorted({pid for pids in owner_pids.values() for pid in pids}))
+        sockets = self.source.list_sockets(
+            self.kinds, self._owner_table(owner_pids, processes), self.processes.user_name
+        )
+        for full in (False, True):
+            unplaced = {sock.inode for sock in sockets if sock.inode and not sock.pids} - self.owners.unownable
+            if not unplaced:
+                break
+            owner_pids = self.owners.scan({sock.inode for sock in sockets if sock.inode}, full=full)
+            found = {inode for inode in unplaced if inode in owner_pids}
+            if found:
+                more = sorted({pid for inode in found for pid in owner_pids[inode]})
+                processes |= self.processes.describe(more, forget_others=False)
+                sockets = [
+                    self._with_owner(sock, owner_pids[sock.inode], processes) if sock.inode in found else sock
+                    for sock in sockets
+                ]
+            if full:
+                self.owners.unownable = unplaced - found
+        return sockets, processes
+
+    @staticmethod
+    def _owner_table(owner_pids: dict[int, tuple[int, ...]], processes: dict[int, ProcessInfo]) -> dict[int, Owner]:
+        """inode -> (pids, process name, user), one shared entry per distinct set of pids."""
+        entries: dict[tuple[int, ...], Owner] = {}
+        table: dict[int, Owner] = {}
+        for inode, pids in owner_pids.items():
+            entry = entries.get(pids)
+            if entry is None:
+                first = processes.get(pids[0])
+                entry = entries[pids] = (pids, first.name, first.user) if first else (pids, None, None)
+            table[inode] = entry
+        return table
+
+    def _with_owner(self, sock: Socket, pids: tuple[int, ...], processes: dict[int, ProcessInfo]) -> Socket:
+        """The socket with its owner pids, its first owner's name and user (or the socket's user)."""
+        owner = processes.get(pids[0]) if pids else None
+        if owner is not None:
+            return sock._replace(pids=pids, process=owner.name, user=owner.user)
+        user = self.processes.user_name(sock.uid) if sock.uid is not None else None
+        return sock._replace(pids=pids, user=user)

@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
-from conntui.model import Socket
+from conntui.model import Owner, Socket
+
+UserName = Callable[[int], "str | None"]
 
 BACKENDS = ("auto", "netlink", "proc", "psutil")
 
@@ -23,8 +25,14 @@ class SocketSource(Protocol):
     name: str
     includes_owners: bool  # True when rows come with their pids already (psutil)
 
-    def list_sockets(self, kinds: Iterable[tuple[str, int]]) -> list[Socket]:
-        """Every socket of the given (proto, family) kinds, one row per kernel socket."""
+    def list_sockets(
+        self, kinds: Iterable[tuple[str, int]], owners: Mapping[int, Owner] = ..., user_name: UserName | None = None
+    ) -> list[Socket]:
+        """Every socket of the given (proto, family) kinds, one row per kernel socket.
+
+        Sources without owners of their own fill pids, process and user from `owners` (by
+        inode); a socket with no owner gets `user_name(uid)` as its user.
+        """
         ...
 
     def close(self) -> None: ...

@@ -10,10 +10,10 @@ from __future__ import annotations
 import socket
 import struct
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from conntui.model import TCP_STATES, UDP_STATE, Socket
-from conntui.sources import SourceError
+from conntui.model import NO_OWNER, TCP_STATES, UDP_STATE, Owner, Socket
+from conntui.sources import SourceError, UserName
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -42,6 +42,9 @@ _TCP_INFO_END = _TCP_INFO_OFFSET + _TCP_INFO.size
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 _RECV_BUFFER = 1 << 16
+_TCP_STATE_NAMES = [TCP_STATES.get(number, "UNKNOWN") for number in range(256)]
+_UDP_STATE_NAMES = [UDP_STATE] * 256
+_NO_OWNERS: Mapping[int, Owner] = {}
 
 _PORT = [(port & 255) << 8 | port >> 8 for port in range(65536)] if sys.byteorder == "little" else list(range(65536))
 
@@ -62,17 +65,24 @@ class NetlinkSource:
         self._sequence = 0
         # Address bytes -> text, shared across polls: a busy host has few distinct addresses.
         self._addresses: dict[bytes, str] = {}
+        self._info_offset = 0
 
     def close(self) -> None:
         self._netlink.close()
 
-    def list_sockets(self, kinds: Iterable[tuple[str, int]]) -> list[Socket]:
+    def list_sockets(
+        self,
+        kinds: Iterable[tuple[str, int]],
+        owners: Mapping[int, Owner] = _NO_OWNERS,
+        user_name: UserName | None = None,
+    ) -> list[Socket]:
         rows: list[Socket] = []
+        users: dict[int | None, Owner] = {None: NO_OWNER}
         for proto, family in kinds:
-            self._dump(proto, family, rows)
+            self._dump(proto, family, rows, owners, users, user_name)
         return rows
 
-    def _dump(self, proto: str, family: int, rows: list[Socket]) -> None:
+    def _dump(self, proto: str, family: int, rows: list[Socket], *owner_lookup) -> None:
         self._sequence += 1
         want_info = self.tcp_info and proto == "tcp"
         request = _DIAG_REQUEST.pack(
@@ -84,19 +94,36 @@ class NetlinkSource:
         self._netlink.sendto(header + request, (0, 0))
         while True:
             size = self._netlink.recv_into(self._buffer)
-            if self._parse(memoryview(self._buffer)[:size], proto, family, want_info, rows):
+            if self._parse(memoryview(self._buffer)[:size], proto, family, want_info, rows, *owner_lookup):
                 return
 
-    def _parse(self, data: memoryview, proto: str, family: int, want_info: bool, rows: list[Socket]) -> bool:
-        """Append the rows of one datagram; True once the dump is done."""
+    def _parse(
+        self,
+        data: memoryview,
+        proto: str,
+        family: int,
+        want_info: bool,
+        rows: list[Socket],
+        owners: Mapping[int, Owner],
+        users: dict[int | None, Owner],
+        user_name: UserName | None,
+    ) -> bool:
+        """Append the rows of one datagram; True once the dump is done. The hot loop of a poll."""
         addresses = self._addresses
         address_length = 4 if family == 4 else 16
         address_family = _FAMILIES[family]
-        is_tcp = proto == "tcp"
+        state_names = _TCP_STATE_NAMES if proto == "tcp" else _UDP_STATE_NAMES
+        new = tuple.__new__  # Socket._make without its Python-level wrapper: this runs 100,000 times
+        unpack_header = _NLMSG_HEADER.unpack_from
+        unpack_msg = _DIAG_MSG.unpack_from
+        unpack_attr = _RTATTR.unpack_from
+        unpack_info = _TCP_INFO.unpack_from
+        port = _PORT
+        info_at = self._info_offset  # where INET_DIAG_INFO usually sits after the message
         offset, end = 0, len(data)
-        while offset + _NLMSG_HEADER.size <= end:
-            length, kind, _flags, sequence, _pid = _NLMSG_HEADER.unpack_from(data, offset)
-            if length < _NLMSG_HEADER.size:
+        while offset + 16 <= end:
+            length, kind, _flags, sequence, _pid = unpack_header(data, offset)
+            if length < 16:
                 return True
             if sequence != self._sequence:
                 offset += (length + 3) & ~3
@@ -104,11 +131,10 @@ class NetlinkSource:
             if kind == NLMSG_DONE:
                 return True
             if kind == NLMSG_ERROR:
-                (error,) = struct.unpack_from("=i", data, offset + _NLMSG_HEADER.size)
+                (error,) = struct.unpack_from("=i", data, offset + 16)
                 if error == 0:
                     return True
                 raise OSError(-error, f"sock_diag dump of {proto}{family} failed")
-            body = offset + _NLMSG_HEADER.size
             (
                 _family,
                 state,
@@ -125,51 +151,72 @@ class NetlinkSource:
                 _wqueue,
                 uid,
                 inode,
-            ) = _DIAG_MSG.unpack_from(data, body)
+            ) = unpack_msg(data, offset + 16)
             local_ip = addresses.get(src)
             if local_ip is None:
                 local_ip = addresses[src] = socket.inet_ntop(address_family, src[:address_length])
-            remote_port: int | None = _PORT[dport]
             remote_ip = addresses.get(dst)
             if remote_ip is None:
                 remote_ip = addresses[dst] = socket.inet_ntop(address_family, dst[:address_length])
+            remote_port: int | None = port[dport]
             if remote_port == 0 and (remote_ip == "0.0.0.0" or remote_ip == "::"):
                 remote_ip = remote_port = None
-            metrics: tuple = ()
-            if want_info and length > _NLMSG_HEADER.size + _DIAG_MSG.size:
-                metrics = _tcp_metrics(data, body + _DIAG_MSG.size, offset + length)
+            minisocket = state in (TCP_TIME_WAIT, TCP_NEW_SYN_RECV)
+            if minisocket:
+                uid = None  # the kernel reports 0 for these: no owner, not root
+            owner = owners.get(inode) if inode else None
+            if owner is None:  # nobody we can see holds it: show whose socket it is, at least
+                owner = users.get(uid)
+                if owner is None:
+                    owner = users[uid] = ((), None, user_name(uid) if user_name else None)
+            metrics = _NO_METRICS
+            if want_info and not minisocket and length > 88:  # TIME_WAIT and SYN_RECV carry no tcp_info
+                attr = offset + 88 + info_at
+                if attr + 4 <= offset + length and unpack_attr(data, attr)[1] == INET_DIAG_INFO:
+                    rtt, rttvar, cwnd, retrans, acked, received = unpack_info(data, attr + 4 + _TCP_INFO_OFFSET)
+                    metrics = (rtt / 1000, rttvar / 1000, retrans, cwnd, acked, received)
+                else:
+                    metrics, info_at = _find_metrics(data, offset + 88, offset + length, info_at)
+                    self._info_offset = info_at
             rows.append(
-                Socket(
-                    cookie,
-                    proto,
-                    family,
-                    local_ip,
-                    _PORT[sport],
-                    remote_ip,
-                    remote_port,
-                    TCP_STATES.get(state, "UNKNOWN") if is_tcp else UDP_STATE,
-                    inode,
-                    None if state in (TCP_TIME_WAIT, TCP_NEW_SYN_RECV) else uid,
-                    (),
-                    None,
-                    None,
-                    *metrics,
+                new(
+                    Socket,
+                    (
+                        cookie,
+                        proto,
+                        family,
+                        local_ip,
+                        port[sport],
+                        remote_ip,
+                        remote_port,
+                        state_names[state],
+                        inode,
+                        uid,
+                        *owner,
+                        *metrics,
+                    ),
                 )
             )
             offset += (length + 3) & ~3
         return False
 
 
-def _tcp_metrics(data: memoryview, offset: int, end: int) -> tuple:
-    """(rtt_ms, rttvar_ms, retrans, cwnd, bytes_sent, bytes_received) from INET_DIAG_INFO, or ()."""
+_NO_METRICS: tuple = (None, None, None, None, None, None)
+
+
+def _metrics(info: tuple[int, int, int, int, int, int]) -> tuple:
+    rtt, rttvar, cwnd, retrans, acked, received = info
+    return (rtt / 1000, rttvar / 1000, retrans, cwnd, acked, received)
+
+
+def _find_metrics(data: memoryview, offset: int, end: int, usual: int) -> tuple[tuple, int]:
+    """Walk the attributes for INET_DIAG_INFO; returns its metrics and its offset (or the usual one)."""
+    start = offset
     while offset + _RTATTR.size <= end:
         length, kind = _RTATTR.unpack_from(data, offset)
         if length < _RTATTR.size:
-            return ()
+            break
         if kind == INET_DIAG_INFO and length - _RTATTR.size >= _TCP_INFO_END:
-            rtt, rttvar, cwnd, retrans, acked, received = _TCP_INFO.unpack_from(
-                data, offset + _RTATTR.size + _TCP_INFO_OFFSET
-            )
-            return (rtt / 1000, rttvar / 1000, retrans, cwnd, acked, received)
+            return _metrics(_TCP_INFO.unpack_from(data, offset + _RTATTR.size + _TCP_INFO_OFFSET)), offset - start
         offset += (length + 3) & ~3
-    return ()
+    return _NO_METRICS, usual

@@ -24,16 +24,19 @@ class ProcessDirectory:
         self._by_identity: dict[tuple[int, float], ProcessInfo] = {}
         self._user_names: dict[int, str | None] = {}
 
-    def describe(self, pids: Iterable[int]) -> dict[int, ProcessInfo]:
-        """Details of each pid that still exists; vanished or hidden ones are left out."""
+    def describe(self, pids: Iterable[int], *, forget_others: bool = True) -> dict[int, ProcessInfo]:
+        """Details of each pid that still exists; vanished or hidden ones are left out.
+
+        With `forget_others`, the cache keeps only these processes, so it does not grow forever.
+        """
         found: dict[int, ProcessInfo] = {}
         for pid in pids:
             info = self._lookup(pid)
             if info is not None:
                 found[pid] = info
-        # Forget processes that are gone so the cache does not grow forever.
-        live = {(info.pid, info.create_time) for info in found.values()}
-        self._by_identity = {key: info for key, info in self._by_identity.items() if key in live}
+        if forget_others:
+            live = {(info.pid, info.create_time) for info in found.values()}
+            self._by_identity = {key: info for key, info in self._by_identity.items() if key in live}
         return found
 
     def _lookup(self, pid: int) -> ProcessInfo | None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from conntui.model import TCP_STATES, UDP_STATE, Socket
+from conntui.model import TCP_STATES, UDP_STATE, Owner, Socket
+from conntui.sources import UserName
 
 TCP_TIME_WAIT, TCP_NEW_SYN_RECV = 6, 12
+_NO_OWNERS: Mapping[int, Owner] = {}
 
 
 class ProcfsSource:
@@ -23,7 +25,12 @@ class ProcfsSource:
     def close(self) -> None:
         pass
 
-    def list_sockets(self, kinds: Iterable[tuple[str, int]]) -> list[Socket]:
+    def list_sockets(
+        self,
+        kinds: Iterable[tuple[str, int]],
+        owners: Mapping[int, Owner] = _NO_OWNERS,
+        user_name: UserName | None = None,
+    ) -> list[Socket]:
         rows: list[Socket] = []
         for proto, family in kinds:
             path = f"{self.root}/{proto}{'6' if family == 6 else ''}"
@@ -33,7 +40,13 @@ class ProcfsSource:
             except FileNotFoundError:  # no IPv6 in this kernel
                 continue
             for line in lines:
-                rows.append(self._parse_line(line, proto, family))
+                sock = self._parse_line(line, proto, family)
+                owner = owners.get(sock.inode) if sock.inode else None
+                if owner is not None:
+                    sock = sock._replace(pids=owner[0], process=owner[1], user=owner[2])
+                elif sock.uid is not None and user_name is not None:
+                    sock = sock._replace(user=user_name(sock.uid))
+                rows.append(sock)
         return rows
 
     def _parse_line(self, line: str, proto: str, family: int) -> Socket:

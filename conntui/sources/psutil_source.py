@@ -7,11 +7,12 @@ identical rows with unknown owners are merged), so it is used there only when as
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import psutil
 
-from conntui.model import UDP_STATE, Socket
+from conntui.model import UDP_STATE, Owner, Socket
+from conntui.sources import UserName
 
 _KIND_NAMES = {("tcp", 4): "tcp4", ("tcp", 6): "tcp6", ("udp", 4): "udp4", ("udp", 6): "udp6"}
 
@@ -23,7 +24,13 @@ class PsutilSource:
     def close(self) -> None:
         pass
 
-    def list_sockets(self, kinds: Iterable[tuple[str, int]]) -> list[Socket]:
+    def list_sockets(
+        self,
+        kinds: Iterable[tuple[str, int]],
+        owners: Mapping[int, Owner] | None = None,
+        user_name: UserName | None = None,
+    ) -> list[Socket]:
+        """Rows with psutil's own pids (`owners` and `user_name` are not needed here)."""
         rows: list[Socket] = []
         for proto, family in kinds:
             for conn in psutil.net_connections(_KIND_NAMES[(proto, family)]):

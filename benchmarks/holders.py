@@ -1,0 +1,77 @@
+"""Hold N established loopback connections in helper processes, for the benchmark.
+
+One process may hold ~19,000 fds here, so the connections are spread over several helper
+processes, each with its own listener on 127.0.0.1 and at most 8,000 connections (both ends:
+16,000 fds). Every helper exits on its own after `lifetime` seconds, or as soon as its stdin
+closes; `hold()` ends them by pid when the `with` block exits. Loopback only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+PER_PROCESS = 8000
+
+HELPER = r"""
+import resource, select, socket, struct, sys, time
+count, lifetime = int(sys.argv[1]), float(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * count + 100), hard))
+listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+port = listener.getsockname()[1]
+held = []
+batch = 500
+for start in range(0, count, batch):
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(min(batch, count - start))]
+    for _ in clients:
+        held.append(listener.accept()[0])
+    held.extend(clients)
+reset = struct.pack("ii", 1, 0)
+for sock in held:  # close with RST when we exit: no TIME_WAIT left behind for the next measurement
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)
+sys.stdout.write(f"ready {port}\n")
+sys.stdout.flush()
+deadline = time.monotonic() + lifetime
+while time.monotonic() < deadline:
+    readable, _, _ = select.select([sys.stdin], [], [], 1.0)
+    if readable and not sys.stdin.readline():
+        break
+"""
+
+
+@contextlib.contextmanager
+def hold(connections: int, lifetime: float = 900.0) -> Iterator[list[int]]:
+    """Open `connections` established loopback connections; yields the helper pids."""
+    helpers: list[subprocess.Popen] = []
+    try:
+        remaining = connections
+        while remaining > 0:
+            count = min(PER_PROCESS, remaining)
+            helpers.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", HELPER, str(count), str(lifetime)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                )
+            )
+            remaining -= count
+        for helper in helpers:
+            line = helper.stdout.readline() if helper.stdout else ""
+            if not line.startswith("ready"):
+                raise RuntimeError(f"a connection helper failed to start ({line!r})")
+        yield [helper.pid for helper in helpers]
+    finally:
+        for helper in helpers:
+            with contextlib.suppress(OSError):
+                if helper.stdin:
+                    helper.stdin.close()
+        deadline = time.monotonic() + 10
+        for helper in helpers:
+            try:
+                helper.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                helper.kill()
+                helper.wait()
