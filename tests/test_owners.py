@@ -1,0 +1,72 @@
+"""The owner scanner's memory between polls stays truthful as sockets come, go and change hands."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from conntui.poller import Poller
+from conntui.sources import open_source
+from conntui.sources.owners import OwnerScanner
+from tests.conftest import find
+
+
+def owner_of(poller: Poller, sock: socket.socket) -> tuple[int, ...]:
+    snapshot, _ = poller.poll()
+    rows = [row for row in find(snapshot.sockets, sock.getsockname()) if row.state == "LISTEN"]
+    assert len(rows) == 1
+    return rows[0].pids
+
+
+def test_a_reused_fd_number_is_read_again(sockets) -> None:
+    poller = Poller(open_source("netlink"), "tcp4")
+    try:
+        first = sockets.listener()
+        assert owner_of(poller, first) == (os.getpid(),)
+        number = first.fileno()
+        first.close()
+        second = sockets.listener()  # the lowest free fd: very likely the same number
+        assert second.fileno() == number
+        assert owner_of(poller, second) == (os.getpid(),)
+    finally:
+        poller.close()
+
+
+def test_a_file_fd_replaced_by_a_socket_is_found(sockets, tmp_path) -> None:
+    poller = Poller(open_source("netlink"), "tcp4")
+    try:
+        anchor = sockets.listener()
+        owner_of(poller, anchor)
+        handle = open(tmp_path / "f", "w")  # noqa: SIM115
+        owner_of(poller, anchor)  # the scanner remembers this fd as "not a socket"
+        number = handle.fileno()
+        handle.close()
+        replacement = sockets.listener()  # same fd number, same fd count: the memory cannot tell
+        assert replacement.fileno() == number
+        assert owner_of(poller, replacement) == (os.getpid(),)
+    finally:
+        poller.close()
+
+
+def test_a_socket_passed_to_a_child_gains_an_owner_and_loses_it(sockets, child_holding) -> None:
+    poller = Poller(open_source("netlink"), "tcp4")
+    try:
+        listener = sockets.listener()
+        assert owner_of(poller, listener) == (os.getpid(),)
+        child = child_holding(listener)
+        assert set(owner_of(poller, listener)) == {os.getpid(), child.pid}
+        child.kill()
+        child.wait()
+        assert owner_of(poller, listener) == (os.getpid(),)
+    finally:
+        poller.close()
+
+
+def test_incremental_scan_matches_a_full_scan(sockets) -> None:
+    listener = sockets.listener()
+    for _ in range(5):
+        sockets.connection(listener)
+    scanner = OwnerScanner(full_every=1000)
+    full = scanner.scan()
+    again = scanner.scan(set(full))
+    assert again == full
