@@ -54,7 +54,9 @@ def hold(connections: int, lifetime: float = 900.0) -> Iterator[list[int]]:
             helpers.append(
                 subprocess.Popen(
                     [sys.executable, "-c", HELPER, str(count), str(lifetime)],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
                 )
             )
             remaining -= count

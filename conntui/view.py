@@ -1,16 +1,16 @@
 """The dashboard's table state, without Textual: rows by socket key, their marks, filter, order.
 
-`ConnectionView.apply` takes each poll's snapshot and changes and updates the rows in place
-(new rows marked for a few seconds, closed rows kept and marked, state changes flashed);
-`visible` is the filtered, sorted list the table widget draws, replaced (never mutated) on
-every change so a reader always sees a consistent list.
+`ConnectionView` is mutable and lives on the dashboard's engine thread: `apply` folds in each
+poll (new rows marked for a few seconds, closed rows kept and marked, state changes flashed,
+byte rates computed), `set_filter`/`set_sort`/`set_mine`/`expire` change what is shown. After
+each change `state()` hands out an immutable `TableState`, the only thing the UI thread reads.
 """
 
 from __future__ import annotations
 
 import socket
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +21,7 @@ from conntui.model import FourTuple, Snapshot, Socket
 NEW_SECONDS = 3.0
 CLOSED_SECONDS = 3.0
 CHANGED_SECONDS = 2.0
+HISTORY = 40  # polls of byte rates kept for the detail pane's sparkline
 
 
 @dataclass(slots=True)
@@ -29,6 +30,9 @@ class Row:
     first_seen: float
     mark: str = ""  # "new", "closed", "changed" or ""
     mark_until: float = 0.0
+    tx_rate: float | None = None  # bytes/s sent (acked) since the previous poll
+    rx_rate: float | None = None
+    history: deque[tuple[float, float]] | None = None  # (tx, rx) per poll, once there was traffic
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,7 @@ class Column:
     title: str
     width: int  # minimum width; address columns grow
     align: str = "left"
+    metric: bool = False  # a TCP metrics column, shown when metrics are switched on
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -51,6 +56,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("user", "User", 9),
     Column("age", "Age", 7, "right"),
     Column("count", "×N", 4),
+    Column("rtt", "RTT ms", 8, "right", metric=True),
+    Column("retrans", "Retr", 5, "right", metric=True),
+    Column("sent", "Sent", 7, "right", metric=True),
+    Column("received", "Recv", 7, "right", metric=True),
+    Column("tx_rate", "Tx/s", 7, "right", metric=True),
+    Column("rx_rate", "Rx/s", 7, "right", metric=True),
 )
 COLUMN_NAMES = tuple(column.name for column in COLUMNS)
 
@@ -79,76 +90,48 @@ def format_age(seconds: float) -> str:
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
-@dataclass
-class ConnectionView:
-    clock: Callable[[], float] = time.monotonic
-    rows: dict[object, Row] = field(default_factory=dict)
-    filter: Filter = MATCH_ALL
-    sort_column: str = "local_port"
-    sort_reverse: bool = False
-    mine: set[FourTuple] = field(default_factory=set)
-    tuple_counts: Counter[FourTuple] = field(default_factory=Counter)
-    snapshot: Snapshot | None = None
-    visible: list[Row] = field(default_factory=list)
-    _positions: dict[object, int] | None = None
+def format_bytes(count: float | None) -> str:
+    if count is None:
+        return "-"
+    for unit in ("", "K", "M", "G", "T"):
+        if abs(count) < 1024 or unit == "T":
+            return f"{count:.0f}{unit}" if unit == "" else f"{count:.1f}{unit}"
+        count /= 1024
+    return "-"  # unreachable
 
-    def apply(self, snapshot: Snapshot, changes: Changes) -> None:
-        """Fold one poll into the rows; the very first poll marks nothing as new."""
-        now = self.clock()
-        first_poll = self.snapshot is None
-        rows = self.rows
-        for sock in snapshot.sockets:
-            row = rows.get(sock.key)
-            if row is None:
-                rows[sock.key] = Row(sock, now, "" if first_poll else "new", now + NEW_SECONDS)
-            else:
-                row.sock = sock
-        for sock in changes.closed:
-            row = rows.get(sock.key)
-            if row is not None:
-                row.mark, row.mark_until = "closed", now + CLOSED_SECONDS
-        for _before, after in changes.state_changed:
-            row = rows[after.key]
-            row.mark, row.mark_until = "changed", now + CHANGED_SECONDS
-        self.snapshot = snapshot
-        self.tuple_counts = snapshot.tuple_counts()
-        self.rebuild()
 
-    def expire(self) -> bool:
-        """Drop closed rows and clear marks whose time is up; True when anything changed."""
-        now = self.clock()
-        expired = [row for row in self.rows.values() if row.mark and row.mark_until <= now]
-        for row in expired:
-            if row.mark == "closed":
-                del self.rows[row.sock.key]
-            else:
-                row.mark = ""
-        if expired:
-            self.rebuild()
-        return bool(expired)
+SPARK = "▁▂▃▄▅▆▇█"
 
-    def set_filter(self, new_filter: Filter) -> None:
-        self.filter = new_filter
-        self.rebuild()
 
-    def set_sort(self, column: str, reverse: bool = False) -> None:
-        if column not in COLUMN_NAMES:
-            raise ValueError(f"unknown column {column!r}")
-        self.sort_column, self.sort_reverse = column, reverse
-        self.rebuild()
+def sparkline(values: list[float]) -> str:
+    """One character per value, scaled to the largest."""
+    top = max(values, default=0)
+    if top <= 0:
+        return SPARK[0] * len(values)
+    return "".join(SPARK[min(len(SPARK) - 1, int(value / top * (len(SPARK) - 1) + 0.5))] for value in values)
 
-    def set_mine(self, tuples: set[FourTuple]) -> None:
-        self.mine = tuples
-        self.rebuild()
 
-    def rebuild(self) -> None:
-        rows = list(self.rows.values())
-        if self.filter:
-            matches, mine = self.filter.matches, self.mine
-            rows = [row for row in rows if matches(row.sock, mine)]
-        rows.sort(key=self._sort_key(), reverse=self.sort_reverse)
-        self.visible = rows
-        self._positions = None
+class TableState:
+    """What the table shows after one change: immutable once handed to the UI thread."""
+
+    __slots__ = (
+        "_positions",
+        "filter",
+        "mine",
+        "snapshot",
+        "sort_column",
+        "sort_reverse",
+        "total",
+        "tuple_counts",
+        "visible",
+    )
+
+    def __init__(self, visible: list[Row], snapshot: Snapshot | None, tuple_counts: Counter[FourTuple],
+                 mine: frozenset[FourTuple], sort_column: str, sort_reverse: bool, filter: Filter,
+                 total: int) -> None:  # fmt: skip
+        self.visible, self.snapshot, self.tuple_counts, self.mine = visible, snapshot, tuple_counts, mine
+        self.sort_column, self.sort_reverse, self.filter, self.total = sort_column, sort_reverse, filter, total
+        self._positions: dict[object, int] | None = None
 
     def position(self, key: object) -> int | None:
         """Where the socket with this key is in `visible`, or None when filtered out or gone."""
@@ -156,45 +139,174 @@ class ConnectionView:
             self._positions = {row.sock.key: index for index, row in enumerate(self.visible)}
         return self._positions.get(key)
 
-    def cell(self, row: Row, column: str) -> str:
-        """The text the table shows for one cell."""
-        sock = row.sock
-        if column == "proto":
-            return f"{sock.proto}{sock.family}"
-        if column == "local_ip":
-            return sock.local_ip
-        if column == "local_port":
-            return str(sock.local_port)
-        if column == "remote_ip":
-            return sock.remote_ip or "*"
-        if column == "remote_port":
-            return "*" if sock.remote_port is None else str(sock.remote_port)
-        if column == "state":
-            return sock.state
-        if column == "pids":
-            return ",".join(map(str, sock.pids)) or "-"
-        if column == "process":
-            return sock.process or "-"
-        if column == "user":
-            return sock.user or "-"
-        if column == "age":
-            return format_age(self.clock() - row.first_seen)
-        count = self.tuple_counts.get(sock.four_tuple, 1)
-        return f"×{count}" if count > 1 else ""
+    def row_with_tuple(self, four_tuple: FourTuple) -> Row | None:
+        return next((row for row in self.visible if row.sock.four_tuple == four_tuple), None)
 
-    def _sort_key(self) -> Callable[[Row], object]:
-        column, counts = self.sort_column, self.tuple_counts
-        keys: dict[str, Callable[[Row], object]] = {
-            "proto": lambda row: (row.sock.proto, row.sock.family),
-            "local_ip": lambda row: ip_sort_key(row.sock.local_ip),
-            "local_port": lambda row: row.sock.local_port,
-            "remote_ip": lambda row: ip_sort_key(row.sock.remote_ip),
-            "remote_port": lambda row: -1 if row.sock.remote_port is None else row.sock.remote_port,
-            "state": lambda row: row.sock.state,
-            "pids": lambda row: row.sock.pids,
-            "process": lambda row: (row.sock.process or "").lower(),
-            "user": lambda row: row.sock.user or "",
-            "age": lambda row: -row.first_seen,
-            "count": lambda row: counts.get(row.sock.four_tuple, 1),
-        }
-        return keys[column]
+
+EMPTY_STATE = TableState([], None, Counter(), frozenset(), "local_port", False, MATCH_ALL, 0)
+
+
+def cell(state: TableState, row: Row, column: str, now: float) -> str:
+    """The text the table shows for one cell."""
+    sock = row.sock
+    if column == "proto":
+        return f"{sock.proto}{sock.family}"
+    if column == "local_ip":
+        return sock.local_ip
+    if column == "local_port":
+        return str(sock.local_port)
+    if column == "remote_ip":
+        return sock.remote_ip or "*"
+    if column == "remote_port":
+        return "*" if sock.remote_port is None else str(sock.remote_port)
+    if column == "state":
+        return sock.state
+    if column == "pids":
+        return ",".join(map(str, sock.pids)) or "-"
+    if column == "process":
+        return sock.process or "-"
+    if column == "user":
+        return sock.user or "-"
+    if column == "age":
+        return format_age(now - row.first_seen)
+    if column == "count":
+        count = state.tuple_counts.get(sock.four_tuple, 1)
+        return f"×{count}" if count > 1 else ""
+    if column == "rtt":
+        return "-" if sock.rtt_ms is None else f"{sock.rtt_ms:.2f}"
+    if column == "retrans":
+        return "-" if sock.retrans is None else str(sock.retrans)
+    if column == "sent":
+        return format_bytes(sock.bytes_sent)
+    if column == "received":
+        return format_bytes(sock.bytes_received)
+    if column == "tx_rate":
+        return format_bytes(row.tx_rate)
+    return format_bytes(row.rx_rate)
+
+
+def _minus_one(value: float | None) -> float:
+    return -1 if value is None else value
+
+
+SORT_KEYS: dict[str, Callable[[Row, Counter[FourTuple]], object]] = {
+    "proto": lambda row, counts: (row.sock.proto, row.sock.family),
+    "local_ip": lambda row, counts: ip_sort_key(row.sock.local_ip),
+    "local_port": lambda row, counts: row.sock.local_port,
+    "remote_ip": lambda row, counts: ip_sort_key(row.sock.remote_ip),
+    "remote_port": lambda row, counts: _minus_one(row.sock.remote_port),
+    "state": lambda row, counts: row.sock.state,
+    "pids": lambda row, counts: row.sock.pids,
+    "process": lambda row, counts: (row.sock.process or "").lower(),
+    "user": lambda row, counts: row.sock.user or "",
+    "age": lambda row, counts: -row.first_seen,
+    "count": lambda row, counts: counts.get(row.sock.four_tuple, 1),
+    "rtt": lambda row, counts: _minus_one(row.sock.rtt_ms),
+    "retrans": lambda row, counts: _minus_one(row.sock.retrans),
+    "sent": lambda row, counts: _minus_one(row.sock.bytes_sent),
+    "received": lambda row, counts: _minus_one(row.sock.bytes_received),
+    "tx_rate": lambda row, counts: _minus_one(row.tx_rate),
+    "rx_rate": lambda row, counts: _minus_one(row.rx_rate),
+}
+
+
+@dataclass
+class ConnectionView:
+    clock: Callable[[], float] = time.monotonic
+    filter: Filter = MATCH_ALL
+    sort_column: str = "local_port"
+    sort_reverse: bool = False
+    rows: dict[object, Row] = field(default_factory=dict)
+    mine: frozenset[FourTuple] = frozenset()
+    snapshot: Snapshot | None = None
+    tuple_counts: Counter[FourTuple] = field(default_factory=Counter)
+    _ordered: list[Row] = field(default_factory=list)  # every row, sorted
+    _visible: list[Row] = field(default_factory=list)  # the filtered rows, in order
+    _marked: dict[object, Row] = field(default_factory=dict)  # rows with a mark that will expire
+
+    def apply(self, snapshot: Snapshot, changes: Changes) -> None:
+        """Fold one poll into the rows; the very first poll marks nothing as new."""
+        now = self.clock()
+        previous = self.snapshot
+        interval = snapshot.taken_at - previous.taken_at if previous is not None else 0.0
+        rows, marked = self.rows, self._marked
+        for sock in snapshot.sockets:
+            row = rows.get(sock.key)
+            if row is None:
+                row = rows[sock.key] = Row(sock, now)
+                if previous is not None:
+                    row.mark, row.mark_until = "new", now + NEW_SECONDS
+                    marked[sock.key] = row
+                continue
+            if sock.bytes_sent is not None and interval > 0 and row.sock.bytes_sent is not None:
+                _update_rates(row, sock, interval)
+            row.sock = sock
+        for sock in changes.closed:
+            row = rows.get(sock.key)
+            if row is not None:
+                row.mark, row.mark_until = "closed", now + CLOSED_SECONDS
+                marked[sock.key] = row
+        for _before, after in changes.state_changed:
+            row = rows[after.key]
+            row.mark, row.mark_until = "changed", now + CHANGED_SECONDS
+            marked[after.key] = row
+        self.snapshot = snapshot
+        self.tuple_counts = snapshot.tuple_counts()
+        self._sort()
+
+    def expire(self) -> bool:
+        """Drop closed rows and clear marks whose time is up; True when anything changed."""
+        now = self.clock()
+        expired = [row for row in self._marked.values() if row.mark_until <= now]
+        for row in expired:
+            del self._marked[row.sock.key]
+            if row.mark == "closed":
+                del self.rows[row.sock.key]
+            row.mark = ""
+        if any(row.sock.key not in self.rows for row in expired):
+            self._sort()
+        return bool(expired)
+
+    def set_filter(self, new_filter: Filter) -> None:
+        self.filter = new_filter
+        self._select()
+
+    def set_sort(self, column: str, reverse: bool = False) -> None:
+        if column not in SORT_KEYS:
+            raise ValueError(f"unknown column {column!r}")
+        self.sort_column, self.sort_reverse = column, reverse
+        self._sort()
+
+    def set_mine(self, tuples: frozenset[FourTuple]) -> None:
+        self.mine = tuples
+        if self.filter:
+            self._select()
+
+    def state(self) -> TableState:
+        return TableState(
+            self._visible, self.snapshot, self.tuple_counts, self.mine, self.sort_column, self.sort_reverse,
+            self.filter, len(self.rows),
+        )  # fmt: skip
+
+    def _sort(self) -> None:
+        key, counts = SORT_KEYS[self.sort_column], self.tuple_counts
+        self._ordered = sorted(self.rows.values(), key=lambda row: key(row, counts), reverse=self.sort_reverse)
+        self._select()
+
+    def _select(self) -> None:
+        if self.filter:
+            matches, mine = self.filter.matches, self.mine
+            self._visible = [row for row in self._ordered if matches(row.sock, mine)]
+        else:
+            self._visible = self._ordered
+
+
+def _update_rates(row: Row, sock: Socket, interval: float) -> None:
+    tx = max(0, sock.bytes_sent - row.sock.bytes_sent) / interval  # type: ignore[operator]
+    rx = max(0, (sock.bytes_received or 0) - (row.sock.bytes_received or 0)) / interval
+    row.tx_rate, row.rx_rate = tx, rx
+    if row.history is None:
+        if not (tx or rx):
+            return  # an idle connection costs no history
+        row.history = deque(maxlen=HISTORY)
+    row.history.append((tx, rx))

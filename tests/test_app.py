@@ -28,7 +28,7 @@ def make_app(filter_text: str = "") -> ConntuiApp:
 
 
 def row_for(app: ConntuiApp, local_port: int, remote_port: int | None = None):
-    for row in app.view.visible:
+    for row in app.state.visible:
         if row.sock.local_port == local_port and (remote_port is None or row.sock.remote_port == remote_port):
             return row
     return None
@@ -86,21 +86,21 @@ async def test_typed_port_filter_hides_other_rows_and_bad_filter_keeps_last_good
         await pilot.press("slash", *f"port:{port1}")
         await wait_for(pilot, lambda: row_for(app, port2) is None)
         assert row_for(app, port1) is not None
-        assert all(port1 in (row.sock.local_port, row.sock.remote_port) for row in app.view.visible)
+        assert all(port1 in (row.sock.local_port, row.sock.remote_port) for row in app.state.visible)
         app.query_one("#filter", Input).value = f"port:{port1} bogus:1"  # as if pasted
         await pilot.pause()
         assert "bogus:1" in status_text(app) and "unknown key" in status_text(app)
         assert app.query_one("#filter", Input).has_class("-invalid")
-        assert app.view.filter.text == f"port:{port1}"  # the last good filter still applies
+        assert app.state.filter.text == f"port:{port1}"  # the last good filter still applies
         assert row_for(app, port1) is not None and row_for(app, port2) is None
         await pilot.press("end", *["backspace"] * len(" bogus:1"))
         await pilot.pause()
         assert "bogus" not in status_text(app)
         await pilot.press("enter")  # leave the box, keep the filter
-        assert isinstance(app.focused, SocketTable) and app.view.filter.text == f"port:{port1}"
+        assert isinstance(app.focused, SocketTable) and app.state.filter.text == f"port:{port1}"
         await pilot.press("escape")  # clear it
         await wait_for(pilot, lambda: row_for(app, port2) is not None)
-        assert app.view.filter.text == ""
+        assert app.state.filter.text == ""
 
 
 async def test_cursor_stays_on_its_socket_and_header_click_sorts(sockets) -> None:
@@ -110,20 +110,20 @@ async def test_cursor_stays_on_its_socket_and_header_click_sorts(sockets) -> Non
         sockets.connection(listener)
     app = make_app(f"port:{port}")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: len(app.view.visible) == 7)
+        await wait_for(pilot, lambda: len(app.state.visible) == 7)
         table = app.query_one(SocketTable)
         await pilot.press("down", "down")
         chosen = table.cursor_key
         assert table.cursor_row.sock.key == chosen
         extra = sockets.connection(listener)  # new rows arrive and sort in around the cursor
-        await wait_for(pilot, lambda: len(app.view.visible) == 9)
+        await wait_for(pilot, lambda: len(app.state.visible) == 9)
         assert table.cursor_key == chosen and table.cursor_row.sock.key == chosen
         await pilot.click(SocketTable, offset=(3, 0))  # the "Proto" title
-        assert app.view.sort_column == "proto"
+        assert app.state.sort_column == "proto"
         await pilot.click(SocketTable, offset=(3, 0))
-        assert app.view.sort_reverse
+        assert app.state.sort_reverse
         await pilot.press("s")
-        assert app.view.sort_column == "local_ip"
+        assert app.state.sort_column == "local_ip"
         assert table.cursor_row.sock.key == chosen
         assert extra
 
@@ -191,18 +191,18 @@ async def test_launch_a_test_from_the_dialog_and_see_its_rows_marked_mine() -> N
         record = app.tests[1].connections[0]
         client = record.four_tuple
         server_side = ("tcp", record.remote_ip, record.remote_port, record.local_ip, record.local_port)
-        await wait_for(pilot, lambda: any(row.sock.four_tuple == client for row in app.view.visible))
-        assert {client, server_side} <= app.view.mine
-        row = next(row for row in app.view.visible if row.sock.four_tuple == client)
+        await wait_for(pilot, lambda: any(row.sock.four_tuple == client for row in app.state.visible))
+        assert {client, server_side} <= app.state.mine
+        row = next(row for row in app.state.visible if row.sock.four_tuple == client)
         assert row.sock.state == "ESTABLISHED"  # held open so it can be watched
         await pilot.press("slash", *"mine")
-        await wait_for(pilot, lambda: app.view.filter.text == "mine")
-        assert {row.sock.four_tuple for row in app.view.visible} <= {client, server_side}
+        await wait_for(pilot, lambda: app.state.filter.text == "mine")
+        assert {row.sock.four_tuple for row in app.state.visible} <= {client, server_side}
         await wait_for(pilot, lambda: app.tests[1].done, timeout=15)
         assert app.tests[1].ok
         await wait_for(
             pilot,
-            lambda: any(row.sock.four_tuple == client and row.sock.state == "TIME_WAIT" for row in app.view.visible),
+            lambda: any(row.sock.four_tuple == client and row.sock.state == "TIME_WAIT" for row in app.state.visible),
         )  # still marked as mine once the client side moved to TIME_WAIT
         await pilot.press("enter", "escape")  # leave the filter box, clear the filter
         pane = app.query_one(TestsPane)

@@ -78,11 +78,11 @@ def test_view_marks_new_then_keeps_closed_rows_marked_until_they_expire(sockets)
     try:
         listener = sockets.listener()
         view.apply(*poller.poll())
-        assert all(row.mark == "" for row in view.visible)  # the first poll marks nothing
+        assert all(row.mark == "" for row in view.state().visible)  # the first poll marks nothing
         client, server = sockets.connection(listener)
         key_of = {}
         view.apply(*poller.poll())
-        for row in view.visible:
+        for row in view.state().visible:
             if row.sock.local_port == client.getsockname()[1]:
                 key_of["client"] = row.sock.key
                 assert row.mark == "new"
@@ -94,10 +94,10 @@ def test_view_marks_new_then_keeps_closed_rows_marked_until_they_expire(sockets)
         server.close()
         view.apply(*poller.poll())
         assert view.rows[key_of["client"]].mark == "closed"
-        assert view.position(key_of["client"]) is not None
+        assert view.state().position(key_of["client"]) is not None
         clock.now += CLOSED_SECONDS + 0.1
         view.expire()
-        assert key_of["client"] not in view.rows and view.position(key_of["client"]) is None
+        assert key_of["client"] not in view.rows and view.state().position(key_of["client"]) is None
     finally:
         poller.close()
 
@@ -109,14 +109,14 @@ def test_view_filters_sorts_and_finds_positions() -> None:
     )
     view = ConnectionView(clock=FakeClock())
     view.apply(Snapshot(socks), diff({}, {s.key: s for s in socks}))
-    assert [row.sock.key for row in view.visible] == [9, 10, 100]
+    assert [row.sock.key for row in view.state().visible] == [9, 10, 100]
     view.set_sort("local_ip", reverse=True)
-    assert [row.sock.key for row in view.visible] == [100, 10, 9]  # numeric, not text, order
+    assert [row.sock.key for row in view.state().visible] == [100, 10, 9]  # numeric, not text, order
     view.set_sort("process")
-    assert [row.sock.key for row in view.visible] == [10, 9, 100]
+    assert [row.sock.key for row in view.state().visible] == [10, 9, 100]
     view.set_filter(parse_filter("port:9,100"))
-    assert [row.sock.key for row in view.visible] == [9, 100]
-    assert view.position(100) == 1 and view.position(10) is None
+    assert [row.sock.key for row in view.state().visible] == [9, 100]
+    assert view.state().position(100) == 1 and view.state().position(10) is None
 
 
 def test_uniqueness_counts_and_peer() -> None:

@@ -1,9 +1,8 @@
-"""The dashboard App: wires the poll thread, the pure view and the widgets together.
+"""The dashboard App: wires the engine thread, the table state and the widgets together.
 
-Polling runs on a plain thread: the UI thread never waits on the OS. The thread posts a
-`SnapshotReady` and waits until the UI has applied it before it sleeps again, so polls never
-queue up behind a busy UI. When a poll takes more than half the interval, the interval
-stretches (and the status line says so).
+The engine (`conntui.engine`) polls and recomputes the table off the UI thread; the App only
+swaps in each finished `TableState`, draws, and forwards the user's requests to the engine.
+Test connections run on worker threads and report back as `ProbeUpdated` messages.
 """
 
 from __future__ import annotations
@@ -24,19 +23,29 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, RichLog
 
 from conntui.changes import event_lines
+from conntui.engine import Engine
 from conntui.filters import FilterError, parse_filter
+from conntui.model import FourTuple
 from conntui.poller import Poller, Polling
 from conntui.probe import Probe, ProbeResult
 from conntui.testserver import ServerThread
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.help_screen import HelpScreen
-from conntui.ui.messages import CursorMoved, LaunchProbe, PollFailed, ProbeUpdated, SnapshotReady
+from conntui.ui.messages import (
+    CursorMoved,
+    LaunchProbe,
+    PollFailed,
+    ProbeUpdated,
+    SnapshotReady,
+    SortRequested,
+    StateReady,
+)
 from conntui.ui.socket_table import SocketTable
 from conntui.ui.status_bar import StatusBar
 from conntui.ui.test_dialog import TestDialog
 from conntui.ui.tests_pane import TestsPane
 from conntui.uniqueness import find_peer
-from conntui.view import ConnectionView
+from conntui.view import EMPTY_STATE, ConnectionView, TableState
 
 NOT_ROOT_HINT = "not root: other users' processes are hidden"
 
@@ -80,21 +89,23 @@ class ConntuiApp(App[None]):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
-        self.poller = poller if poller is not None else Poller()
-        self.interval = interval
-        self.view = ConnectionView(clock=clock, filter=parse_filter(filter_text))
+        self.clock = clock
         self.initial_filter = filter_text
-        self.paused = False
-        self.stretched_to: float | None = None
+        self.state: TableState = EMPTY_STATE
         self.poll_count = 0
         self.filter_error = ""
         self.poll_error = ""
         self.hint = NOT_ROOT_HINT if hasattr(os, "geteuid") and os.geteuid() != 0 else ""
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._applied = threading.Event()
-        self._poll_thread = threading.Thread(target=self._poll_loop, name="conntui-poll", daemon=True)
+        self.engine = Engine(
+            poller if poller is not None else Poller(),
+            ConnectionView(clock=clock, filter=parse_filter(filter_text)),
+            interval=interval,
+            on_poll=lambda snapshot, changes, state: self.post_message(SnapshotReady(snapshot, changes, state)),
+            on_state=lambda state: self.post_message(StateReady(state)),
+            on_error=lambda reason: self.post_message(PollFailed(reason)),
+        )
         self.tests: dict[int, ProbeResult] = {}
+        self.mine: frozenset[FourTuple] = frozenset()  # four-tuples of our test connections
         self.builtin_tests: set[int] = set()
         self.last_test = LaunchProbe("", "single", 1, 3.0)
         self._server: ServerThread | None = None
@@ -102,7 +113,7 @@ class ConntuiApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield SocketTable(self.view, id="sockets")
+        yield SocketTable(self.clock, id="sockets")
         yield DetailPane(id="detail", classes="hidden")
         yield TestsPane(id="tests", classes="hidden")
         yield RichLog(id="events", classes="hidden", max_lines=2000, wrap=False)
@@ -119,75 +130,57 @@ class ConntuiApp(App[None]):
         self.query_one(SocketTable).focus()
         self._show_status()
         self.set_interval(0.5, self._tick)
-        self._poll_thread.start()
+        self.engine.start()
 
     def on_unmount(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        self._poll_thread.join(timeout=5)
-        self.poller.close()
+        self.engine.stop()
         if self._server is not None:
             self._server.stop()
 
-    # -- the poll thread ---------------------------------------------------------------------
-
-    def _poll_loop(self) -> None:
-        while not self._stopping.is_set():
-            if not self.paused or self._wake.is_set():
-                self._wake.clear()
-                started = time.perf_counter()
-                try:
-                    snapshot, changes = self.poller.poll()
-                    message = SnapshotReady(snapshot, changes)
-                except Exception as error:  # a poll error is shown, never fatal
-                    message = PollFailed(f"poll failed: {error}")
-                self.post_message(message)
-                while not self._applied.wait(0.1):  # back-pressure: one poll in flight at most
-                    if self._stopping.is_set():
-                        return
-                self._applied.clear()
-                took = time.perf_counter() - started
-                self.stretched_to = 2 * took if took > self.interval / 2 else None
-            self._wake.wait(self.stretched_to or self.interval)
+    # -- from the engine ---------------------------------------------------------------------
 
     @on(SnapshotReady)
     def _apply_snapshot(self, message: SnapshotReady) -> None:
         try:
-            self.view.apply(message.snapshot, message.changes)
             self.poll_count += 1
             self.poll_error = ""
-            self.query_one(SocketTable).data_changed()
-            log = self.query_one("#events", RichLog)
-            stamp = time.strftime("%H:%M:%S")
-            for line in event_lines(message.changes) if self.poll_count > 1 else ():
-                log.write(f"{stamp} {line}")
-            self._refresh_detail()
-            self._show_status()
+            self._show_state(message.state)
+            if self.poll_count > 1:
+                log = self.query_one("#events", RichLog)
+                stamp = time.strftime("%H:%M:%S")
+                for line in event_lines(message.changes):
+                    log.write(f"{stamp} {line}")
         finally:
-            self._applied.set()
+            self.engine.ack()
+
+    @on(StateReady)
+    def _state_ready(self, message: StateReady) -> None:
+        self._show_state(message.state)
 
     @on(PollFailed)
     def _poll_failed(self, message: PollFailed) -> None:
         self.poll_error = message.reason
         self._show_status()
-        self._applied.set()
+
+    def _show_state(self, state: TableState) -> None:
+        self.state = state
+        self.query_one(SocketTable).show(state)
+        self._refresh_detail()
+        self._show_status()
 
     def _tick(self) -> None:
-        table = self.query_one(SocketTable)
-        if self.view.expire():
-            table.data_changed()
-            self._show_status()
-        table.refresh()  # ages move on
+        self.engine.submit(ConnectionView.expire)
+        self.query_one(SocketTable).refresh()  # ages move on
 
     # -- widgets -----------------------------------------------------------------------------
 
     def _show_status(self) -> None:
         self.query_one(StatusBar).show(
-            self.view.snapshot,
-            len(self.view.visible),
-            len(self.view.rows),
-            paused=self.paused,
-            stretched_to=self.stretched_to,
+            self.state.snapshot,
+            len(self.state.visible),
+            self.state.total,
+            paused=self.engine.paused,
+            stretched_to=self.engine.stretched_to,
             hint=self.hint,
             error=self.filter_error or self.poll_error,
         )
@@ -196,7 +189,7 @@ class ConntuiApp(App[None]):
         detail = self.query_one(DetailPane)
         if not detail.has_class("hidden"):
             row = self.query_one(SocketTable).cursor_row
-            detail.show_socket(row.sock if row else None, self.view.snapshot)
+            detail.show_socket(row, self.state.snapshot)
 
     @on(CursorMoved)
     def _cursor_moved(self, _message: CursorMoved) -> None:
@@ -207,14 +200,17 @@ class ConntuiApp(App[None]):
         try:
             new_filter = parse_filter(event.value)
         except FilterError as error:
-            self.filter_error = f"{error} — still showing: {self.view.filter.text or 'everything'}"
+            self.filter_error = f"{error} — still showing: {self.state.filter.text or 'everything'}"
             event.input.add_class("-invalid")
         else:
             self.filter_error = ""
             event.input.remove_class("-invalid")
-            self.view.set_filter(new_filter)
-            self.query_one(SocketTable).data_changed()
+            self.engine.submit(lambda view: view.set_filter(new_filter))
         self._show_status()
+
+    @on(SortRequested)
+    def _sort_requested(self, message: SortRequested) -> None:
+        self.engine.submit(lambda view: view.set_sort(message.column, message.reverse))
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self) -> None:
@@ -229,7 +225,7 @@ class ConntuiApp(App[None]):
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
-        if box.has_focus and self.view.filter.text == box.value.strip():
+        if box.has_focus and box.value.strip() and not self.filter_error:
             self.query_one(SocketTable).focus()  # leave the box, keep the filter
             return
         box.value = ""  # fires Input.Changed, which clears the filter
@@ -237,11 +233,11 @@ class ConntuiApp(App[None]):
         self.query_one(SocketTable).focus()
 
     def action_pause(self) -> None:
-        self.paused = not self.paused
+        self.engine.paused = not self.engine.paused
         self._show_status()
 
     def action_refresh(self) -> None:
-        self._wake.set()
+        self.engine.refresh()
 
     def action_detail(self) -> None:
         self.query_one(DetailPane).toggle_class("hidden")
@@ -257,7 +253,7 @@ class ConntuiApp(App[None]):
     def action_peer(self) -> None:
         table = self.query_one(SocketTable)
         row = table.cursor_row
-        peer = find_peer(row.sock, self.view.snapshot.sockets) if row and self.view.snapshot else None
+        peer = find_peer(row.sock, self.state.snapshot.sockets) if row and self.state.snapshot else None
         if peer is None:
             self.notify("No peer socket on this machine for this row.", severity="warning")
         elif not table.move_to_key(peer.key):
@@ -316,17 +312,16 @@ class ConntuiApp(App[None]):
     def _probe_updated(self, message: ProbeUpdated) -> None:
         self.tests[message.test_id] = message.result
         self.query_one(TestsPane).show_test(message.test_id, message.result)
-        mine = set(self.view.mine)
+        mine = set(self.mine)
         for record in message.result.connections:
             if record.four_tuple is not None:
                 mine.add(record.four_tuple)
                 if message.test_id in self.builtin_tests:  # the server's end is ours too
                     proto, local_ip, local_port, remote_ip, remote_port = record.four_tuple
                     mine.add((proto, remote_ip, remote_port, local_ip, local_port))
-        if mine != self.view.mine:
-            self.view.set_mine(mine)
-            self.query_one(SocketTable).data_changed()
-            self._show_status()
+        if mine != self.mine:
+            self.mine = frozen = frozenset(mine)
+            self.engine.submit(lambda view: view.set_mine(frozen))
 
     @on(OptionList.OptionSelected, "#tests")
     def _test_selected(self, event: OptionList.OptionSelected) -> None:
@@ -334,7 +329,7 @@ class ConntuiApp(App[None]):
         result = self.tests.get(test_id)
         table = self.query_one(SocketTable)
         for record in result.connections if result else ():
-            row = next((row for row in self.view.visible if row.sock.four_tuple == record.four_tuple), None)
+            row = self.state.row_with_tuple(record.four_tuple) if record.four_tuple else None
             if row is not None:
                 table.move_to_key(row.sock.key)
                 table.focus()

@@ -6,19 +6,21 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from conntui.model import Snapshot, Socket
+from conntui.model import Snapshot
 from conntui.uniqueness import find_peer, shared_parts
+from conntui.view import Row, format_bytes, sparkline
 
 
 class DetailPane(Static):
-    def show_socket(self, sock: Socket | None, snapshot: Snapshot | None) -> None:
-        if sock is None or snapshot is None:
+    def show_socket(self, row: Row | None, snapshot: Snapshot | None) -> None:
+        if row is None or snapshot is None:
             self.update("No socket selected.")
             return
-        self.update(self._describe(sock, snapshot))
+        self.update(self._describe(row, snapshot))
 
     @staticmethod
-    def _describe(sock: Socket, snapshot: Snapshot) -> Table:
+    def _describe(row: Row, snapshot: Snapshot) -> Table:
+        sock = row.sock
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column()
@@ -47,6 +49,17 @@ class DetailPane(Static):
                 f"rtt {sock.rtt_ms:.3f} ms ± {sock.rttvar_ms:.3f}  retrans {sock.retrans}  cwnd {sock.cwnd}  "
                 f"sent {sock.bytes_sent} B  received {sock.bytes_received} B",
             )
+        if row.history:
+            history = list(row.history)
+            grid.add_row(
+                "Rates",
+                Text.assemble(
+                    ("tx ", "bold"), (sparkline([tx for tx, _ in history]), "green"),
+                    f" {format_bytes(row.tx_rate)}/s   ",
+                    ("rx ", "bold"), (sparkline([rx for _, rx in history]), "cyan"),
+                    f" {format_bytes(row.rx_rate)}/s   (last {len(history)} polls)",
+                ),
+            )  # fmt: skip
         peer = find_peer(sock, snapshot.sockets)
         if peer is not None:
             grid.add_row("Peer", f"{peer.proto}{peer.family}  {peer.local} → {peer.remote}  {peer.state}  (g: jump)")

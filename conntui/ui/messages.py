@@ -7,15 +7,34 @@ from textual.message import Message
 from conntui.changes import Changes
 from conntui.model import Snapshot
 from conntui.probe import ProbeResult
+from conntui.view import TableState
 
 
 class SnapshotReady(Message):
-    """A poll finished on the poll thread."""
+    """A poll finished on the engine thread; `state` is the table after it."""
 
-    def __init__(self, snapshot: Snapshot, changes: Changes) -> None:
+    def __init__(self, snapshot: Snapshot, changes: Changes, state: TableState) -> None:
         super().__init__()
         self.snapshot = snapshot
         self.changes = changes
+        self.state = state
+
+
+class StateReady(Message):
+    """The engine thread finished a change to the table (filter, sort, expiry, …)."""
+
+    def __init__(self, state: TableState) -> None:
+        super().__init__()
+        self.state = state
+
+
+class SortRequested(Message):
+    """The table asks for another order (a header click or a key)."""
+
+    def __init__(self, column: str, reverse: bool) -> None:
+        super().__init__()
+        self.column = column
+        self.reverse = reverse
 
 
 class PollFailed(Message):

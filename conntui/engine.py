@@ -1,0 +1,107 @@
+"""The dashboard's engine thread: polls, and every change to the table's view, off the UI thread.
+
+One thread owns the `Poller` and the `ConnectionView`. It polls every `interval` seconds (or
+at once on `refresh()`), and runs the UI's requests (`submit`: filter, sort, expire, …) in
+between, in order. After each it hands an immutable `TableState` to the UI through the
+callbacks it was given, so the UI thread never waits on the OS nor sorts 100,000 rows.
+
+After publishing a poll it waits for the UI's `ack()` before it polls again: polls never
+queue up behind a busy UI. A poll that takes more than half the interval stretches the
+interval to twice its duration (`stretched_to`). Knows nothing of Textual.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from conntui.changes import Changes
+from conntui.model import Snapshot
+from conntui.poller import Polling
+from conntui.view import ConnectionView, TableState
+
+Command = Callable[[ConnectionView], "bool | None"]  # False: nothing changed, publish nothing
+_POLL_NOW = object()
+
+
+class Engine:
+    def __init__(
+        self,
+        poller: Polling,
+        view: ConnectionView,
+        *,
+        interval: float,
+        on_poll: Callable[[Snapshot, Changes, TableState], None],
+        on_state: Callable[[TableState], None],
+        on_error: Callable[[str], None],
+    ) -> None:
+        self.poller, self.view, self.interval = poller, view, interval
+        self.on_poll, self.on_state, self.on_error = on_poll, on_state, on_error
+        self.paused = False
+        self.stretched_to: float | None = None
+        self._commands: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._acked = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="conntui-engine", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._acked.set()
+        self._commands.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.poller.close()
+
+    def refresh(self) -> None:
+        """Poll now (also while paused)."""
+        self._commands.put(_POLL_NOW)
+
+    def submit(self, command: Command) -> None:
+        self._commands.put(command)
+
+    def ack(self) -> None:
+        """The UI has taken the last poll's state."""
+        self._acked.set()
+
+    def _run(self) -> None:
+        next_poll = time.monotonic()
+        while not self._stopping.is_set():
+            wait = 0.5 if self.paused else max(0.0, next_poll - time.monotonic())
+            try:
+                command = self._commands.get(timeout=wait)
+            except queue.Empty:
+                command = None
+            if self._stopping.is_set():
+                return
+            if command is _POLL_NOW or (command is None and not self.paused and time.monotonic() >= next_poll):
+                started = time.monotonic()
+                self._poll()
+                took = time.monotonic() - started
+                self.stretched_to = 2 * took if took > self.interval / 2 else None
+                next_poll = time.monotonic() + (self.stretched_to or self.interval)
+            elif callable(command):
+                try:
+                    changed = command(self.view)
+                except Exception as error:  # a bad request must not stop the engine
+                    self.on_error(f"internal error: {error!r}")
+                    continue
+                if changed is not False:
+                    self.on_state(self.view.state())
+
+    def _poll(self) -> None:
+        try:
+            snapshot, changes = self.poller.poll()
+        except Exception as error:  # a poll error is shown, never fatal
+            self.on_error(f"poll failed: {error}")
+            return
+        self.view.apply(snapshot, changes)
+        self._acked.clear()
+        self.on_poll(snapshot, changes, self.view.state())
+        while not self._acked.wait(0.1):
+            if self._stopping.is_set():
+                return
