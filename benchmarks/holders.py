@@ -43,10 +43,30 @@ while time.monotonic() < deadline:
 """
 
 
+class Held:
+    """The helper processes holding the connections."""
+
+    def __init__(self, helpers: list[subprocess.Popen], counts: list[int]) -> None:
+        self.helpers, self.counts = helpers, counts
+        self.pids = [helper.pid for helper in helpers]
+
+    def churn(self, fraction: float) -> None:
+        """Close that fraction of the connections and open as many new ones (both ends)."""
+        for helper, count in zip(self.helpers, self.counts, strict=True):
+            assert helper.stdin is not None
+            helper.stdin.write(f"churn {max(1, round(count * fraction))}\n")
+            helper.stdin.flush()
+        for helper in self.helpers:
+            assert helper.stdout is not None
+            if helper.stdout.readline() != "done\n":
+                raise RuntimeError("a connection helper did not churn")
+
+
 @contextlib.contextmanager
-def hold(connections: int, lifetime: float = 900.0) -> Iterator[list[int]]:
-    """Open `connections` established loopback connections; yields the helper pids."""
+def hold(connections: int, lifetime: float = 900.0) -> Iterator[Held]:
+    """Open `connections` established loopback connections, held until the block ends."""
     helpers: list[subprocess.Popen] = []
+    counts: list[int] = []
     try:
         remaining = connections
         while remaining > 0:
@@ -59,12 +79,13 @@ def hold(connections: int, lifetime: float = 900.0) -> Iterator[list[int]]:
                     text=True,
                 )
             )
+            counts.append(count)
             remaining -= count
         for helper in helpers:
             line = helper.stdout.readline() if helper.stdout else ""
             if not line.startswith("ready"):
                 raise RuntimeError(f"a connection helper failed to start ({line!r})")
-        yield [helper.pid for helper in helpers]
+        yield Held(helpers, counts)
     finally:
         for helper in helpers:
             with contextlib.suppress(OSError):

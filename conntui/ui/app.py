@@ -12,6 +12,7 @@ import copy
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -47,6 +48,8 @@ from conntui.ui.tests_pane import TestsPane
 from conntui.uniqueness import find_peer
 from conntui.view import EMPTY_STATE, ConnectionView, TableState
 
+EVENT_LOG_LINES = 2000
+EVENTS_PER_POLL = 200  # a poll with more changes logs these and a count of the rest
 NOT_ROOT_HINT = "not root: other users' processes are hidden"
 
 
@@ -93,6 +96,8 @@ class ConntuiApp(App[None]):
         self.initial_filter = filter_text
         self.state: TableState = EMPTY_STATE
         self.poll_count = 0
+        self.apply_ms = 0.0  # UI-thread time spent taking in the last poll
+        self.events: deque[str] = deque(maxlen=EVENT_LOG_LINES)
         self.filter_error = ""
         self.poll_error = ""
         self.hint = NOT_ROOT_HINT if hasattr(os, "geteuid") and os.geteuid() != 0 else ""
@@ -116,7 +121,7 @@ class ConntuiApp(App[None]):
         yield SocketTable(self.clock, id="sockets")
         yield DetailPane(id="detail", classes="hidden")
         yield TestsPane(id="tests", classes="hidden")
-        yield RichLog(id="events", classes="hidden", max_lines=2000, wrap=False)
+        yield RichLog(id="events", classes="hidden", max_lines=EVENT_LOG_LINES, wrap=False)
         yield Input(
             self.initial_filter,
             placeholder="filter: port:8080 state:established proc:nginx …",
@@ -141,17 +146,16 @@ class ConntuiApp(App[None]):
 
     @on(SnapshotReady)
     def _apply_snapshot(self, message: SnapshotReady) -> None:
+        started = self.clock()  # the app's clock, so a frozen clock gives a steady picture
         try:
             self.poll_count += 1
             self.poll_error = ""
-            self._show_state(message.state)
             if self.poll_count > 1:
-                log = self.query_one("#events", RichLog)
-                stamp = time.strftime("%H:%M:%S")
-                for line in event_lines(message.changes):
-                    log.write(f"{stamp} {line}")
+                self._log_events(event_lines(message.changes))
+            self._show_state(message.state)
         finally:
             self.engine.ack()
+            self.apply_ms = (self.clock() - started) * 1000
 
     @on(StateReady)
     def _state_ready(self, message: StateReady) -> None:
@@ -168,6 +172,18 @@ class ConntuiApp(App[None]):
         self._refresh_detail()
         self._show_status()
 
+    def _log_events(self, lines: list[str]) -> None:
+        """Keep the last events; write them to the log widget only while it is shown."""
+        stamp = time.strftime("%H:%M:%S")
+        if len(lines) > EVENTS_PER_POLL:
+            lines = [*lines[:EVENTS_PER_POLL], f"… and {len(lines) - EVENTS_PER_POLL} more changes in this poll"]
+        stamped = [f"{stamp} {line}" for line in lines]
+        self.events.extend(stamped)
+        log = self.query_one("#events", RichLog)
+        if not log.has_class("hidden"):
+            for line in stamped:
+                log.write(line)
+
     def _tick(self) -> None:
         self.engine.submit(ConnectionView.expire)
         self.query_one(SocketTable).refresh()  # ages move on
@@ -181,6 +197,7 @@ class ConntuiApp(App[None]):
             self.state.total,
             paused=self.engine.paused,
             stretched_to=self.engine.stretched_to,
+            apply_ms=self.apply_ms,
             hint=self.hint,
             error=self.filter_error or self.poll_error,
         )
@@ -244,7 +261,12 @@ class ConntuiApp(App[None]):
         self._refresh_detail()
 
     def action_log(self) -> None:
-        self.query_one("#events", RichLog).toggle_class("hidden")
+        log = self.query_one("#events", RichLog)
+        log.toggle_class("hidden")
+        if not log.has_class("hidden"):
+            log.clear()
+            for line in self.events:
+                log.write(line)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

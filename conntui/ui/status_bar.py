@@ -19,6 +19,7 @@ class StatusBar(Static):
         *,
         paused: bool,
         stretched_to: float | None,
+        apply_ms: float = 0.0,
         hint: str,
         error: str,
     ) -> None:
@@ -29,7 +30,7 @@ class StatusBar(Static):
             text.append(f"{shown}/{total} sockets", "bold")
             states = Counter(sock.state for sock in snapshot.sockets)
             text.append(" │ " + "  ".join(f"{state} {count}" for state, count in states.most_common(5)))
-            text.append(f"  │ poll {snapshot.duration_ms:.0f} ms ({snapshot.backend})")
+            text.append(f"  │ poll {snapshot.duration_ms:.0f} ms ({snapshot.backend}), ui {apply_ms:.0f} ms")
         if stretched_to is not None:
             text.append(f"  │ interval stretched to {stretched_to:.1f} s", "yellow")
         if paused:
