@@ -23,23 +23,37 @@ soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * count + 100), hard))
 listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
 port = listener.getsockname()[1]
-held = []
-batch = 500
-for start in range(0, count, batch):
-    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(min(batch, count - start))]
-    for _ in clients:
-        held.append(listener.accept()[0])
-    held.extend(clients)
 reset = struct.pack("ii", 1, 0)
-for sock in held:  # close with RST when we exit: no TIME_WAIT left behind for the next measurement
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)
+pairs = []
+
+def open_pairs(n):
+    for start in range(0, n, 500):
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(min(500, n - start))]
+        for client in clients:
+            server = listener.accept()[0]
+            for sock in (client, server):  # closed with RST: no TIME_WAIT left behind
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)
+            pairs.append((client, server))
+
+open_pairs(count)
 sys.stdout.write(f"ready {port}\n")
 sys.stdout.flush()
 deadline = time.monotonic() + lifetime
 while time.monotonic() < deadline:
     readable, _, _ = select.select([sys.stdin], [], [], 1.0)
-    if readable and not sys.stdin.readline():
+    if not readable:
+        continue
+    line = sys.stdin.readline()
+    if not line:
         break
+    churn = min(int(line.split()[1]), len(pairs))  # "churn K": K connections close, K new ones open
+    for client, server in pairs[:churn]:
+        client.close()
+        server.close()
+    del pairs[:churn]
+    open_pairs(churn)
+    sys.stdout.write("done\n")
+    sys.stdout.flush()
 """
 
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).parent.parent
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
 def test_ruff(command: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", *command, "conntui", "tests", "screenshots"],
+        [sys.executable, "-m", "ruff", *command, "conntui", "tests", "screenshots", "benchmarks"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,0 +1,270 @@
+"""conntui's benchmark: every figure next to `ss -tanp` (and psutil) measured in the same run.
+
+    python benchmarks/bench.py                              # N = 1,000, 10,000 and 50,000
+    python benchmarks/bench.py --sizes 1000 --repeat 3 --out benchmarks/RESULTS.md
+
+For each N it opens N established loopback connections (2N sockets) in helper processes,
+then measures, as medians: `ss -tanp`, `ss -tan`, `psutil.net_connections("tcp")`, one
+steady-state poll of each backend (sockets, owners, process details and change detection),
+the netlink dump with and without per-connection TCP info, `conntui list --json --kind tcp`
+as a whole process, and, in a child process running the real dashboard headless, the UI
+thread's cost of taking in a poll with 1% of the connections replaced, the time for a filter
+keystroke to show its result, one screen's rendering, and the dashboard's RSS. Last, the CPU
+the idle dashboard uses at 1,000 sockets and the default interval. Loopback only; every
+helper ends when the measurement ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.holders import hold  # noqa: E402
+
+
+def median_ms(work: Callable[[], object], repeat: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        work()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def command(argv: list[str]) -> Callable[[], object]:
+    return lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+
+def measure_system(repeat: int) -> dict[str, float]:
+    import psutil
+
+    from conntui.poller import Poller
+    from conntui.sources import open_source
+
+    figures = {
+        "ss -tanp": median_ms(command(["ss", "-tanp"]), repeat),
+        "ss -tan": median_ms(command(["ss", "-tan"]), repeat),
+        "psutil.net_connections('tcp')": median_ms(lambda: psutil.net_connections("tcp"), repeat),
+    }
+    for backend in ("netlink", "proc", "psutil"):
+        poller = Poller(open_source(backend), "tcp")
+        try:
+            figures[f"poll, {backend} backend"] = median_ms(poller.poll, repeat, warmup=2)
+        finally:
+            poller.close()
+    source = open_source("netlink")
+    kinds = [("tcp", 4), ("tcp", 6)]
+    try:
+        source.tcp_info = False  # type: ignore[attr-defined]
+        figures["netlink dump, no TCP info"] = median_ms(lambda: source.list_sockets(kinds), repeat)
+        source.tcp_info = True  # type: ignore[attr-defined]
+        figures["netlink dump, with TCP info"] = median_ms(lambda: source.list_sockets(kinds), repeat)
+    finally:
+        source.close()
+    figures["conntui list --json --kind tcp"] = median_ms(
+        command([sys.executable, "-m", "conntui", "list", "--json", "--kind", "tcp"]), repeat
+    )
+    return figures
+
+
+def measure_ui(held, repeat: int) -> dict[str, float]:
+    """The real dashboard in a child process; it asks us (on stdout) to churn the connections."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--ui-child", str(repeat)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        for line in child.stdout:
+            if line.startswith("churn"):
+                held.churn(0.01)
+                child.stdin.write("ok\n")
+                child.stdin.flush()
+            elif line.startswith("result "):
+                return json.loads(line[len("result ") :])
+        raise RuntimeError("the UI benchmark child ended without a result")
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+
+
+async def ui_child(repeat: int) -> dict[str, float]:
+    from textual.widgets import Input
+
+    from conntui.poller import Poller
+    from conntui.sources import open_source
+    from conntui.ui.app import ConntuiApp
+    from conntui.ui.socket_table import SocketTable
+
+    app = ConntuiApp(Poller(open_source(), "tcp"), interval=3600)  # polls when we say so
+    async with app.run_test(size=(180, 50)) as pilot:
+
+        async def until(condition: Callable[[], bool], timeout: float = 120) -> None:
+            deadline = time.monotonic() + timeout
+            while not condition():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the dashboard did not get there in time")
+                await pilot.pause(0.001)
+
+        await until(lambda: app.poll_count >= 1)
+        applies, refresh_to_screen = [], []
+        for _ in range(repeat + 1):  # the first poll after start-up reads every owner: skip it
+            os.write(1, b"churn\n")  # fd 1 itself: Textual captures print() while the app runs
+            if sys.__stdin__.readline().strip() != "ok":
+                raise RuntimeError("no churn")
+            polls = app.poll_count
+            started = time.perf_counter()
+            app.engine.refresh()
+            await until(lambda: app.poll_count > polls)  # noqa: B023
+            refresh_to_screen.append((time.perf_counter() - started) * 1000)
+            applies.append(app.apply_ms)
+        table = app.query_one(SocketTable)
+        height = table.scrollable_content_region.height
+        render = median_ms(lambda: [table.render_line(y) for y in range(height)], repeat)
+        await pilot.press("slash")
+        box = app.query_one("#filter", Input)
+        keystrokes = []
+        for wanted in ("port:1", "port:12", "port:123", "port:1234", "port:12345")[: max(2, repeat)]:
+            started = time.perf_counter()
+            box.value = wanted  # as the key arrives: Input.Changed, parse, the engine filters, state shown
+            while app.state.filter.text != wanted:
+                await asyncio.sleep(0.0005)
+            keystrokes.append((time.perf_counter() - started) * 1000)
+        rows = app.state.total
+    import psutil
+
+    return {  # the keys are UI_FIGURES
+        "rows in the table": rows,
+        "UI thread: take in a poll with 1% churn (ms)": statistics.median(applies[1:]),
+        "refresh key to new state on screen, incl. the poll (ms)": statistics.median(refresh_to_screen[1:]),
+        "filter keystroke to new result (ms)": statistics.median(keystrokes),
+        "render one screen of rows (ms)": render,
+        "dashboard RSS (MB)": psutil.Process().memory_info().rss / 2**20,
+        "dashboard peak RSS (MB)": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+async def idle_child(seconds: float) -> dict[str, float]:
+    from conntui.ui.app import ConntuiApp
+
+    app = ConntuiApp(interval=1.0)  # the defaults a user gets
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.pause(2.0)
+        before, wall = os.times(), time.perf_counter()
+        await pilot.pause(seconds)
+        after, elapsed = os.times(), time.perf_counter() - wall
+    cpu = (after.user - before.user) + (after.system - before.system)
+    return {"idle dashboard CPU (% of one core)": 100 * cpu / elapsed, "polls": app.poll_count}
+
+
+UI_FIGURES = (
+    "rows in the table",
+    "UI thread: take in a poll with 1% churn (ms)",
+    "refresh key to new state on screen, incl. the poll (ms)",
+    "filter keystroke to new result (ms)",
+    "render one screen of rows (ms)",
+    "dashboard RSS (MB)",
+    "dashboard peak RSS (MB)",
+)
+
+
+def ratio(value: float, base: float) -> str:
+    return f"{value / base:.3f}" if base else "-"
+
+
+def report(results: dict[int, dict[str, float]], idle: dict[str, float], argv: list[str]) -> str:
+    lines = [
+        "# conntui benchmark results",
+        "",
+        f"Command: `python {' '.join(argv)}`  ",
+        f"When: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {os.cpu_count()} cores, "
+        f"Linux {platform.release()}, Python {platform.python_version()}; "
+        f"running as {'root' if os.geteuid() == 0 else 'a user'}.",
+        "",
+        "N established loopback connections = 2N sockets (+ a listener per helper process). Medians in ms; "
+        "ratios are against `ss -tanp` measured in the same run.",
+        "",
+    ]
+    sizes = sorted(results)
+    header = "| measurement | " + " | ".join(f"N={n:,} ms | ×ss -tanp" for n in sizes) + " |"
+    lines += [header, "|---|" + "---|---|" * len(sizes)]
+    names = list(results[sizes[0]])
+    for name in names:
+        cells = []
+        for n in sizes:
+            value = results[n].get(name)
+            if value is None:
+                cells += ["-", "-"]
+            elif name in UI_FIGURES:  # no ratio: ss has no UI
+                cells += [f"{value:,.1f}", ""]
+            else:
+                cells += [f"{value:,.1f}", ratio(value, results[n]["ss -tanp"])]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Other ratios:", ""]
+    for n in sizes:
+        figures = results[n]
+        info = ratio(figures["netlink dump, with TCP info"], figures["netlink dump, no TCP info"])
+        psutil_ratio = ratio(figures["poll, netlink backend"], figures["psutil.net_connections('tcp')"])
+        lines.append(f"- N={n:,}: TCP info costs ×{info} of a dump without it; "
+                     f"a full netlink poll is ×{psutil_ratio} of psutil.net_connections('tcp').")  # fmt: skip
+    lines += ["", "Idle dashboard at the default 1 s interval: "
+              + ", ".join(f"{name} {value:.2f}" for name, value in idle.items()), ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000], help="connection counts")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per median (default 5)")
+    parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle CPU window (default 10 s)")
+    parser.add_argument("--idle-sockets", type=int, default=500, help="connections held while idle (default 500)")
+    parser.add_argument("--out", type=Path, help="also write the report to this Markdown file")
+    parser.add_argument("--ui-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--idle-child", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.ui_child is not None:
+        print("result " + json.dumps(asyncio.run(ui_child(args.ui_child))), flush=True)
+        return 0
+    if args.idle_child is not None:
+        print(json.dumps(asyncio.run(idle_child(args.idle_child))), flush=True)
+        return 0
+
+    results: dict[int, dict[str, float]] = {}
+    for size in args.sizes:
+        print(f"N={size:,}: opening connections…", file=sys.stderr, flush=True)
+        with hold(size) as held:
+            results[size] = measure_system(args.repeat)
+            print(f"N={size:,}: the dashboard…", file=sys.stderr, flush=True)
+            results[size] |= measure_ui(held, args.repeat)
+    print("idle dashboard…", file=sys.stderr, flush=True)
+    with hold(args.idle_sockets):
+        idle_run = subprocess.run(
+            [sys.executable, __file__, "--idle-child", str(args.idle_seconds)],
+            capture_output=True, text=True, check=True, cwd=ROOT,
+        )  # fmt: skip
+    idle = json.loads(idle_run.stdout.strip().splitlines()[-1])
+    text = report(results, idle, [os.path.relpath(__file__, ROOT), *sys.argv[1:]])
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
