@@ -42,14 +42,17 @@ def describe(sock: Socket) -> str:
     return f"{sock.proto}{sock.family} {sock.local} → {sock.remote}{owner}"
 
 
-def event_lines(changes: Changes) -> list[str]:
-    """The event log's lines for one poll's changes."""
-    lines = [f"opened  {describe(sock)} {sock.state}" for sock in changes.opened]
-    lines += [f"closed  {describe(sock)}" for sock in changes.closed]
-    lines += [f"state   {describe(after)} {before.state} → {after.state}" for before, after in changes.state_changed]
-    lines += [
-        f"owners  {describe(after)} pids {_pids(before)} → {_pids(after)}" for before, after in changes.owners_changed
-    ]
+def event_lines(changes: Changes, limit: int = 200) -> list[str]:
+    """The event log's lines for one poll's changes: at most `limit`, then a count of the rest."""
+    events = (
+        *(("opened ", sock, sock.state) for sock in changes.opened),
+        *(("closed ", sock, "") for sock in changes.closed),
+        *((("state  ", after, f"{before.state} → {after.state}") for before, after in changes.state_changed)),
+        *(("owners ", after, f"pids {_pids(before)} → {_pids(after)}") for before, after in changes.owners_changed),
+    )
+    lines = [f"{kind} {describe(sock)} {detail}".rstrip() for kind, sock, detail in events[:limit]]
+    if len(events) > limit:
+        lines.append(f"… and {len(events) - limit} more changes in this poll")
     return lines
 
 

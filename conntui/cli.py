@@ -132,13 +132,12 @@ def run_list(args: argparse.Namespace, selection: Filter, source) -> int:
         poller.close()
     shown = [sock for sock in snapshot.sockets if selection.matches(sock)]
     shown.sort(key=lambda sock: (sock.proto, sock.family, sock.local_port, sock.local_ip, sock.remote_port or 0))
-    rows = output.records(snapshot, shown)
     if args.json:
-        text = output.to_json(rows) + "\n"
+        text = output.to_json(snapshot, shown) + "\n"
     elif args.csv:
-        text = output.to_csv(rows)
+        text = output.to_csv(output.records(snapshot, shown))
     else:
-        text = output.to_table(rows)
+        text = output.to_table(output.records(snapshot, shown))
     try:
         sys.stdout.write(text)
         sys.stdout.flush()

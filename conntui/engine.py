@@ -2,11 +2,12 @@
 
 One thread owns the `Poller` and the `ConnectionView`. It polls every `interval` seconds (or
 at once on `refresh()`), and runs the UI's requests (`submit`: filter, sort, expire, …) in
-between, in order. After each it hands an immutable `TableState` to the UI through the
-callbacks it was given, so the UI thread never waits on the OS nor sorts 100,000 rows.
+between, in order. After each it hands an immutable `TableState` (and, after a poll, the
+event log's lines) to the UI through the callbacks it was given, so the UI thread never
+waits on the OS, nor sorts, filters or formats 100,000 rows.
 
-After publishing a poll it waits for the UI's `ack()` before it polls again: polls never
-queue up behind a busy UI. A poll that takes more than half the interval stretches the
+After publishing a poll it does not poll again until the UI's `ack()` (requests still run):
+polls never queue up behind a busy UI. A poll that takes more than half the interval stretches the
 interval to twice its duration (`stretched_to`). Knows nothing of Textual.
 """
 
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from conntui.changes import Changes
+from conntui.changes import event_lines
 from conntui.model import Snapshot
 from conntui.poller import Polling
 from conntui.view import ConnectionView, TableState
@@ -33,7 +34,7 @@ class Engine:
         view: ConnectionView,
         *,
         interval: float,
-        on_poll: Callable[[Snapshot, Changes, TableState], None],
+        on_poll: Callable[[Snapshot, TableState, list[str]], None],
         on_state: Callable[[TableState], None],
         on_error: Callable[[str], None],
     ) -> None:
@@ -43,6 +44,7 @@ class Engine:
         self.stretched_to: float | None = None
         self._commands: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._acked = threading.Event()
+        self._acked.set()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="conntui-engine", daemon=True)
 
@@ -65,33 +67,41 @@ class Engine:
         self._commands.put(command)
 
     def ack(self) -> None:
-        """The UI has taken the last poll's state."""
+        """The UI has taken the last poll's state: the next poll may come."""
         self._acked.set()
+        self._commands.put(None)  # wake the loop
 
     def _run(self) -> None:
         next_poll = time.monotonic()
+        poll_now = False
         while not self._stopping.is_set():
-            wait = 0.5 if self.paused else max(0.0, next_poll - time.monotonic())
-            try:
-                command = self._commands.get(timeout=wait)
-            except queue.Empty:
-                command = None
-            if self._stopping.is_set():
-                return
-            if command is _POLL_NOW or (command is None and not self.paused and time.monotonic() >= next_poll):
+            due = not self.paused and time.monotonic() >= next_poll
+            if (due or poll_now) and self._acked.is_set():
+                poll_now = False
                 started = time.monotonic()
                 self._poll()
                 took = time.monotonic() - started
                 self.stretched_to = 2 * took if took > self.interval / 2 else None
                 next_poll = time.monotonic() + (self.stretched_to or self.interval)
+                continue
+            wait = 0.5 if self.paused or not self._acked.is_set() else max(0.0, next_poll - time.monotonic())
+            try:
+                command = self._commands.get(timeout=wait)
+            except queue.Empty:
+                continue
+            if command is _POLL_NOW:
+                poll_now = True
             elif callable(command):
-                try:
-                    changed = command(self.view)
-                except Exception as error:  # a bad request must not stop the engine
-                    self.on_error(f"internal error: {error!r}")
-                    continue
-                if changed is not False:
-                    self.on_state(self.view.state())
+                self._run_command(command)
+
+    def _run_command(self, command: Command) -> None:
+        try:
+            changed = command(self.view)
+        except Exception as error:  # a bad request must not stop the engine
+            self.on_error(f"internal error: {error!r}")
+            return
+        if changed is not False:
+            self.on_state(self.view.state())
 
     def _poll(self) -> None:
         try:
@@ -100,8 +110,5 @@ class Engine:
             self.on_error(f"poll failed: {error}")
             return
         self.view.apply(snapshot, changes)
-        self._acked.clear()
-        self.on_poll(snapshot, changes, self.view.state())
-        while not self._acked.wait(0.1):
-            if self._stopping.is_set():
-                return
+        self._acked.clear()  # no further poll until the UI has taken this one
+        self.on_poll(snapshot, self.view.state(), event_lines(changes))

@@ -75,12 +75,19 @@ class Poller:
         sockets = self.source.list_sockets(
             self.kinds, self._owner_table(owner_pids, processes), self.processes.user_name
         )
+
+        def unplaced() -> set[int]:
+            return {sock.inode for sock in sockets if sock.inode and not sock.pids}
+
+        if self.owners.last_full:  # every link was just read: what is unplaced has no visible owner
+            self.owners.unownable = unplaced()
+            return sockets, processes
+        missing = unplaced() - self.owners.unownable
         for full in (False, True):
-            unplaced = {sock.inode for sock in sockets if sock.inode and not sock.pids} - self.owners.unownable
-            if not unplaced:
+            if not missing:
                 break
             owner_pids = self.owners.scan({sock.inode for sock in sockets if sock.inode}, full=full)
-            found = {inode for inode in unplaced if inode in owner_pids}
+            found = {inode for inode in missing if inode in owner_pids}
             if found:
                 more = sorted({pid for inode in found for pid in owner_pids[inode]})
                 processes |= self.processes.describe(more, forget_others=False)
@@ -88,8 +95,9 @@ class Poller:
                     self._with_owner(sock, owner_pids[sock.inode], processes) if sock.inode in found else sock
                     for sock in sockets
                 ]
+            missing -= found
             if full:
-                self.owners.unownable = unplaced - found
+                self.owners.unownable = unplaced()
         return sockets, processes
 
     @staticmethod

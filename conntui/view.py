@@ -114,36 +114,27 @@ def sparkline(values: list[float]) -> str:
 class TableState:
     """What the table shows after one change: immutable once handed to the UI thread."""
 
-    __slots__ = (
-        "_positions",
-        "filter",
-        "mine",
-        "snapshot",
-        "sort_column",
-        "sort_reverse",
-        "total",
-        "tuple_counts",
-        "visible",
-    )
+    __slots__ = ("filter", "mine", "positions", "snapshot", "sort_column", "sort_reverse", "state_counts",
+                 "total", "tuple_counts", "visible")  # fmt: skip
 
     def __init__(self, visible: list[Row], snapshot: Snapshot | None, tuple_counts: Counter[FourTuple],
-                 mine: frozenset[FourTuple], sort_column: str, sort_reverse: bool, filter: Filter,
-                 total: int) -> None:  # fmt: skip
+                 state_counts: Counter[str], mine: frozenset[FourTuple], sort_column: str, sort_reverse: bool,
+                 filter: Filter, total: int) -> None:  # fmt: skip
         self.visible, self.snapshot, self.tuple_counts, self.mine = visible, snapshot, tuple_counts, mine
+        self.state_counts = state_counts  # sockets per TCP state in the snapshot
         self.sort_column, self.sort_reverse, self.filter, self.total = sort_column, sort_reverse, filter, total
-        self._positions: dict[object, int] | None = None
+        # Built here, on the engine thread: the UI looks up its cursor at every refresh.
+        self.positions = {row.sock.key: index for index, row in enumerate(visible)}
 
     def position(self, key: object) -> int | None:
         """Where the socket with this key is in `visible`, or None when filtered out or gone."""
-        if self._positions is None:
-            self._positions = {row.sock.key: index for index, row in enumerate(self.visible)}
-        return self._positions.get(key)
+        return self.positions.get(key)
 
     def row_with_tuple(self, four_tuple: FourTuple) -> Row | None:
         return next((row for row in self.visible if row.sock.four_tuple == four_tuple), None)
 
 
-EMPTY_STATE = TableState([], None, Counter(), frozenset(), "local_port", False, MATCH_ALL, 0)
+EMPTY_STATE = TableState([], None, Counter(), Counter(), frozenset(), "local_port", False, MATCH_ALL, 0)
 
 
 def cell(state: TableState, row: Row, column: str, now: float) -> str:
@@ -220,6 +211,7 @@ class ConnectionView:
     mine: frozenset[FourTuple] = frozenset()
     snapshot: Snapshot | None = None
     tuple_counts: Counter[FourTuple] = field(default_factory=Counter)
+    state_counts: Counter[str] = field(default_factory=Counter)
     _ordered: list[Row] = field(default_factory=list)  # every row, sorted
     _visible: list[Row] = field(default_factory=list)  # the filtered rows, in order
     _marked: dict[object, Row] = field(default_factory=dict)  # rows with a mark that will expire
@@ -252,6 +244,7 @@ class ConnectionView:
             marked[after.key] = row
         self.snapshot = snapshot
         self.tuple_counts = snapshot.tuple_counts()
+        self.state_counts = Counter(sock.state for sock in snapshot.sockets)
         self._sort()
 
     def expire(self) -> bool:
@@ -284,8 +277,8 @@ class ConnectionView:
 
     def state(self) -> TableState:
         return TableState(
-            self._visible, self.snapshot, self.tuple_counts, self.mine, self.sort_column, self.sort_reverse,
-            self.filter, len(self.rows),
+            self._visible, self.snapshot, self.tuple_counts, self.state_counts, self.mine, self.sort_column,
+            self.sort_reverse, self.filter, len(self.rows),
         )  # fmt: skip
 
     def _sort(self) -> None:

@@ -235,3 +235,35 @@ async def test_an_unreachable_target_is_a_failed_step_not_a_crash() -> None:
         await pilot.press("enter")
         assert isinstance(app.screen, TestDialog)  # a bad count is said in the dialog
         assert "Count must be" in plain(app.screen.query_one("#dialog-error"))
+
+
+async def test_metrics_columns_and_rates_of_a_busy_connection(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    client, server = sockets.connection(listener)
+    cport = client.getsockname()[1]
+    app = make_app(f"port:{port}")
+    async with app.run_test(size=(190, 40)) as pilot:
+        await wait_for(pilot, lambda: row_for(app, cport))
+        table = app.query_one(SocketTable)
+        assert "rtt" not in [column.name for column in table.columns]
+        await pilot.press("m")
+        assert [column.name for column in table.columns][-6:] == [
+            "rtt", "retrans", "sent", "received", "tx_rate", "rx_rate"
+        ]  # fmt: skip
+        header = "".join(segment.text for segment in table.render_line(0))
+        assert "RTT ms" in header and "Tx/s" in header
+        for _ in range(3):  # traffic between polls: the client's send rate shows
+            client.sendall(b"x" * 200_000)
+            received = 0
+            while received < 200_000:
+                received += len(server.recv(65536))
+            polls = app.poll_count
+            await wait_for(pilot, lambda: app.poll_count > polls)  # noqa: B023
+        row = row_for(app, cport)
+        assert row.sock.bytes_sent >= 600_000 and row.tx_rate and row.tx_rate > 0
+        assert row.history
+        table.move_to_key(row.sock.key)
+        await pilot.press("enter")
+        text = plain(app.query_one(DetailPane))
+        assert "Rates" in text and "tx " in text and "rtt" in text

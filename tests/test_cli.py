@@ -122,3 +122,21 @@ def test_list_backends_all_work(backend: str, sockets) -> None:
     listener = sockets.listener()
     rows = json.loads(conntui("list", "--json", "--backend", backend, "--port", str(listener.getsockname()[1])).stdout)
     assert [row["state"] for row in rows] == ["LISTEN"]
+
+
+def test_fast_json_writer_equals_the_records(sockets) -> None:
+    from conntui import output
+    from conntui.model import Snapshot, Socket
+    from conntui.poller import Poller
+
+    listener = sockets.listener()
+    sockets.connection(listener)
+    poller = Poller(kind="inet")
+    try:
+        snapshot, _ = poller.poll()
+    finally:
+        poller.close()
+    odd = Socket("k", "tcp", 6, "::1", 1, None, None, "LISTEN", pids=(1, 2), process='we"ird\\name', user="ü")
+    every = (*snapshot.sockets, odd)
+    snapshot = Snapshot(every)
+    assert json.loads(output.to_json(snapshot, every)) == output.records(snapshot, every)

@@ -37,6 +37,7 @@ class OwnerScanner:
         self.proc = proc
         self.full_every = full_every
         self.unownable: set[int] = set()  # live sockets a full scan found no owner for
+        self.last_full = False  # whether the last scan read every link
         self._fds: dict[int, dict[str, int]] = {}
         self._scans = 0
 
@@ -49,6 +50,7 @@ class OwnerScanner:
         """
         full = full or self._scans % self.full_every == 0
         self._scans += 1
+        self.last_full = full
         return self._scan(None if full else live_inodes, remember=not full)
 
     def _scan(self, live: Set[int] | None, remember: bool) -> dict[int, tuple[int, ...]]:

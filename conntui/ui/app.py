@@ -23,7 +23,6 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, RichLog
 
-from conntui.changes import event_lines
 from conntui.engine import Engine
 from conntui.filters import FilterError, parse_filter
 from conntui.model import FourTuple
@@ -49,7 +48,6 @@ from conntui.uniqueness import find_peer
 from conntui.view import EMPTY_STATE, ConnectionView, TableState
 
 EVENT_LOG_LINES = 2000
-EVENTS_PER_POLL = 200  # a poll with more changes logs these and a count of the rest
 NOT_ROOT_HINT = "not root: other users' processes are hidden"
 
 
@@ -105,7 +103,7 @@ class ConntuiApp(App[None]):
             poller if poller is not None else Poller(),
             ConnectionView(clock=clock, filter=parse_filter(filter_text)),
             interval=interval,
-            on_poll=lambda snapshot, changes, state: self.post_message(SnapshotReady(snapshot, changes, state)),
+            on_poll=lambda snapshot, state, events: self.post_message(SnapshotReady(snapshot, state, events)),
             on_state=lambda state: self.post_message(StateReady(state)),
             on_error=lambda reason: self.post_message(PollFailed(reason)),
         )
@@ -151,7 +149,7 @@ class ConntuiApp(App[None]):
             self.poll_count += 1
             self.poll_error = ""
             if self.poll_count > 1:
-                self._log_events(event_lines(message.changes))
+                self._log_events(message.events)
             self._show_state(message.state)
         finally:
             self.engine.ack()
@@ -175,8 +173,6 @@ class ConntuiApp(App[None]):
     def _log_events(self, lines: list[str]) -> None:
         """Keep the last events; write them to the log widget only while it is shown."""
         stamp = time.strftime("%H:%M:%S")
-        if len(lines) > EVENTS_PER_POLL:
-            lines = [*lines[:EVENTS_PER_POLL], f"… and {len(lines) - EVENTS_PER_POLL} more changes in this poll"]
         stamped = [f"{stamp} {line}" for line in lines]
         self.events.extend(stamped)
         log = self.query_one("#events", RichLog)
@@ -192,9 +188,7 @@ class ConntuiApp(App[None]):
 
     def _show_status(self) -> None:
         self.query_one(StatusBar).show(
-            self.state.snapshot,
-            len(self.state.visible),
-            self.state.total,
+            self.state,
             paused=self.engine.paused,
             stretched_to=self.engine.stretched_to,
             apply_ms=self.apply_ms,

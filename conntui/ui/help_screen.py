@@ -22,6 +22,7 @@ KEYS = (
     ("t", "launch test HTTP connections (the seven steps, timed)"),
     ("T", "show / hide the tests pane (enter on a test: jump to its socket)"),
     ("s / S", "sort by the next column / reverse (or click a column title)"),
+    ("m", "show / hide TCP metrics: RTT, retransmits, bytes, send/receive rates"),
     ("↑ ↓ PgUp PgDn Home End", "move the cursor"),
     ("ctrl+p", "command palette"),
     ("?", "this help"),

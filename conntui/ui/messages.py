@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from conntui.changes import Changes
 from conntui.model import Snapshot
 from conntui.probe import ProbeResult
 from conntui.view import TableState
 
 
 class SnapshotReady(Message):
-    """A poll finished on the engine thread; `state` is the table after it."""
+    """A poll finished on the engine thread; `state` is the table after it, `events` its log lines."""
 
-    def __init__(self, snapshot: Snapshot, changes: Changes, state: TableState) -> None:
+    def __init__(self, snapshot: Snapshot, state: TableState, events: list[str]) -> None:
         super().__init__()
         self.snapshot = snapshot
-        self.changes = changes
         self.state = state
+        self.events = events
 
 
 class StateReady(Message):

@@ -1,21 +1,17 @@
-"""The status line: rows shown/total, counts by state, poll time, pause, permissions, errors."""
+"""The status line: rows shown/total, counts by state, poll and UI times, pause, permissions, errors."""
 
 from __future__ import annotations
-
-from collections import Counter
 
 from rich.text import Text
 from textual.widgets import Static
 
-from conntui.model import Snapshot
+from conntui.view import TableState
 
 
 class StatusBar(Static):
     def show(
         self,
-        snapshot: Snapshot | None,
-        shown: int,
-        total: int,
+        state: TableState,
         *,
         paused: bool,
         stretched_to: float | None,
@@ -24,12 +20,13 @@ class StatusBar(Static):
         error: str,
     ) -> None:
         text = Text()
+        snapshot = state.snapshot
         if snapshot is None:
             text.append("waiting for the first poll…")
         else:
-            text.append(f"{shown}/{total} sockets", "bold")
-            states = Counter(sock.state for sock in snapshot.sockets)
-            text.append(" │ " + "  ".join(f"{state} {count}" for state, count in states.most_common(5)))
+            text.append(f"{len(state.visible)}/{state.total} sockets", "bold")
+            counts = state.state_counts.most_common(5)
+            text.append(" │ " + "  ".join(f"{name} {count}" for name, count in counts))
             text.append(f"  │ poll {snapshot.duration_ms:.0f} ms ({snapshot.backend}), ui {apply_ms:.0f} ms")
         if stretched_to is not None:
             text.append(f"  │ interval stretched to {stretched_to:.1f} s", "yellow")

@@ -1,0 +1,111 @@
+"""The engine thread: polls on its own, runs the UI's requests in order, survives failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from conntui.engine import Engine
+from conntui.filters import parse_filter
+from conntui.poller import Poller
+from conntui.sources import open_source
+from conntui.view import ConnectionView
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.polls, self.states, self.errors = [], [], []
+        self.changed = threading.Condition()
+
+    def on_poll(self, snapshot, changes, state) -> None:
+        with self.changed:
+            self.polls.append((snapshot, state))
+            self.changed.notify_all()
+
+    def on_state(self, state) -> None:
+        with self.changed:
+            self.states.append(state)
+            self.changed.notify_all()
+
+    def on_error(self, reason) -> None:
+        with self.changed:
+            self.errors.append(reason)
+            self.changed.notify_all()
+
+    def wait(self, condition, timeout: float = 10) -> None:
+        with self.changed:
+            assert self.changed.wait_for(condition, timeout)
+
+
+def make_engine(poller, recorder: Recorder, interval: float = 0.1) -> Engine:
+    return Engine(poller, ConnectionView(), interval=interval, on_poll=recorder.on_poll,
+                  on_state=recorder.on_state, on_error=recorder.on_error)  # fmt: skip
+
+
+def test_engine_polls_waits_for_ack_and_applies_requests(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    recorder = Recorder()
+    engine = make_engine(Poller(open_source(), "tcp4"), recorder)
+    engine.start()
+    try:
+        recorder.wait(lambda: len(recorder.polls) == 1)
+        time.sleep(0.4)  # several intervals: without an ack, no second poll
+        assert len(recorder.polls) == 1
+        engine.ack()
+        recorder.wait(lambda: len(recorder.polls) >= 2)
+        engine.submit(lambda view: view.set_filter(parse_filter(f"lport:{port}")))
+        recorder.wait(lambda: recorder.states)
+        (row,) = recorder.states[-1].visible
+        assert row.sock.local_port == port and row.sock.state == "LISTEN"
+        engine.submit(lambda view: False)  # "nothing changed": nothing published
+        engine.submit(lambda view: view.set_sort("state"))
+        recorder.wait(lambda: len(recorder.states) == 2)
+        assert recorder.states[-1].sort_column == "state"
+    finally:
+        engine.stop()
+
+
+class FailingPoller:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def poll(self):
+        self.calls += 1
+        raise PermissionError("access denied (simulated: cannot be produced for real as root)")
+
+    def close(self) -> None:
+        pass
+
+
+def test_poll_errors_are_reported_and_polling_goes_on() -> None:
+    recorder = Recorder()
+    poller = FailingPoller()
+    engine = make_engine(poller, recorder, interval=0.05)
+    engine.start()
+    try:
+        recorder.wait(lambda: len(recorder.errors) >= 2)
+        assert "poll failed: access denied" in recorder.errors[0]
+        engine.submit(lambda view: 1 / 0)  # a broken request is reported too, and the engine lives on
+        recorder.wait(lambda: any("ZeroDivisionError" in error for error in recorder.errors))
+        calls = poller.calls
+        recorder.wait(lambda: poller.calls > calls)
+    finally:
+        engine.stop()
+
+
+def test_slow_polls_stretch_the_interval() -> None:
+    class SlowPoller(FailingPoller):
+        def poll(self):
+            time.sleep(0.15)
+            return super().poll()
+
+    recorder = Recorder()
+    engine = make_engine(SlowPoller(), recorder, interval=0.2)
+    engine.start()
+    try:
+        recorder.wait(lambda: recorder.errors)
+        time.sleep(0.05)
+        assert engine.stretched_to is not None and engine.stretched_to >= 0.3
+    finally:
+        engine.stop()
