@@ -230,8 +230,10 @@ class ConnectionView:
                     row.mark, row.mark_until = "new", now + NEW_SECONDS
                     marked[sock.key] = row
                 continue
-            if sock.bytes_sent is not None and interval > 0 and row.sock.bytes_sent is not None:
-                _update_rates(row, sock, interval)
+            before = row.sock
+            moved = before.bytes_sent != sock.bytes_sent or before.bytes_received != sock.bytes_received
+            if moved or row.tx_rate or row.rx_rate:
+                _update_rates(row, before, sock, interval)  # skipped for the (many) idle connections
             row.sock = sock
         for sock in changes.closed:
             row = rows.get(sock.key)
@@ -294,9 +296,11 @@ class ConnectionView:
             self._visible = self._ordered
 
 
-def _update_rates(row: Row, sock: Socket, interval: float) -> None:
-    tx = max(0, sock.bytes_sent - row.sock.bytes_sent) / interval  # type: ignore[operator]
-    rx = max(0, (sock.bytes_received or 0) - (row.sock.bytes_received or 0)) / interval
+def _update_rates(row: Row, before: Socket, sock: Socket, interval: float) -> None:
+    if sock.bytes_sent is None or before.bytes_sent is None or interval <= 0:
+        return
+    tx = max(0, sock.bytes_sent - before.bytes_sent) / interval
+    rx = max(0, (sock.bytes_received or 0) - (before.bytes_received or 0)) / interval
     row.tx_rate, row.rx_rate = tx, rx
     if row.history is None:
         if not (tx or rx):

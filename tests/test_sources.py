@@ -134,3 +134,17 @@ def test_netlink_reports_tcp_metrics(sockets) -> None:
     assert row.bytes_sent in (1000, 1001) and row.rtt_ms is not None and row.rtt_ms >= 0 and row.cwnd
     (peer,) = find(snapshot.sockets, server.getsockname(), server.getpeername())
     assert peer.bytes_received == 1000
+
+
+def test_a_process_that_is_gone_is_left_out_of_the_details() -> None:
+    import subprocess
+    import sys
+
+    from conntui.sources.processes import ProcessDirectory
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)  # the pid is gone (and reaped) before we ask about it
+    directory = ProcessDirectory()
+    details = directory.describe([os.getpid(), child.pid])
+    assert os.getpid() in details and child.pid not in details
+    assert details[os.getpid()].name and details[os.getpid()].cmdline
