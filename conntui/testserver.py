@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ipaddress
 import signal
+import ssl
 import threading
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -79,18 +80,22 @@ class TestServer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, idle_timeout: float = 15.0) -> None:
-        self.host, self.port, self.idle_timeout = host, port, idle_timeout
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 8080, idle_timeout: float = 15.0, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.host, self.port, self.idle_timeout, self.tls = host, port, idle_timeout, tls
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task] = set()
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=MAX_REQUEST_LINE)
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self.port, limit=MAX_REQUEST_LINE, ssl=self.tls
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -275,8 +280,8 @@ def _number(query: dict[str, list[str]], name: str, low: int, high: int) -> int 
 class ServerThread:
     """A test server on its own thread and event loop (the dashboard's embedded instance)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server = TestServer(host, port)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        self.server = TestServer(host, port, tls=tls)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None

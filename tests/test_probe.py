@@ -211,3 +211,38 @@ def test_probe_command_json_and_exit_codes(server) -> None:
     for bad in (["-n", "0", server.url], ["ftp://127.0.0.1/"], ["--mode", "carrier", server.url], ["-n", "101", "x"]):
         result = conntui(*bad)
         assert result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@pytest.fixture
+def tls_server(tmp_path) -> Iterator[ServerThread]:
+    """The test server behind TLS, with a throw-away self-signed certificate for 127.0.0.1."""
+    import shutil
+    import ssl
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    thread = ServerThread("127.0.0.1", 0, tls=context)
+    thread.start()
+    yield thread
+    thread.stop()
+
+
+def test_https_times_the_tls_handshake_as_its_own_step(tls_server) -> None:
+    assert tls_server.url.startswith("https://")
+    untrusted = run(tls_server.url, timeout=3)
+    assert not untrusted.ok and "TLS certificate not trusted" in untrusted.first_error
+    assert "--insecure" in untrusted.first_error
+    result = run(tls_server.url, "keepalive", 2, insecure=True)
+    assert result.ok, result.first_error
+    (record,) = result.connections
+    assert [step.name for step in record.steps] == ["connect", "tls", "send", "ttfb", "transfer", "close"]
+    phases = result.to_json()["connections"][0]["phases"]
+    assert phases["tls_ms"] is not None and phases["tls_ms"] > 0
