@@ -105,7 +105,12 @@ def test_backends_agree_on_the_same_sockets(sockets) -> None:
     ports = {listener.getsockname()[1]} | {client.getsockname()[1] for client, _ in pairs}
 
     def ours(snapshot: Snapshot) -> set:
-        return {(s.four_tuple, s.state) for s in snapshot.sockets if s.local_port in ports and s.proto == "tcp"}
+        return {
+            (s.four_tuple, s.state)
+            for s in snapshot.sockets
+            if s.proto == "tcp" and s.local_port in ports and (s.remote_port is None or s.remote_port in ports)
+            and s.local_ip == "127.0.0.1" and s.state in ("LISTEN", "ESTABLISHED")
+        }  # fmt: skip
 
     seen = {}
     for name in BACKENDS:
