@@ -46,7 +46,7 @@ async def shoot_tests(name: str) -> None:
     async with app.run_test(size=(150, 44)) as pilot:
         await wait_until(pilot, lambda: app.poll_count >= 1)
         app.post_message(LaunchProbe("/delay?ms=25", "parallel", 3, 4.0))
-        await wait_until(pilot, lambda: len(app.view.visible) >= 6)
+        await wait_until(pilot, lambda: len(app.state.visible) >= 6)
         await pilot.pause(0.6)
         app.save_screenshot(str(HERE / name))
         await wait_until(pilot, lambda: all(result.done for result in app.tests.values()))

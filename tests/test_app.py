@@ -142,6 +142,7 @@ async def test_detail_pane_shows_uniqueness_owners_and_jumps_to_peer(sockets) ->
         await pilot.press("enter")
         detail = app.query_one(DetailPane)
         assert not detail.has_class("hidden")
+        await wait_for(pilot, lambda: "source port" in plain(detail))  # described on a worker thread
         text = plain(detail)
         assert f"source port {cport}" in text and f"destination port {port}" in text
         assert f"same remote endpoint 127.0.0.1:{port}: 2 sockets, differing only in local port" in text
@@ -265,5 +266,6 @@ async def test_metrics_columns_and_rates_of_a_busy_connection(sockets) -> None:
         assert row.history
         table.move_to_key(row.sock.key)
         await pilot.press("enter")
+        await wait_for(pilot, lambda: "Rates" in plain(app.query_one(DetailPane)))
         text = plain(app.query_one(DetailPane))
         assert "Rates" in text and "tx " in text and "rtt" in text

@@ -72,5 +72,7 @@ def test_dashboard_with_detail_pane(snap_compare) -> None:
     async def select_client(pilot) -> None:
         await first_poll(pilot)
         await pilot.press("down", "down", "enter")
+        while pilot.app.query_one("#detail").content == "":  # described on a worker thread
+            await pilot.pause(0.05)
 
     assert snap_compare(frozen_app("port:8080"), terminal_size=SIZE, run_before=select_client)

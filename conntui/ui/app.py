@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
+from rich.console import RenderableType
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -25,7 +26,7 @@ from textual.widgets import Footer, Header, Input, OptionList, RichLog
 
 from conntui.engine import Engine
 from conntui.filters import FilterError, parse_filter
-from conntui.model import FourTuple
+from conntui.model import FourTuple, Snapshot
 from conntui.poller import Poller, Polling
 from conntui.probe import Probe, ProbeResult
 from conntui.testserver import ServerThread
@@ -45,7 +46,7 @@ from conntui.ui.status_bar import StatusBar
 from conntui.ui.test_dialog import TestDialog
 from conntui.ui.tests_pane import TestsPane
 from conntui.uniqueness import find_peer
-from conntui.view import EMPTY_STATE, ConnectionView, TableState
+from conntui.view import EMPTY_STATE, ConnectionView, Row, TableState
 
 EVENT_LOG_LINES = 2000
 NOT_ROOT_HINT = "not root: other users' processes are hidden"
@@ -113,6 +114,7 @@ class ConntuiApp(App[None]):
         self.last_test = LaunchProbe("", "single", 1, 3.0)
         self._server: ServerThread | None = None
         self._server_lock = threading.Lock()
+        self._detail_version = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -197,10 +199,20 @@ class ConntuiApp(App[None]):
         )
 
     def _refresh_detail(self) -> None:
-        detail = self.query_one(DetailPane)
-        if not detail.has_class("hidden"):
-            row = self.query_one(SocketTable).cursor_row
-            detail.show_socket(row, self.state.snapshot)
+        """Describe the cursor's socket on a worker thread: counting who shares its tuple is O(n)."""
+        if self.query_one(DetailPane).has_class("hidden"):
+            return
+        self._detail_version += 1
+        row, snapshot, version = self.query_one(SocketTable).cursor_row, self.state.snapshot, self._detail_version
+        self.run_worker(partial(self._describe, row, snapshot, version), thread=True, group="detail")
+
+    def _describe(self, row: Row | None, snapshot: Snapshot | None, version: int) -> None:
+        description = DetailPane.describe(row, snapshot)
+        self.call_from_thread(self._show_description, description, version)
+
+    def _show_description(self, description: RenderableType, version: int) -> None:
+        if version == self._detail_version:  # a newer description may already be on its way
+            self.query_one(DetailPane).update(description)
 
     @on(CursorMoved)
     def _cursor_moved(self, _message: CursorMoved) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -12,14 +13,11 @@ from conntui.view import Row, format_bytes, sparkline
 
 
 class DetailPane(Static):
-    def show_socket(self, row: Row | None, snapshot: Snapshot | None) -> None:
-        if row is None or snapshot is None:
-            self.update("No socket selected.")
-            return
-        self.update(self._describe(row, snapshot))
-
     @staticmethod
-    def _describe(row: Row, snapshot: Snapshot) -> Table:
+    def describe(row: Row | None, snapshot: Snapshot | None) -> RenderableType:
+        """What the pane shows for a row; pure, so the app can build it off the UI thread."""
+        if row is None or snapshot is None:
+            return "No socket selected."
         sock = row.sock
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")

@@ -10,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
 from conntui.model import MAX_PROBE_COUNT, PROBE_MODES
+from conntui.ui.messages import LaunchProbe
 
 
 class TestDialog(ModalScreen[None]):
@@ -47,8 +48,6 @@ class TestDialog(ModalScreen[None]):
     @on(Input.Submitted)
     @on(Button.Pressed, "#launch")
     def launch(self) -> None:
-        from conntui.ui.messages import LaunchProbe
-
         count_text = self.query_one("#count", Input).value
         hold_text = self.query_one("#hold", Input).value or "0"
         error = self.query_one("#dialog-error", Label)
