@@ -115,9 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     if args.command == "list":
         return run_list(args, selection, source)
+    from conntui.poller import Poller
     from conntui.ui.app import ConntuiApp
 
-    ConntuiApp(source=source, kind=args.kind, interval=args.interval, filter_text=selection.text).run()
+    ConntuiApp(Poller(source, args.kind), interval=args.interval, filter_text=selection.text).run()
     return 0
 
 
