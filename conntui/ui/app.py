@@ -21,7 +21,7 @@ from rich.console import RenderableType
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, OptionList, RichLog
 
 from conntui.engine import Engine
@@ -57,7 +57,9 @@ class ConntuiApp(App[None]):
     TITLE = "conntui"
     SUB_TITLE = "live connections by four-tuple"
     BINDINGS = [
-        Binding("slash", "filter", "Filter"),
+        # A priority binding runs before the key reaches the focused widget, so the focus has
+        # moved by the time the next key (of a paste, of a fast typist) arrives.
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("p", "pause", "Pause"),
         Binding("r", "refresh", "Refresh"),
@@ -123,10 +125,7 @@ class ConntuiApp(App[None]):
         yield TestsPane(id="tests", classes="hidden")
         yield RichLog(id="events", classes="hidden", max_lines=EVENT_LOG_LINES, wrap=False)
         yield Input(
-            self.initial_filter,
-            placeholder="filter: port:8080 state:established proc:nginx …",
-            id="filter",
-            classes="" if self.initial_filter else "hidden",
+            self.initial_filter, placeholder="/ to filter: port:8080 state:established proc:nginx …", id="filter"
         )
         yield StatusBar(id="status")
         yield Footer()
@@ -243,8 +242,14 @@ class ConntuiApp(App[None]):
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
-        box.remove_class("hidden")
-        box.focus()
+        if box.has_focus:  # "/" typed in the box itself, as in ip:10.0.0.0/8
+            box.insert_text_at_cursor("/")
+        elif isinstance(self.screen, ModalScreen):  # a dialog's own text boxes take "/" as text
+            focused = self.screen.focused
+            if isinstance(focused, Input):
+                focused.insert_text_at_cursor("/")
+        else:
+            self.screen.set_focus(box)  # now, not after the next refresh as Widget.focus() does
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -252,7 +257,6 @@ class ConntuiApp(App[None]):
             self.query_one(SocketTable).focus()  # leave the box, keep the filter
             return
         box.value = ""  # fires Input.Changed, which clears the filter
-        box.add_class("hidden")
         self.query_one(SocketTable).focus()
 
     def action_pause(self) -> None:
