@@ -14,6 +14,7 @@ import pytest
 from conntui.model import Socket
 from conntui.poller import Poller
 from conntui.sources import SourceError, open_source
+from conntui.testserver import ServerThread
 
 HAS_IPV6 = socket.has_ipv6
 try:
@@ -87,6 +88,15 @@ def sockets() -> Iterator[Sockets]:
     opened = Sockets()
     yield opened
     opened.close_all()
+
+
+@pytest.fixture
+def server() -> Iterator[ServerThread]:
+    """The built-in test server on a free loopback port, on its own thread."""
+    thread = ServerThread("127.0.0.1", 0)
+    thread.start()
+    yield thread
+    thread.stop()
 
 
 @pytest.fixture

@@ -20,14 +20,6 @@ from conntui.testserver import ServerThread
 from tests.conftest import find, poll_until
 
 
-@pytest.fixture
-def server() -> Iterator[ServerThread]:
-    thread = ServerThread("127.0.0.1", 0)
-    thread.start()
-    yield thread
-    thread.stop()
-
-
 def run(url: str, mode: str = "single", count: int = 1, **options):
     return asyncio.run(probe(url, mode, count, **options))
 

@@ -10,19 +10,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from conntui.testserver import ServerThread, is_loopback
-
-
-@pytest.fixture
-def server() -> Iterator[ServerThread]:
-    thread = ServerThread("127.0.0.1", 0)
-    thread.start()
-    yield thread
-    thread.stop()
 
 
 def exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
