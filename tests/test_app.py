@@ -269,3 +269,26 @@ async def test_metrics_columns_and_rates_of_a_busy_connection(sockets) -> None:
         await wait_for(pilot, lambda: "Rates" in plain(app.query_one(DetailPane)))
         text = plain(app.query_one(DetailPane))
         assert "Rates" in text and "tx " in text and "rtt" in text
+
+
+async def test_every_key_is_in_the_command_palette() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE):
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        for title in ("Filter", "Clear filter", "Pause / resume", "Refresh now", "Detail pane", "Jump to peer",
+                      "Event log", "Test connection", "Tests pane", "Keys", "Sort by the next column",
+                      "Reverse the sort", "TCP metrics columns", "Quit"):  # fmt: skip
+            assert title in titles
+        metrics = next(c for c in app.get_system_commands(app.screen) if c.title == "TCP metrics columns")
+        table = app.query_one(SocketTable)
+        shown = table.show_metrics
+        metrics.callback()
+        assert table.show_metrics is not shown
+
+
+async def test_metrics_are_shown_by_default_only_when_there_is_room() -> None:
+    for width, shown in ((150, False), (220, True)):
+        app = make_app()
+        async with app.run_test(size=(width, 40)) as pilot:
+            await pilot.pause()
+            assert app.query_one(SocketTable).show_metrics is shown

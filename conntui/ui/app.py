@@ -71,7 +71,7 @@ class ConntuiApp(App[None]):
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
-    ACTIONS = (  # title, help, action: for the command palette
+    ACTIONS = (  # title, help, action ("widget-id.action" for a widget's own): the command palette
         ("Filter", "Filter the table as you type", "filter"),
         ("Clear filter", "Show every socket again", "clear_filter"),
         ("Pause / resume", "Stop or restart polling", "pause"),
@@ -82,6 +82,9 @@ class ConntuiApp(App[None]):
         ("Test connection", "Launch test HTTP connections and watch them", "test"),
         ("Tests pane", "Show or hide the launched tests and their timelines", "tests_pane"),
         ("Keys", "Show every key binding", "help"),
+        ("Sort by the next column", "Cycle the table's sort column", "sockets.sort_next"),
+        ("Reverse the sort", "Flip the table's order", "sockets.sort_reverse"),
+        ("TCP metrics columns", "Show or hide RTT, retransmits, bytes and rates", "sockets.metrics"),
     )
 
     def __init__(
@@ -371,4 +374,6 @@ class ConntuiApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for title, help_text, action in self.ACTIONS:
-            yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
+            widget, _, name = action.rpartition(".")
+            owner = self.query_one(f"#{widget}") if widget else self
+            yield SystemCommand(title, help_text, getattr(owner, f"action_{name}"))

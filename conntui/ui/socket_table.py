@@ -22,6 +22,7 @@ from conntui.view import COLUMNS, EMPTY_STATE, Column, Row, TableState, cell
 
 GROWING = {"local_ip": 2, "remote_ip": 2, "process": 1}  # share of spare width
 MAX_ADDRESS_WIDTH = 39
+WIDE_ENOUGH_FOR_METRICS = 200  # columns
 STATE_CLASSES = {
     "ESTABLISHED": "established", "LISTEN": "listen", "TIME_WAIT": "time-wait", "CLOSE_WAIT": "close-wait",
     "SYN_SENT": "syn", "SYN_RECV": "syn", "FIN_WAIT1": "fin", "FIN_WAIT2": "fin", "LAST_ACK": "fin",
@@ -52,6 +53,7 @@ class SocketTable(ScrollView, can_focus=True):
         self.clock = clock
         self.state: TableState = EMPTY_STATE
         self.show_metrics = False
+        self._metrics_chosen = False  # once the user toggles them, the width no longer decides
         self.cursor_index = 0
         self.cursor_key: object | None = None
         self._widths: tuple[int, ...] = ()
@@ -129,6 +131,7 @@ class SocketTable(ScrollView, can_focus=True):
     def action_metrics(self) -> None:
         """Show or hide the TCP metrics columns (RTT, retransmits, bytes, rates)."""
         self.show_metrics = not self.show_metrics
+        self._metrics_chosen = True
         self.refresh()
 
     async def _on_click(self, event: events.Click) -> None:
@@ -218,6 +221,8 @@ class SocketTable(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, len(self.state.visible) + 1)
+        if not self._metrics_chosen:  # shown by default when there is room for them
+            self.show_metrics = self.size.width >= WIDE_ENOUGH_FOR_METRICS
 
 
 def _fit(text: str, width: int, column: Column) -> str:
