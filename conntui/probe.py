@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -237,9 +238,30 @@ class Probe:
         return result
 
     async def _resolve(self, target: Target) -> list[tuple]:
+        """getaddrinfo on a daemon thread of its own: a resolver that hangs past our timeout is
+        abandoned, where the loop's default executor would hold up the end of `asyncio.run`."""
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-        return [info[4] for info in infos]
+        answer: asyncio.Future[list[tuple]] = loop.create_future()
+
+        def deliver(result: list[tuple] | None, error: BaseException | None) -> None:
+            if answer.done():  # timed out meanwhile
+                return
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(result or [])
+
+        def lookup() -> None:
+            try:
+                infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+                result, error = [info[4] for info in infos], None
+            except OSError as failure:
+                result, error = None, failure
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(deliver, result, error)
+
+        threading.Thread(target=lookup, name="conntui-dns", daemon=True).start()
+        return await answer
 
     async def _connection(self, target: Target, addresses: list[tuple], index: int, requests: int) -> None:
         record = ConnectionRecord(index)

@@ -238,3 +238,20 @@ def test_https_times_the_tls_handshake_as_its_own_step(tls_server) -> None:
     assert [step.name for step in record.steps] == ["connect", "tls", "send", "ttfb", "transfer", "close"]
     phases = result.to_json()["connections"][0]["phases"]
     assert phases["tls_ms"] is not None and phases["tls_ms"] > 0
+
+
+def test_a_hanging_resolver_is_abandoned_at_the_timeout(monkeypatch) -> None:
+    import conntui.probe as probe_module
+
+    real = socket.getaddrinfo
+
+    def hanging(host, *args, **kwargs):  # a DNS server that never answers: not producible here for real
+        if host == "hangs.example":
+            time.sleep(3)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(probe_module.socket, "getaddrinfo", hanging)
+    started = time.monotonic()
+    result = run("http://hangs.example/", timeout=0.3)  # asyncio.run must not wait for the lookup
+    assert time.monotonic() - started < 1.5
+    assert result.first_error == "dns: timed out after 0.3 s"
