@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from conntui import __version__
 from conntui.filters import Filter, FilterError, parse_filter
 from conntui.model import KINDS, MAX_PROBE_COUNT, PROBE_MODES
-from conntui.sources import BACKENDS, SourceError, open_source
+from conntui.sources import BACKENDS, SocketSource, SourceError, open_source
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def run_list(args: argparse.Namespace, selection: Filter, source) -> int:
+def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource) -> int:
     from conntui import output
     from conntui.poller import Poller
 
@@ -142,8 +143,8 @@ def run_list(args: argparse.Namespace, selection: Filter, source) -> int:
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
-    except BrokenPipeError:  # `conntui list | head`
-        sys.stdout = None  # type: ignore[assignment]
+    except BrokenPipeError:  # `conntui list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at interpreter exit
     return 0
 
 

@@ -140,3 +140,14 @@ def test_fast_json_writer_equals_the_records(sockets) -> None:
     every = (*snapshot.sockets, odd)
     snapshot = Snapshot(every)
     assert json.loads(output.to_json(snapshot, every)) == output.records(snapshot, every)
+
+
+def test_list_into_a_closed_pipe_is_quiet(sockets) -> None:
+    listener = sockets.listener()
+    for _ in range(500):  # more output than a pipe holds: the writer outlives `head -1`
+        sockets.connection(listener)
+    result = subprocess.run(
+        f"{sys.executable} -m conntui list --port {listener.getsockname()[1]} | head -1",
+        shell=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.stdout.startswith("Proto") and result.stderr == ""
