@@ -230,6 +230,8 @@ class ConnectionView:
                     row.mark, row.mark_until = "new", now + NEW_SECONDS
                     marked[sock.key] = row
                 continue
+            if row.mark == "closed":  # back before its closed row went (a key made of the tuple)
+                row.mark, row.mark_until, row.first_seen = "new", now + NEW_SECONDS, now
             before = row.sock
             moved = before.bytes_sent != sock.bytes_sent or before.bytes_received != sock.bytes_received
             if moved or row.tx_rate or row.rx_rate:

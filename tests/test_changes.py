@@ -133,3 +133,18 @@ def test_uniqueness_counts_and_peer() -> None:
 
 def test_format_age() -> None:
     assert [format_age(s) for s in (0, 59, 61, 3600 + 120, 90000)] == ["0s", "59s", "1m01s", "1h02m", "1d01h"]
+
+
+def test_a_closed_row_whose_key_comes_back_is_new_again() -> None:
+    clock = FakeClock()
+    view = ConnectionView(clock=clock)
+    waiting = Socket(("tcp", 4, "127.0.0.1", 1, "127.0.0.1", 2, "TIME_WAIT"), "tcp", 4, "127.0.0.1", 1,
+                     "127.0.0.1", 2, "TIME_WAIT")  # fmt: skip
+    view.apply(Snapshot(()), diff({}, {}))
+    view.apply(Snapshot((waiting,)), diff({}, {waiting.key: waiting}))
+    view.apply(Snapshot(()), diff({waiting.key: waiting}, {}))
+    assert view.rows[waiting.key].mark == "closed"
+    view.apply(Snapshot((waiting,)), diff({}, {waiting.key: waiting}))
+    clock.now += CLOSED_SECONDS + 0.1
+    view.expire()
+    assert waiting.key in view.rows  # alive: not dropped with the old "closed" mark
