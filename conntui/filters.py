@@ -1,13 +1,7 @@
 """The filter language shared by the dashboard and `conntui list`: parse text -> predicate.
 
-Whitespace-separated terms, all of which must match:
-
-    port:SPEC  lport:/sport:SPEC  rport:/dport:SPEC   SPEC = 80,https,8000-8100
-    state:LISTEN,time-wait   pid:N[,N]   proc:TEXT   ip:ADDR|CIDR  lip:  rip:
-    proto:tcp|udp   family:4|6   mine   N (= port:N)   WORD (process, address or state)
-    !term or -term negates a term.
-
-A term that cannot be understood raises `FilterError`, which names it.
+The syntax is `FILTER_HELP` below. A term that cannot be understood raises `FilterError`,
+which names it.
 """
 
 from __future__ import annotations
@@ -21,6 +15,13 @@ from functools import lru_cache
 from conntui.model import STATE_NAMES, FourTuple, Socket
 
 Test = Callable[[Socket, Collection[FourTuple]], bool]
+
+FILTER_HELP = """\
+Whitespace-separated terms, all of which must match; !term or -term negates one.
+  port:SPEC  lport:/sport:SPEC  rport:/dport:SPEC     SPEC = 80,https,8000-8100
+  state:LISTEN,time-wait   pid:N[,N]   proc:TEXT   proto:tcp|udp   family:4|6
+  ip:ADDR|CIDR  lip:  rip:   mine (your test connections)
+  N alone means port:N; a word alone matches a process name, an address or a state."""
 
 FILTER_KEYS = (
     "port",

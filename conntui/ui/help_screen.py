@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from conntui.filters import __doc__ as FILTER_HELP
+from conntui.filters import FILTER_HELP
 
 KEYS = (
     ("/", "filter as you type (enter or escape to leave the box)"),
@@ -35,7 +35,6 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         keys = "\n".join(f"  {key:<24} {meaning}" for key, meaning in KEYS)
-        filters = (FILTER_HELP or "").split("\n\n", 1)[-1].rstrip()
         with Vertical(id="help"):
-            yield Static(Text.assemble(("Keys\n", "bold"), keys, ("\n\nFilter\n", "bold"), filters))
+            yield Static(Text.assemble(("Keys\n", "bold"), keys, ("\n\nFilter\n", "bold"), FILTER_HELP))
             yield Static(Text("escape to close", "dim"))
