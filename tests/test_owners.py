@@ -70,3 +70,22 @@ def test_incremental_scan_matches_a_full_scan(sockets) -> None:
     full = scanner.scan()
     again = scanner.scan(set(full))
     assert again == full
+
+
+def test_remembered_unix_sockets_are_not_read_again(sockets, monkeypatch) -> None:
+    import conntui.sources.owners as owners_module
+
+    listener = sockets.listener()
+    for _ in range(40):
+        for end in socket.socketpair():  # unix sockets: never in an inet dump, must not look "closed"
+            sockets.keep(end)
+    poller = Poller(open_source("netlink"), "tcp4")
+    try:
+        assert owner_of(poller, listener) == (os.getpid(),)
+        reads = []
+        real = os.readlink
+        monkeypatch.setattr(owners_module.os, "readlink", lambda path: reads.append(path) or real(path))
+        assert owner_of(poller, listener) == (os.getpid(),)
+        assert len(reads) < 20, reads[:5]  # not the 80 unix socket fds again
+    finally:
+        poller.close()

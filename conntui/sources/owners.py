@@ -16,17 +16,19 @@ import os
 from collections.abc import Set
 
 
-def _read_fds(fd_dir: str, names: list[str], known: dict[str, int], live: Set[int] | None) -> dict[str, int]:
+def _read_fds(fd_dir: str, names: list[str], known: dict[str, int], vanished: Set[int]) -> dict[str, int]:
     """fd name -> socket inode (0 for anything else), re-reading only what may have changed."""
     readlink = os.readlink
     fds: dict[str, int] = {}
     for name in names:
         inode = known.get(name)
-        if inode is None or (inode and live is not None and inode not in live):
+        if inode is None or inode in vanished:
             try:
                 target = readlink(fd_dir + name)
-            except OSError:  # closed meanwhile
+            except FileNotFoundError:  # closed meanwhile
                 continue
+            except OSError:  # not ours to read (another user namespace): remembered, not retried
+                target = ""
             inode = int(target[8:-1]) if target.startswith("socket:[") else 0
         fds[name] = inode
     return fds
@@ -40,20 +42,26 @@ class OwnerScanner:
         self.last_full = False  # whether the last scan read every link
         self._fds: dict[int, dict[str, int]] = {}
         self._scans = 0
+        self._live: Set[int] = set()  # the live sockets the last scan was told of
 
     def scan(self, live_inodes: Set[int] | None = None, *, full: bool = False) -> dict[int, tuple[int, ...]]:
         """Owners of every socket inode.
 
         From memory unless `full` (or every `full_every`-th scan): a link is read again when its
-        fd is new, or when the socket it pointed to is not in `live_inodes` (it closed, so the
-        fd number may now name another socket).
+        fd is new, or when the socket it pointed to was alive at the last scan and is not in
+        `live_inodes` now (it closed, so the fd number may name another socket).
         """
         full = full or self._scans % self.full_every == 0
         self._scans += 1
         self.last_full = full
-        return self._scan(None if full else live_inodes, remember=not full)
+        # Sockets that were alive at the last scan and are not now: fds that named them may
+        # name something else. Other remembered inodes (unix sockets, kinds not polled) stand.
+        vanished = self._live - live_inodes if live_inodes is not None else set()
+        if live_inodes is not None:
+            self._live = live_inodes
+        return self._scan(vanished, remember=not full)
 
-    def _scan(self, live: Set[int] | None, remember: bool) -> dict[int, tuple[int, ...]]:
+    def _scan(self, vanished: Set[int], remember: bool) -> dict[int, tuple[int, ...]]:
         owners: dict[int, tuple[int, ...]] = {}
         memory = self._fds if remember else {}
         fds_by_pid: dict[int, dict[str, int]] = {}
@@ -64,10 +72,10 @@ class OwnerScanner:
             fd_dir = f"{self.proc}/{entry}/fd/"
             known = memory.get(pid)
             try:
-                if known is not None and live is not None and _unchanged(fd_dir, known, live):
+                if known is not None and _unchanged(fd_dir, known, vanished):
                     fds = known
                 else:
-                    fds = _read_fds(fd_dir, os.listdir(fd_dir), known or {}, live)
+                    fds = _read_fds(fd_dir, os.listdir(fd_dir), known or {}, vanished)
             except OSError:  # gone, or not ours to read
                 continue
             fds_by_pid[pid] = fds
@@ -82,13 +90,13 @@ class OwnerScanner:
         return owners
 
 
-def _unchanged(fd_dir: str, known: dict[str, int], live: Set[int]) -> bool:
+def _unchanged(fd_dir: str, known: dict[str, int], vanished: Set[int]) -> bool:
     """Whether a process's fd table is as remembered, without listing it.
 
     Linux 6.2+ reports the number of open fds as the size of /proc/PID/fd (0 before). Same
-    count and every remembered socket still alive: nothing was closed, so nothing was opened
-    either. A file closed and a socket opened in its place is the case this cannot see; the
-    poller's search for unplaced sockets catches it with a full scan.
+    count and none of its sockets gone: nothing was closed, so nothing was opened either. A
+    file closed and a socket opened in its place is the case this cannot see; the poller's
+    search for unplaced sockets catches it with a full scan.
     """
     count = os.stat(fd_dir).st_size
-    return count == len(known) and count > 0 and all(inode in live for inode in known.values() if inode)
+    return count == len(known) and count > 0 and not any(inode in vanished for inode in known.values())
