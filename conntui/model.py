@@ -26,6 +26,8 @@ TCP_STATES: dict[int, str] = {
     11: "CLOSING",
     12: "SYN_RECV",  # TCP_NEW_SYN_RECV: a request socket, shown as psutil and ss do
 }
+# TIME_WAIT and NEW_SYN_RECV are kernel "minisockets": no owner, no uid, no tcp_info.
+TCP_MINISOCKET_STATES = frozenset({6, 12})
 UDP_STATE = "NONE"
 STATE_NAMES: frozenset[str] = frozenset(TCP_STATES.values()) | {UDP_STATE}
 

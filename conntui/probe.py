@@ -272,12 +272,9 @@ class Probe:
             if self.result.mode == "pipeline":
                 await self._pipeline(target, record, reader, writer, requests)
             else:
+                keep_alive = self.result.mode == "keepalive"  # the client closes when it is done
                 for number in range(requests):
-                    last = number == requests - 1
-                    keep_alive = self.result.mode == "keepalive" and not (last and requests == 1)
-                    await self._exchange(
-                        target, record, reader, writer, keep_alive=keep_alive or not last, first=number == 0
-                    )
+                    await self._exchange(target, record, reader, writer, keep_alive=keep_alive, first=number == 0)
             if self.hold:
                 await self._hold(record)
         except ProbeError as error:

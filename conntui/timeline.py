@@ -45,7 +45,7 @@ def timeline(steps: list[Step], scale_ms: float) -> list[TimelineRow]:
 
 def scale_for(result: ProbeResult) -> float:
     """The slowest step, not counting the hold (which would flatten every other bar)."""
-    steps = [s for s in result.steps] + [s for c in result.connections for s in c.steps]
+    steps = [*result.steps, *(step for record in result.connections for step in record.steps)]
     return max((s.duration_ms for s in steps if s.name != "hold"), default=0.0)
 
 

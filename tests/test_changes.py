@@ -82,8 +82,8 @@ def test_view_marks_new_then_keeps_closed_rows_marked_until_they_expire(sockets)
         client, server = sockets.connection(listener)
         key_of = {}
         view.apply(*poller.poll())
-        for row in view.state().visible:
-            if row.sock.local_port == client.getsockname()[1]:
+        for row in view.state().visible:  # exactly our connection: a TIME_WAIT may share the port
+            if (row.sock.local_port, row.sock.remote_port) == (client.getsockname()[1], listener.getsockname()[1]):
                 key_of["client"] = row.sock.key
                 assert row.mark == "new"
         clock.now += NEW_SECONDS + 0.1

@@ -13,6 +13,7 @@ from typing import Protocol
 from conntui.model import Owner, Socket
 
 UserName = Callable[[int], "str | None"]
+NO_OWNERS: Mapping[int, Owner] = {}  # for a source called without an owner table
 
 BACKENDS = ("auto", "netlink", "proc", "psutil")
 

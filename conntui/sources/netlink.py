@@ -12,8 +12,8 @@ import struct
 import sys
 from collections.abc import Iterable, Mapping
 
-from conntui.model import NO_OWNER, TCP_STATES, UDP_STATE, Owner, Socket
-from conntui.sources import SourceError, UserName
+from conntui.model import NO_OWNER, TCP_MINISOCKET_STATES, TCP_STATES, UDP_STATE, Owner, Socket
+from conntui.sources import NO_OWNERS, SourceError, UserName
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -23,7 +23,6 @@ NLMSG_ERROR = 2
 NLMSG_DONE = 3
 INET_DIAG_INFO = 2
 ALL_STATES = 0xFFFFFFFF
-TCP_TIME_WAIT, TCP_NEW_SYN_RECV = 6, 12
 
 _NLMSG_HEADER = struct.Struct("=IHHII")
 # inet_diag_req_v2: family, protocol, ext, pad, states, then inet_diag_sockid (all zero: dump).
@@ -44,7 +43,6 @@ _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 _RECV_BUFFER = 1 << 16
 _TCP_STATE_NAMES = [TCP_STATES.get(number, "UNKNOWN") for number in range(256)]
 _UDP_STATE_NAMES = [UDP_STATE] * 256
-_NO_OWNERS: Mapping[int, Owner] = {}
 
 _PORT = [(port & 255) << 8 | port >> 8 for port in range(65536)] if sys.byteorder == "little" else list(range(65536))
 
@@ -73,7 +71,7 @@ class NetlinkSource:
     def list_sockets(
         self,
         kinds: Iterable[tuple[str, int]],
-        owners: Mapping[int, Owner] = _NO_OWNERS,
+        owners: Mapping[int, Owner] = NO_OWNERS,
         user_name: UserName | None = None,
     ) -> list[Socket]:
         rows: list[Socket] = []
@@ -161,7 +159,7 @@ class NetlinkSource:
             remote_port: int | None = port[dport]
             if remote_port == 0 and (remote_ip == "0.0.0.0" or remote_ip == "::"):
                 remote_ip = remote_port = None
-            minisocket = state in (TCP_TIME_WAIT, TCP_NEW_SYN_RECV)
+            minisocket = state in TCP_MINISOCKET_STATES
             if minisocket:
                 uid = None  # the kernel reports 0 for these: no owner, not root
             owner = owners.get(inode) if inode else None

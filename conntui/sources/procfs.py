@@ -5,11 +5,8 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable, Mapping
 
-from conntui.model import TCP_STATES, UDP_STATE, Owner, Socket
-from conntui.sources import UserName
-
-TCP_TIME_WAIT, TCP_NEW_SYN_RECV = 6, 12
-_NO_OWNERS: Mapping[int, Owner] = {}
+from conntui.model import TCP_MINISOCKET_STATES, TCP_STATES, UDP_STATE, Owner, Socket
+from conntui.sources import NO_OWNERS, UserName
 
 
 class ProcfsSource:
@@ -28,7 +25,7 @@ class ProcfsSource:
     def list_sockets(
         self,
         kinds: Iterable[tuple[str, int]],
-        owners: Mapping[int, Owner] = _NO_OWNERS,
+        owners: Mapping[int, Owner] = NO_OWNERS,
         user_name: UserName | None = None,
     ) -> list[Socket]:
         rows: list[Socket] = []
@@ -60,7 +57,7 @@ class ProcfsSource:
             remote = (None, None)
         state = TCP_STATES.get(state_number, "UNKNOWN") if proto == "tcp" else UDP_STATE
         key: object = inode or (proto, family, local_ip, local_port, *remote, state)
-        hidden_uid = state_number in (TCP_TIME_WAIT, TCP_NEW_SYN_RECV) and proto == "tcp"
+        hidden_uid = state_number in TCP_MINISOCKET_STATES and proto == "tcp"
         return Socket(key, proto, family, local_ip, local_port, *remote, state, inode, None if hidden_uid else uid)
 
     def _endpoint(self, text: str, family: int) -> tuple[str, int]:

@@ -312,8 +312,9 @@ class ConntuiApp(App[None]):
         self.tests[test_id] = ProbeResult(message.url or "(built-in test server)", message.mode, message.count)
         if builtin:
             self.builtin_tests.add(test_id)
-        self.query_one(TestsPane).remove_class("hidden")
-        self.query_one(TestsPane).show_test(test_id, self.tests[test_id])
+        pane = self.query_one(TestsPane)
+        pane.remove_class("hidden")
+        pane.show_test(test_id, self.tests[test_id])
         self.run_worker(
             partial(self._run_probe, test_id, message, builtin), thread=True, group="probes", exit_on_error=False
         )
