@@ -26,8 +26,11 @@ TCP_STATES: dict[int, str] = {
     11: "CLOSING",
     12: "SYN_RECV",  # TCP_NEW_SYN_RECV: a request socket, shown as psutil and ss do
 }
-# TIME_WAIT and NEW_SYN_RECV are kernel "minisockets": no owner, no uid, no tcp_info.
-TCP_MINISOCKET_STATES = frozenset({6, 12})
+# A socket no process holds (inode 0: a request socket in SYN_RECV, a TIME_WAIT or orphaned
+# FIN_WAIT2 minisocket, a full socket its process closed) has no owner and no user: the kernel
+# reports uid 0 for the first three, which is not root's.
+# States after the peer's FIN: the kernel's byte count includes the FIN's sequence number.
+FIN_RECEIVED_STATES = frozenset({"CLOSE_WAIT", "LAST_ACK", "CLOSING"})
 UDP_STATE = "NONE"
 STATE_NAMES: frozenset[str] = frozenset(TCP_STATES.values()) | {UDP_STATE}
 

@@ -11,9 +11,10 @@ from conntui.sources.owners import OwnerScanner
 from tests.conftest import find
 
 
-def owner_of(poller: Poller, sock: socket.socket) -> tuple[int, ...]:
+def owner_of(poller: Poller, sock: socket.socket | tuple) -> tuple[int, ...]:
     snapshot, _ = poller.poll()
-    rows = [row for row in find(snapshot.sockets, sock.getsockname()) if row.state == "LISTEN"]
+    address = sock if isinstance(sock, tuple) else sock.getsockname()
+    rows = [row for row in find(snapshot.sockets, address) if row.state == "LISTEN"]
     assert len(rows) == 1
     return rows[0].pids
 
@@ -87,5 +88,22 @@ def test_remembered_unix_sockets_are_not_read_again(sockets, monkeypatch) -> Non
         monkeypatch.setattr(owners_module.os, "readlink", lambda path: reads.append(path) or real(path))
         assert owner_of(poller, listener) == (os.getpid(),)
         assert len(reads) < 20, reads[:5]  # not the 80 unix socket fds again
+    finally:
+        poller.close()
+
+
+def test_an_owner_that_lets_go_of_a_shared_socket_goes_within_two_polls(sockets, child_holding) -> None:
+    poller = Poller(open_source("netlink"), "tcp4")
+    try:
+        listener = sockets.listener()
+        child = child_holding(listener)
+        assert set(owner_of(poller, listener)) == {os.getpid(), child.pid}
+        owner_of(poller, listener)  # remembered now: the next scans come from memory
+        address = listener.getsockname()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, listener.fileno())  # our copy closed, its fd number reused, same fd count
+        os.close(devnull)
+        owner_of(poller, address)
+        assert owner_of(poller, address) == (child.pid,)
     finally:
         poller.close()

@@ -124,21 +124,39 @@ def test_backends_agree_on_the_same_sockets(sockets) -> None:
 
 
 @pytest.mark.skipif("netlink" not in BACKENDS, reason="netlink only")
-def test_netlink_reports_tcp_metrics(sockets) -> None:
+def test_netlink_reports_what_the_application_sent_and_received(sockets) -> None:
     listener = sockets.listener()
     client, server = sockets.connection(listener)
-    client.sendall(b"x" * 1000)
-    assert server.recv(2000)
     poller = Poller(open_source("netlink"), "tcp4")
-    try:
+
+    def rows() -> tuple:
         snapshot, _ = poller.poll()
+        (mine,) = find(snapshot.sockets, client.getsockname(), client.getpeername())
+        (peer,) = find(snapshot.sockets, server.getsockname(), server.getpeername())
+        (listening,) = [row for row in find(snapshot.sockets, listener.getsockname()) if row.state == "LISTEN"]
+        return mine, peer, listening
+
+    try:
+        mine, peer, listening = rows()
+        assert (mine.bytes_sent, mine.bytes_received) == (0, 0)  # the SYN is not data
+        assert listening.rtt_ms is None and listening.bytes_sent is None  # no connection to measure
+        client.sendall(b"x" * 1000)
+        assert server.recv(2000)
+        client.shutdown(socket.SHUT_WR)  # the FIN is not data either
+        time.sleep(0.05)
+        mine, peer, _ = rows()
     finally:
         poller.close()
-    (row,) = find(snapshot.sockets, client.getsockname(), client.getpeername())
-    # bytes_acked, as the kernel (and ss -ti) report it, counts the SYN too.
-    assert row.bytes_sent in (1000, 1001) and row.rtt_ms is not None and row.rtt_ms >= 0 and row.cwnd
-    (peer,) = find(snapshot.sockets, server.getsockname(), server.getpeername())
-    assert peer.bytes_received == 1000
+    assert mine.bytes_sent == 1000 and mine.rtt_ms is not None and mine.rtt_ms >= 0 and mine.cwnd
+    assert peer.state == "CLOSE_WAIT" and peer.bytes_received == 1000
+
+
+def test_udp_rows_have_no_tcp_metrics(poller: Poller, sockets) -> None:
+    bound = sockets.keep(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    bound.bind(("127.0.0.1", 0))
+    snapshot, _ = poller.poll()
+    (row,) = find(snapshot.sockets, bound.getsockname(), proto="udp")
+    assert (row.rtt_ms, row.retrans, row.bytes_sent, row.bytes_received) == (None, None, None, None)
 
 
 def test_a_process_that_is_gone_is_left_out_of_the_details() -> None:

@@ -12,7 +12,7 @@ import struct
 import sys
 from collections.abc import Iterable, Mapping
 
-from conntui.model import NO_OWNER, TCP_MINISOCKET_STATES, TCP_STATES, UDP_STATE, Owner, Socket
+from conntui.model import FIN_RECEIVED_STATES, NO_OWNER, TCP_STATES, UDP_STATE, Owner, Socket
 from conntui.sources import NO_OWNERS, SourceError, UserName
 
 NETLINK_SOCK_DIAG = 4
@@ -31,18 +31,22 @@ _DIAG_REQUEST = struct.Struct("=BBBxI48x")
 # src[16], dst[16], if, cookie, expires, rqueue, wqueue, uid, inode.
 _DIAG_MSG = struct.Struct("=BBBBHH16s16sIQIIIII")
 _RTATTR = struct.Struct("=HH")
-# struct tcp_info from tcpi_rtt (offset 68) to tcpi_bytes_received (ends at offset 136):
+# struct tcp_info from tcpi_rtt (offset 68) to tcpi_bytes_retrans (ends at offset 216, Linux 4.19+):
 # rtt, rttvar, [snd_ssthresh], snd_cwnd, [advmss reordering rcv_rtt rcv_space], total_retrans,
-# [pacing_rate max_pacing_rate], bytes_acked, bytes_received.
+# [pacing_rate max_pacing_rate bytes_acked], bytes_received, [segs_out ... delivered_ce],
+# bytes_sent, bytes_retrans. Sent = bytes_sent - bytes_retrans: the data the application sent,
+# once (bytes_acked would count the SYN and the FIN too).
 _TCP_INFO_OFFSET = 68
-_TCP_INFO = struct.Struct("=II4xI16xI16xQQ")
+_TCP_INFO = struct.Struct("=II4xI16xI24xQ64xQQ")
 _TCP_INFO_END = _TCP_INFO_OFFSET + _TCP_INFO.size
+_LISTEN = 10  # a listener has tcp_info but no connection to measure: its metrics are null
 
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 _RECV_BUFFER = 1 << 16
 _TCP_STATE_NAMES = [TCP_STATES.get(number, "UNKNOWN") for number in range(256)]
 _UDP_STATE_NAMES = [UDP_STATE] * 256
+_FIN_SEEN = [int(name in FIN_RECEIVED_STATES) for name in _TCP_STATE_NAMES]  # 1 byte of FIN to take off
 
 _PORT = [(port & 255) << 8 | port >> 8 for port in range(65536)] if sys.byteorder == "little" else list(range(65536))
 
@@ -61,8 +65,9 @@ class NetlinkSource:
             raise SourceError(f"netlink sock_diag unavailable: {error}") from error
         self._buffer = bytearray(_RECV_BUFFER)
         self._sequence = 0
-        # Address bytes -> text, shared across polls: a busy host has few distinct addresses.
-        self._addresses: dict[bytes, str] = {}
+        # Address bytes -> text per family, shared across polls: a busy host has few distinct
+        # addresses. Per family: 16 zero bytes are 0.0.0.0 in an IPv4 row and :: in an IPv6 one.
+        self._addresses: dict[int, dict[bytes, str]] = {4: {}, 6: {}}
         self._info_offset = 0
 
     def close(self) -> None:
@@ -107,7 +112,7 @@ class NetlinkSource:
         user_name: UserName | None,
     ) -> bool:
         """Append the rows of one datagram; True once the dump is done. The hot loop of a poll."""
-        addresses = self._addresses
+        addresses = self._addresses[family]
         address_length = 4 if family == 4 else 16
         address_family = _FAMILIES[family]
         state_names = _TCP_STATE_NAMES if proto == "tcp" else _UDP_STATE_NAMES
@@ -117,6 +122,7 @@ class NetlinkSource:
         unpack_attr = _RTATTR.unpack_from
         unpack_info = _TCP_INFO.unpack_from
         port = _PORT
+        fin_seen = _FIN_SEEN
         info_at = self._info_offset  # where INET_DIAG_INFO usually sits after the message
         offset, end = 0, len(data)
         while offset + 16 <= end:
@@ -159,23 +165,27 @@ class NetlinkSource:
             remote_port: int | None = port[dport]
             if remote_port == 0 and (remote_ip == "0.0.0.0" or remote_ip == "::"):
                 remote_ip = remote_port = None
-            minisocket = state in TCP_MINISOCKET_STATES
-            if minisocket:
-                uid = None  # the kernel reports 0 for these: no owner, not root
+            if not inode:
+                uid = None  # no process holds it: the kernel's uid 0 is nobody's (see model.py)
             owner = owners.get(inode) if inode else None
             if owner is None:  # nobody we can see holds it: show whose socket it is, at least
                 owner = users.get(uid)
                 if owner is None:
                     owner = users[uid] = ((), None, user_name(uid) if user_name else None)
             metrics = _NO_METRICS
-            if want_info and not minisocket and length > 88:  # TIME_WAIT and SYN_RECV carry no tcp_info
+            if want_info and state != _LISTEN and length > 88:  # minisockets carry no tcp_info
+                row_end = offset + length
                 attr = offset + 88 + info_at
-                if attr + 4 <= offset + length and unpack_attr(data, attr)[1] == INET_DIAG_INFO:
-                    rtt, rttvar, cwnd, retrans, acked, received = unpack_info(data, attr + 4 + _TCP_INFO_OFFSET)
-                    metrics = (rtt / 1000, rttvar / 1000, retrans, cwnd, acked, received)
-                else:
-                    metrics, info_at = _find_metrics(data, offset + 88, offset + length, info_at)
-                    self._info_offset = info_at
+                if attr + 4 > row_end or unpack_attr(data, attr)[1] != INET_DIAG_INFO:
+                    info_at = self._info_offset = _find_info(data, offset + 88, row_end, info_at)
+                    attr = offset + 88 + info_at
+                if attr + _INFO_LENGTH <= row_end:
+                    info_length, info_type = unpack_attr(data, attr)
+                    if info_type == INET_DIAG_INFO and info_length >= _INFO_LENGTH:  # older kernels: shorter
+                        rtt, rttvar, cwnd, retrans, received, sent, resent = unpack_info(
+                            data, attr + 4 + _TCP_INFO_OFFSET
+                        )
+                        metrics = (rtt / 1000, rttvar / 1000, retrans, cwnd, sent - resent, received - fin_seen[state])
             rows.append(
                 new(
                     Socket,
@@ -200,21 +210,17 @@ class NetlinkSource:
 
 
 _NO_METRICS: tuple = (None, None, None, None, None, None)
+_INFO_LENGTH = _RTATTR.size + _TCP_INFO_END  # the smallest INET_DIAG_INFO attribute with our fields
 
 
-def _metrics(info: tuple[int, int, int, int, int, int]) -> tuple:
-    rtt, rttvar, cwnd, retrans, acked, received = info
-    return (rtt / 1000, rttvar / 1000, retrans, cwnd, acked, received)
-
-
-def _find_metrics(data: memoryview, offset: int, end: int, usual: int) -> tuple[tuple, int]:
-    """Walk the attributes for INET_DIAG_INFO; returns its metrics and its offset (or the usual one)."""
+def _find_info(data: memoryview, offset: int, end: int, usual: int) -> int:
+    """Where INET_DIAG_INFO sits after the message in this row (the usual place if absent)."""
     start = offset
     while offset + _RTATTR.size <= end:
         length, kind = _RTATTR.unpack_from(data, offset)
         if length < _RTATTR.size:
             break
-        if kind == INET_DIAG_INFO and length - _RTATTR.size >= _TCP_INFO_END:
-            return _metrics(_TCP_INFO.unpack_from(data, offset + _RTATTR.size + _TCP_INFO_OFFSET)), offset - start
+        if kind == INET_DIAG_INFO:
+            return offset - start
         offset += (length + 3) & ~3
-    return _NO_METRICS, usual
+    return usual

@@ -5,8 +5,10 @@ that vanish, or whose fds we may not read (other users' when not root), are skip
 
 Reading every fd link costs ~4 µs; at 100,000 sockets that is most of a poll. `OwnerScanner`
 therefore remembers each process's fd -> inode map and, on the next poll, reads a link again
-only when its fd is new or the socket it pointed to has closed, and rereads everything
-every `full_every`-th scan. The poller asks for a full scan whenever a live socket is left
+only when its fd is new, or the socket it pointed to has closed, or that socket is shared by
+several processes (one of them may have closed its copy and reused the fd number while the
+socket lives on: such an owner goes at the next scan), and rereads everything every
+`full_every`-th scan. The poller asks for a full scan whenever a live socket is left
 without an owner that the last full scan did not already fail to place.
 """
 
@@ -16,13 +18,13 @@ import os
 from collections.abc import Set
 
 
-def _read_fds(fd_dir: str, names: list[str], known: dict[str, int], vanished: Set[int]) -> dict[str, int]:
+def _read_fds(fd_dir: str, names: list[str], known: dict[str, int], distrusted: Set[int]) -> dict[str, int]:
     """fd name -> socket inode (0 for anything else), re-reading only what may have changed."""
     readlink = os.readlink
     fds: dict[str, int] = {}
     for name in names:
         inode = known.get(name)
-        if inode is None or inode in vanished:
+        if inode is None or inode in distrusted:
             try:
                 target = readlink(fd_dir + name)
             except FileNotFoundError:  # closed meanwhile
@@ -43,25 +45,29 @@ class OwnerScanner:
         self._fds: dict[int, dict[str, int]] = {}
         self._scans = 0
         self._live: Set[int] = set()  # the live sockets the last scan was told of
+        self._shared: set[int] = set()  # sockets the last scan found in several processes
 
     def scan(self, live_inodes: Set[int] | None = None, *, full: bool = False) -> dict[int, tuple[int, ...]]:
         """Owners of every socket inode.
 
         From memory unless `full` (or every `full_every`-th scan): a link is read again when its
-        fd is new, or when the socket it pointed to was alive at the last scan and is not in
-        `live_inodes` now (it closed, so the fd number may name another socket).
+        fd is new, when the socket it pointed to was alive at the last scan and is not in
+        `live_inodes` now (it closed, so the fd number may name another socket), or when that
+        socket had several owners (any one of them may have let go of it).
         """
         full = full or self._scans % self.full_every == 0
         self._scans += 1
         self.last_full = full
         # Sockets that were alive at the last scan and are not now: fds that named them may
         # name something else. Other remembered inodes (unix sockets, kinds not polled) stand.
-        vanished = self._live - live_inodes if live_inodes is not None else set()
+        distrusted = self._shared | (self._live - live_inodes if live_inodes is not None else set())
         if live_inodes is not None:
             self._live = live_inodes
-        return self._scan(vanished, remember=not full)
+        owners = self._scan(distrusted, remember=not full)
+        self._shared = {inode for inode, pids in owners.items() if len(pids) > 1}
+        return owners
 
-    def _scan(self, vanished: Set[int], remember: bool) -> dict[int, tuple[int, ...]]:
+    def _scan(self, distrusted: Set[int], remember: bool) -> dict[int, tuple[int, ...]]:
         owners: dict[int, tuple[int, ...]] = {}
         memory = self._fds if remember else {}
         fds_by_pid: dict[int, dict[str, int]] = {}
@@ -72,10 +78,10 @@ class OwnerScanner:
             fd_dir = f"{self.proc}/{entry}/fd/"
             known = memory.get(pid)
             try:
-                if known is not None and _unchanged(fd_dir, known, vanished):
+                if known is not None and _unchanged(fd_dir, known, distrusted):
                     fds = known
                 else:
-                    fds = _read_fds(fd_dir, os.listdir(fd_dir), known or {}, vanished)
+                    fds = _read_fds(fd_dir, os.listdir(fd_dir), known or {}, distrusted)
             except OSError:  # gone, or not ours to read
                 continue
             fds_by_pid[pid] = fds
@@ -90,7 +96,7 @@ class OwnerScanner:
         return owners
 
 
-def _unchanged(fd_dir: str, known: dict[str, int], vanished: Set[int]) -> bool:
+def _unchanged(fd_dir: str, known: dict[str, int], distrusted: Set[int]) -> bool:
     """Whether a process's fd table is as remembered, without listing it.
 
     Linux 6.2+ reports the number of open fds as the size of /proc/PID/fd (0 before). Same
@@ -99,4 +105,4 @@ def _unchanged(fd_dir: str, known: dict[str, int], vanished: Set[int]) -> bool:
     search for unplaced sockets catches it with a full scan.
     """
     count = os.stat(fd_dir).st_size
-    return count == len(known) and count > 0 and not any(inode in vanished for inode in known.values())
+    return count == len(known) and count > 0 and not any(inode in distrusted for inode in known.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable, Mapping
 
-from conntui.model import TCP_MINISOCKET_STATES, TCP_STATES, UDP_STATE, Owner, Socket
+from conntui.model import TCP_STATES, UDP_STATE, Owner, Socket
 from conntui.sources import NO_OWNERS, UserName
 
 
@@ -57,8 +57,8 @@ class ProcfsSource:
             remote = (None, None)
         state = TCP_STATES.get(state_number, "UNKNOWN") if proto == "tcp" else UDP_STATE
         key: object = inode or (proto, family, local_ip, local_port, *remote, state)
-        hidden_uid = state_number in TCP_MINISOCKET_STATES and proto == "tcp"
-        return Socket(key, proto, family, local_ip, local_port, *remote, state, inode, None if hidden_uid else uid)
+        # No inode: no process holds it, and its uid (0) is not an owner's (see model.py).
+        return Socket(key, proto, family, local_ip, local_port, *remote, state, inode, uid if inode else None)
 
     def _endpoint(self, text: str, family: int) -> tuple[str, int]:
         address_hex, port_hex = text.split(":")
