@@ -16,17 +16,27 @@ from conntui.model import Socket, format_endpoint
 @dataclass(frozen=True, slots=True)
 class SharedPart:
     label: str  # e.g. "same remote endpoint 127.0.0.1:8080"
-    count: int  # live sockets sharing it, this one included
-    note: str  # how those sockets differ
+    count: int  # live sockets that have it, this one included while it is alive
+    note: str  # who those sockets are: a true sentence for every count
+
+    def sentence(self) -> str:
+        noun = "socket" if self.count == 1 else "sockets"
+        return f"{self.label}: {self.count} live {noun} — {self.note}"
+
+
+REUSED = "identical: only SO_REUSEPORT sockets, unconnected UDP or separate network namespaces can share one"
 
 
 def shared_parts(sock: Socket, sockets: Iterable[Socket]) -> list[SharedPart]:
+    """For each meaningful part of the socket's four-tuple, the live sockets that share it."""
     proto, lip, lport, rip, rport = sock.four_tuple
+    alive = False
     exact = local = remote = lport_only = ip_pair = 0
     remote_local_ips: set[str] = set()
     for other in sockets:
         if other.proto != proto:
             continue
+        alive = alive or other.key == sock.key
         same_local = other.local_ip == lip and other.local_port == lport
         same_remote = other.remote_ip == rip and other.remote_port == rport
         exact += same_local and same_remote
@@ -36,23 +46,39 @@ def shared_parts(sock: Socket, sockets: Iterable[Socket]) -> list[SharedPart]:
             remote_local_ips.add(other.local_ip)
         lport_only += other.local_port == lport
         ip_pair += other.local_ip == lip and other.remote_ip == rip and rip is not None
+    self_count = 1 if alive else 0
+
+    def others(count: int, how: str) -> str:
+        """The sockets other than this one that share a part: how many differ, how many are identical.
+
+        Identical sockets share every part, so `exact` of them are among the `count`.
+        """
+        if count == 0:
+            return "none now"
+        differing, identical = count - exact, exact - self_count
+        pieces = [f"{differing} {'other ' if differing == 1 else 'others '}differing {how}"] if differing else []
+        if identical:
+            pieces.append(f"{identical} identical to it")
+        return ", ".join(pieces) or "no other"
+
+    if exact == 0:
+        exact_note = "none: this socket has closed"
+    elif exact == 1:
+        exact_note = "unique, as a connection must be" if alive else "held now by another socket (the tuple was reused)"
+    else:
+        exact_note = REUSED
     parts = [
+        SharedPart("same four-tuple", exact, exact_note),
         SharedPart(
-            "same four-tuple",
-            exact,
-            "unique, as a connection must be" if exact == 1 else "held by several sockets (SO_REUSEPORT, namespaces)",
+            f"same local endpoint {format_endpoint(lip, lport)}", local, others(local, "only in remote endpoint")
         ),
-        SharedPart(f"same local endpoint {format_endpoint(lip, lport)}", local, "differing only in remote endpoint"),
-        SharedPart(f"same local port {lport}", lport_only, "differing in local address or remote endpoint"),
+        SharedPart(f"same local port {lport}", lport_only, others(lport_only, "in local address or remote endpoint")),
     ]
     if rip is not None:
-        differ = "differing only in local port" if len(remote_local_ips) == 1 else "differing in local endpoint"
-        parts.insert(2, SharedPart(f"same remote endpoint {format_endpoint(rip, rport)}", remote, differ))
-        parts.append(SharedPart(f"same address pair {lip} → {rip}", ip_pair, "differing in ports"))
-    return [
-        part if part.count > 1 or part.label == "same four-tuple" else SharedPart(part.label, 1, "no other")
-        for part in parts
-    ]
+        how = "only in local port" if len(remote_local_ips) <= 1 else "in local endpoint"
+        parts.insert(2, SharedPart(f"same remote endpoint {format_endpoint(rip, rport)}", remote, others(remote, how)))
+        parts.append(SharedPart(f"same address pair {lip} → {rip}", ip_pair, others(ip_pair, "in ports")))
+    return parts
 
 
 def find_peer(sock: Socket, sockets: Iterable[Socket]) -> Socket | None:

@@ -28,6 +28,7 @@ HISTORY = 40  # polls of byte rates kept for the detail pane's sparkline
 class Row:
     sock: Socket
     first_seen: float
+    seen_opening: bool = True  # False for sockets already open at the first poll: their age is a lower bound
     mark: str = ""  # "new", "closed", "changed" or ""
     mark_until: float = 0.0
     tx_rate: float | None = None  # bytes/s sent (acked) since the previous poll
@@ -159,7 +160,8 @@ def cell(state: TableState, row: Row, column: str, now: float) -> str:
     if column == "user":
         return sock.user or "-"
     if column == "age":
-        return format_age(now - row.first_seen)
+        age = format_age(now - row.first_seen)
+        return age if row.seen_opening else f"≥{age}"
     if column == "count":
         count = state.tuple_counts.get(sock.four_tuple, 1)
         return f"×{count}" if count > 1 else ""
@@ -225,7 +227,7 @@ class ConnectionView:
         for sock in snapshot.sockets:
             row = rows.get(sock.key)
             if row is None:
-                row = rows[sock.key] = Row(sock, now)
+                row = rows[sock.key] = Row(sock, now, seen_opening=previous is not None)
                 if previous is not None:
                     row.mark, row.mark_until = "new", now + NEW_SECONDS
                     marked[sock.key] = row

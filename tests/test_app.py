@@ -145,8 +145,8 @@ async def test_detail_pane_shows_uniqueness_owners_and_jumps_to_peer(sockets) ->
         await wait_for(pilot, lambda: "source port" in plain(detail))  # described on a worker thread
         text = plain(detail)
         assert f"source port {cport}" in text and f"destination port {port}" in text
-        assert f"same remote endpoint 127.0.0.1:{port}: 2 sockets, differing only in local port" in text
-        assert "same four-tuple: 1 socket" in text
+        assert f"same remote endpoint 127.0.0.1:{port}: 2 live sockets — 1 other differing only in local port" in text
+        assert "same four-tuple: 1 live socket" in text
         assert "python" in text.lower()
         await pilot.press("g")
         assert table.cursor_row.sock.local_port == port and table.cursor_row.sock.remote_port == cport

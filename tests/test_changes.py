@@ -12,7 +12,7 @@ from conntui.model import Snapshot, Socket
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.uniqueness import find_peer, shared_parts
-from conntui.view import CLOSED_SECONDS, NEW_SECONDS, ConnectionView, format_age
+from conntui.view import CLOSED_SECONDS, NEW_SECONDS, ConnectionView, cell, format_age
 from tests.conftest import find
 
 
@@ -123,16 +123,57 @@ def test_uniqueness_counts_and_peer() -> None:
     server = Socket(1, "tcp", 4, "127.0.0.1", 8080, "127.0.0.1", 50001, "ESTABLISHED")
     clients = [Socket(10 + i, "tcp", 4, "127.0.0.1", 50001 + i, "127.0.0.1", 8080, "ESTABLISHED") for i in range(3)]
     everything = [server, *clients]
-    parts = {part.label: part for part in shared_parts(clients[0], everything)}
-    assert parts["same four-tuple"].count == 1
-    remote = parts["same remote endpoint 127.0.0.1:8080"]
-    assert remote.count == 3 and remote.note == "differing only in local port"
+    sentences = [part.sentence() for part in shared_parts(clients[0], everything)]
+    assert sentences == [
+        "same four-tuple: 1 live socket — unique, as a connection must be",
+        "same local endpoint 127.0.0.1:50001: 1 live socket — no other",
+        "same remote endpoint 127.0.0.1:8080: 3 live sockets — 2 others differing only in local port",
+        "same local port 50001: 1 live socket — no other",
+        "same address pair 127.0.0.1 → 127.0.0.1: 4 live sockets — 3 others differing in ports",
+    ]
     assert find_peer(clients[0], everything) == server
     assert find_peer(clients[1], everything) is None
 
 
+def test_uniqueness_of_a_closed_socket_says_it_closed() -> None:
+    closed = Socket(1, "tcp", 4, "127.0.0.1", 50001, "127.0.0.1", 8080, "TIME_WAIT")
+    other = Socket(2, "tcp", 4, "127.0.0.1", 50002, "127.0.0.1", 8080, "ESTABLISHED")
+    sentences = [part.sentence() for part in shared_parts(closed, [other])]
+    assert sentences[:3] == [
+        "same four-tuple: 0 live sockets — none: this socket has closed",
+        "same local endpoint 127.0.0.1:50001: 0 live sockets — none now",
+        "same remote endpoint 127.0.0.1:8080: 1 live socket — 1 other differing only in local port",
+    ]
+
+
+def test_uniqueness_of_identical_reuseport_listeners() -> None:
+    listeners = [Socket(key, "tcp", 4, "0.0.0.0", 80, None, None, "LISTEN") for key in (1, 2, 3)]
+    accepted = Socket(4, "tcp", 4, "10.0.0.1", 80, "10.0.0.2", 5000, "ESTABLISHED")
+    sentences = [part.sentence() for part in shared_parts(listeners[0], [*listeners, accepted])]
+    assert sentences == [
+        "same four-tuple: 3 live sockets — identical: only SO_REUSEPORT sockets, unconnected UDP or separate "
+        "network namespaces can share one",
+        "same local endpoint 0.0.0.0:80: 3 live sockets — 2 identical to it",
+        "same local port 80: 4 live sockets — 1 other differing in local address or remote endpoint, 2 identical to it",
+    ]
+
+
 def test_format_age() -> None:
     assert [format_age(s) for s in (0, 59, 61, 3600 + 120, 90000)] == ["0s", "59s", "1m01s", "1h02m", "1d01h"]
+
+
+def test_sockets_open_before_the_first_poll_are_at_least_that_old_and_new_ones_exact() -> None:
+    clock = FakeClock()
+    view = ConnectionView(clock=clock)
+    old = Socket(1, "tcp", 4, "127.0.0.1", 22, None, None, "LISTEN")
+    new = Socket(2, "tcp", 4, "127.0.0.1", 80, None, None, "LISTEN")
+    view.apply(Snapshot((old,)), diff({}, {1: old}))
+    clock.now += 60
+    view.apply(Snapshot((old, new)), diff({1: old}, {1: old, 2: new}))
+    clock.now += 240
+    state = view.state()
+    ages = {row.sock.key: cell(state, row, "age", clock.now) for row in state.visible}
+    assert ages == {1: "≥5m00s", 2: "4m00s"}
 
 
 def test_a_closed_row_whose_key_comes_back_is_new_again() -> None:

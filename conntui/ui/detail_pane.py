@@ -29,8 +29,7 @@ class DetailPane(Static):
             f"destination IP {sock.remote_ip or '*'}   destination port {sock.remote_port or '*'}",
         )
         for part in shared_parts(sock, snapshot.sockets):
-            noun = "socket" if part.count == 1 else "sockets"
-            grid.add_row("", f"{part.label}: {part.count} {noun}, {part.note}")
+            grid.add_row("", part.sentence())
         if sock.pids:
             for pid in sock.pids:
                 info = snapshot.processes.get(pid)
@@ -39,8 +38,11 @@ class DetailPane(Static):
                 else:
                     command = " ".join(info.cmdline)[:200] or "-"
                     grid.add_row("Owner", f"{pid} {info.name or '?'} ({info.user or '?'})  {command}")
+        elif sock.inode == 0 and snapshot.backend != "psutil":
+            grid.add_row("Owner", "none: no process holds it, the kernel does (TIME_WAIT, a request or orphaned "
+                         "socket, or a connection not yet accepted)")  # fmt: skip
         else:
-            grid.add_row("Owner", "none visible (TIME_WAIT, another user's, or another namespace)")
+            grid.add_row("Owner", "hidden: another user's process (run as root to see it) or another PID namespace")
         if sock.rtt_ms is not None and sock.state != "LISTEN":
             grid.add_row(
                 "TCP",
