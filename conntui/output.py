@@ -1,4 +1,9 @@
-"""`conntui list` renderings of a snapshot: JSON, CSV and a plain text table."""
+"""`conntui list` renderings of a snapshot: JSON, CSV and a plain text table.
+
+The table and the CSV are read by people: their text passes through `printable`, so a process
+name cannot write control sequences to the terminal or start a row of its own. JSON carries the
+real value, escaped by the encoder.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import json
 from collections.abc import Sequence
 
 from conntui.model import Snapshot, Socket, format_endpoint
+from conntui.text import printable
 
 FIELDS = (
     "proto",
@@ -98,6 +104,8 @@ def _csv_cell(value: object) -> object:
         return ""
     if isinstance(value, list):
         return " ".join(str(item) for item in value)
+    if isinstance(value, str):
+        return printable(value)
     return value
 
 
@@ -112,8 +120,8 @@ def to_table(rows: list[dict]) -> str:
                 _endpoint(row["remote_ip"], row["remote_port"]),
                 row["state"],
                 ",".join(str(pid) for pid in row["pids"]) or "-",
-                row["process"] or "-",
-                row["user"] or "-",
+                printable(row["process"]) if row["process"] else "-",
+                printable(row["user"]) if row["user"] else "-",
                 f"×{row['tuple_count']}" if row["tuple_count"] > 1 else "",
             )
         )

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from conntui.model import Snapshot
+from conntui.text import printable
 from conntui.uniqueness import find_peer, shared_parts
 from conntui.view import Row, format_bytes, sparkline
 
@@ -37,8 +38,9 @@ class DetailPane(Static):
                 if info is None:
                     grid.add_row("Owner", f"{pid} (gone or hidden)")
                 else:
-                    command = " ".join(info.cmdline)[:200] or "-"
-                    grid.add_row("Owner", f"{pid} {info.name or '?'} ({info.user or '?'})  {command}")
+                    command = printable(" ".join(info.cmdline)[:200]) or "-"
+                    owner = f"{pid} {printable(info.name or '?')} ({printable(info.user or '?')})  {command}"
+                    grid.add_row("Owner", Text(owner))  # Text: a name is not Rich markup
         else:
             grid.add_row("Owner", "none visible (TIME_WAIT, another user's, or another namespace)")
         if sock.rtt_ms is not None and sock.state != "LISTEN":
