@@ -32,6 +32,7 @@ FIELDS = (
     "bytes_sent",
     "bytes_received",
 )
+PROCESS_COLUMN, USER_COLUMN = FIELDS.index("process"), FIELDS.index("user")  # the system's own strings
 
 
 def records(snapshot: Snapshot, sockets: Sequence[Socket]) -> list[dict]:
@@ -95,7 +96,9 @@ def to_csv(rows: list[dict]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(FIELDS)
     for row in rows:
-        writer.writerow(_csv_cell(row[name]) for name in FIELDS)
+        cells = [_csv_cell(row[name]) for name in FIELDS]
+        cells[PROCESS_COLUMN], cells[USER_COLUMN] = printable(cells[PROCESS_COLUMN]), printable(cells[USER_COLUMN])
+        writer.writerow(cells)
     return out.getvalue()
 
 
@@ -104,8 +107,6 @@ def _csv_cell(value: object) -> object:
         return ""
     if isinstance(value, list):
         return " ".join(str(item) for item in value)
-    if isinstance(value, str):
-        return printable(value)
     return value
 
 
