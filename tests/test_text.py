@@ -159,6 +159,7 @@ async def test_dashboard_shows_a_hostile_name_escaped_in_cells_detail_and_log(na
         await wait_for(pilot, lambda: "Owner" in plain(detail))  # described on a worker thread
         described = plain(detail)
         assert f"{pid} {shown} (" in described and not CONTROL.search(described.replace("\n", ""))
+        assert r"-c \x0aimport ctypes" in described  # its command line (the helper's code has newlines)
 
         log = app.query_one("#events", RichLog)
         await wait_for(pilot, lambda: any(str(port) in line.text for line in log.lines))
