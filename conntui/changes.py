@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from conntui.model import Socket
+from conntui.text import printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +38,8 @@ def diff(previous: Mapping[object, Socket], current: Mapping[object, Socket]) ->
 
 
 def describe(sock: Socket) -> str:
-    """One line naming a socket, for the event log."""
-    owner = f" ({sock.process} {_pids(sock)})" if sock.process else ""
+    """One line naming a socket, for the event log (its process name made printable)."""
+    owner = f" ({printable(sock.process)} {_pids(sock)})" if sock.process else ""
     return f"{sock.proto}{sock.family} {sock.local} → {sock.remote}{owner}"
 
 

@@ -1,4 +1,9 @@
-"""`conntui list` renderings of a snapshot: JSON, CSV and a plain text table."""
+"""`conntui list` renderings of a snapshot: JSON, CSV and a plain text table.
+
+The table and the CSV are read by people: their text passes through `printable`, so a process
+name cannot write control sequences to the terminal or start a row of its own. JSON carries the
+real value, escaped by the encoder.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import json
 from collections.abc import Sequence
 
 from conntui.model import Snapshot, Socket, format_endpoint
+from conntui.text import printable
 
 FIELDS = (
     "proto",
@@ -26,6 +32,7 @@ FIELDS = (
     "bytes_sent",
     "bytes_received",
 )
+PROCESS_COLUMN, USER_COLUMN = FIELDS.index("process"), FIELDS.index("user")  # the system's own strings
 
 
 def records(snapshot: Snapshot, sockets: Sequence[Socket]) -> list[dict]:
@@ -89,7 +96,9 @@ def to_csv(rows: list[dict]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(FIELDS)
     for row in rows:
-        writer.writerow(_csv_cell(row[name]) for name in FIELDS)
+        cells = [_csv_cell(row[name]) for name in FIELDS]
+        cells[PROCESS_COLUMN], cells[USER_COLUMN] = printable(cells[PROCESS_COLUMN]), printable(cells[USER_COLUMN])
+        writer.writerow(cells)
     return out.getvalue()
 
 
@@ -112,8 +121,8 @@ def to_table(rows: list[dict]) -> str:
                 _endpoint(row["remote_ip"], row["remote_port"]),
                 row["state"],
                 ",".join(str(pid) for pid in row["pids"]) or "-",
-                row["process"] or "-",
-                row["user"] or "-",
+                printable(row["process"]) if row["process"] else "-",
+                printable(row["user"]) if row["user"] else "-",
                 f"×{row['tuple_count']}" if row["tuple_count"] > 1 else "",
             )
         )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from conntui.changes import Changes
 from conntui.filters import MATCH_ALL, Filter
 from conntui.model import FourTuple, Snapshot, Socket
+from conntui.text import printable
 
 NEW_SECONDS = 3.0
 CLOSED_SECONDS = 3.0
@@ -156,9 +157,9 @@ def cell(state: TableState, row: Row, column: str, now: float) -> str:
     if column == "pids":
         return ",".join(map(str, sock.pids)) or "-"
     if column == "process":
-        return sock.process or "-"
+        return printable(sock.process) if sock.process else "-"
     if column == "user":
-        return sock.user or "-"
+        return printable(sock.user) if sock.user else "-"
     if column == "age":
         age = format_age(now - row.first_seen)
         return age if row.seen_opening else f"≥{age}"

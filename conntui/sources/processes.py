@@ -3,6 +3,9 @@
 Keying the cache on the create time means a pid reused by a new process never shows the old
 process's name. A process that vanishes between the socket dump and the lookup is simply
 absent: its sockets become rows without a process.
+
+Names are read here once, and bytes in them that are not UTF-8 become `\\xff`-style text here
+(`conntui.text`), so every later string is valid text.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Iterable
 import psutil
 
 from conntui.model import ProcessInfo
+from conntui.text import escape_undecodable
 
 try:
     import pwd
@@ -47,13 +51,13 @@ class ProcessDirectory:
             if cached is not None:
                 return cached
             with process.oneshot():
-                name = process.name()
+                name = escape_undecodable(process.name())
                 try:
-                    user: str | None = process.username()
+                    user: str | None = escape_undecodable(process.username())
                 except (psutil.AccessDenied, KeyError):
                     user = None
                 try:
-                    cmdline = tuple(process.cmdline())
+                    cmdline = tuple(map(escape_undecodable, process.cmdline()))
                 except psutil.AccessDenied:
                     cmdline = ()
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
@@ -68,7 +72,7 @@ class ProcessDirectory:
         """The login name of a uid (the socket's owner when no process is visible)."""
         if uid not in self._user_names:
             try:
-                self._user_names[uid] = pwd.getpwuid(uid).pw_name if pwd else str(uid)
+                self._user_names[uid] = escape_undecodable(pwd.getpwuid(uid).pw_name) if pwd else str(uid)
             except KeyError:
                 self._user_names[uid] = str(uid)
         return self._user_names[uid]

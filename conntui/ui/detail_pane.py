@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from conntui.model import Snapshot
+from conntui.text import printable
 from conntui.uniqueness import find_peer, shared_parts
 from conntui.view import Row, format_bytes, sparkline
 
@@ -36,14 +37,15 @@ class DetailPane(Static):
                 if info is None:
                     grid.add_row("Owner", f"{pid} (gone or hidden)")
                 else:
-                    command = " ".join(info.cmdline)[:200] or "-"
-                    grid.add_row("Owner", f"{pid} {info.name or '?'} ({info.user or '?'})  {command}")
+                    command = printable(" ".join(info.cmdline)[:200]) or "-"
+                    owner = f"{pid} {printable(info.name or '?')} ({printable(info.user or '?')})  {command}"
+                    grid.add_row("Owner", Text(owner))  # Text: a name is not Rich markup
         elif sock.inode == 0 and snapshot.backend != "psutil":
             grid.add_row("Owner", "none: no process holds it, the kernel does (TIME_WAIT, a request or orphaned "
                          "socket, or a connection not yet accepted)")  # fmt: skip
         else:
             grid.add_row("Owner", "hidden: another user's process (run as root to see it) or another PID namespace")
-        if sock.rtt_ms is not None and sock.state != "LISTEN":
+        if sock.rtt_ms is not None:
             grid.add_row(
                 "TCP",
                 f"rtt {sock.rtt_ms:.3f} ms ± {sock.rttvar_ms:.3f}  retrans {sock.retrans}  cwnd {sock.cwnd}  "

@@ -1,0 +1,49 @@
+"""Strings that come from the system (process names, command lines, user names), made safe to show.
+
+Any local user can name a process, so these strings are hostile input. Two rules, applied at two
+places:
+
+- `escape_undecodable`, once, where such a string is read: bytes that are not UTF-8 reach Python
+  as lone surrogates (surrogateescape) and become `\\xff`-style text, so everything downstream
+  holds valid text and every output format (table, CSV, JSON, dashboard) shows the same name.
+- `printable`, at every human-facing output (the dashboard, `list`'s table and CSV): C0 controls,
+  DEL and C1 controls become `\\x1b`-style text, so a name cannot move the cursor, retitle the
+  window or start a new row. JSON keeps the real value; its encoder escapes it.
+
+Other Unicode (letters, marks, non-ASCII spaces) is kept as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_ESCAPED_BYTE_FIRST, _ESCAPED_BYTE_LAST = 0xDC80, 0xDCFF  # where surrogateescape puts bytes 0x80-0xff
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if _ESCAPED_BYTE_FIRST <= code <= _ESCAPED_BYTE_LAST:
+        code -= 0xDC00  # the undecodable byte itself
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_undecodable(value: str) -> str:
+    """`value` as valid text: each byte that was not UTF-8 (a lone surrogate) as `\\xNN`."""
+    if value.isascii():
+        return value
+    return _SURROGATE.sub(_escape, value)
+
+
+def printable(value: str) -> str:
+    """`value` with control characters (and any lone surrogate) shown as `\\xNN` text."""
+    if value.isprintable():  # the common case, one C-level scan
+        return value
+    return _escaped(value)
+
+
+@lru_cache(maxsize=4096)  # names repeat across rows and redraws
+def _escaped(value: str) -> str:
+    return _UNPRINTABLE.sub(_escape, value)
