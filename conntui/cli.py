@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from conntui import __version__
 from conntui.filters import Filter, FilterError, parse_filter
-from conntui.model import KINDS, MAX_PROBE_COUNT, PROBE_MODES
+from conntui.model import KINDS, MAX_PROBE_COUNT, PROBE_MODES, count_hidden_owners, hidden_owners_note
 from conntui.sources import BACKENDS, SocketSource, SourceError, open_source
 
 
@@ -133,6 +133,8 @@ def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource) 
     finally:
         poller.close()
     shown = [sock for sock in snapshot.sockets if selection.matches(sock)]
+    if snapshot.unreadable_processes and (hidden := count_hidden_owners(shown)):
+        print(f"conntui: {hidden_owners_note(hidden, snapshot.unreadable_processes)}", file=sys.stderr)
     shown.sort(key=lambda sock: (sock.proto, sock.family, sock.local_port, sock.local_ip, sock.remote_port or 0))
     if args.json:
         text = output.to_json(snapshot, shown) + "\n"

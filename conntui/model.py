@@ -7,8 +7,10 @@ TIME_WAIT); its `four_tuple` is what the user sees and what must be unique.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -32,6 +34,7 @@ TCP_STATES: dict[int, str] = {
 # States after the peer's FIN: the kernel's byte count includes the FIN's sequence number.
 FIN_RECEIVED_STATES = frozenset({"CLOSE_WAIT", "LAST_ACK", "CLOSING"})
 UDP_STATE = "NONE"
+_IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 STATE_NAMES: frozenset[str] = frozenset(TCP_STATES.values()) | {UDP_STATE}
 
 # KIND (as psutil spells it) -> the (proto, family) pairs it covers.
@@ -126,7 +129,32 @@ class Snapshot:
     taken_at: float = field(default_factory=time.time)
     duration_ms: float = 0.0
     backend: str = ""
+    # Sockets a process holds (they have an inode) whose owner we could not see, because some
+    # processes' open files were unreadable (another user's, or no CAP_SYS_PTRACE): 0 otherwise.
+    hidden_owners: int = 0
+    unreadable_processes: int = 0
+
+    def hidden_note(self) -> str:
+        return hidden_owners_note(self.hidden_owners, self.unreadable_processes)
 
     def tuple_counts(self) -> Counter[FourTuple]:
         """How many live sockets hold each exact four-tuple (1 normally)."""
         return Counter(sock.four_tuple for sock in self.sockets)
+
+
+def hidden_owners_note(hidden_owners: int, unreadable_processes: int) -> str:
+    """One line saying what the missing privilege hides, or "" when nothing is hidden."""
+    if not hidden_owners:
+        return ""
+    sockets = "socket" if hidden_owners == 1 else "sockets"
+    processes = "process" if unreadable_processes == 1 else "processes"
+    why = "even as root: no CAP_SYS_PTRACE over them, or another namespace" if _IS_ROOT else "run as root"
+    return (
+        f"owners of {hidden_owners} {sockets} hidden: the open files of {unreadable_processes} {processes} "
+        f"could not be read ({why})"
+    )
+
+
+def count_hidden_owners(sockets: Iterable[Socket]) -> int:
+    """Sockets a process holds (they have an inode) with no owner found: hidden, when fds were unreadable."""
+    return sum(1 for sock in sockets if sock.inode and not sock.pids)

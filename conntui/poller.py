@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from conntui.changes import Changes, diff
-from conntui.model import KINDS, Owner, ProcessInfo, Snapshot, Socket
+from conntui.model import KINDS, Owner, ProcessInfo, Snapshot, Socket, count_hidden_owners
 from conntui.sources import SocketSource, open_source
 from conntui.sources.owners import OwnerScanner
 from conntui.sources.processes import ProcessDirectory
@@ -50,6 +50,8 @@ class Poller:
             sockets = [self._with_owner(sock, sock.pids, processes) for sock in sockets]
         else:
             sockets, processes = self._poll_with_owner_scan()
+        unreadable = len(self.owners.unreadable) if not self.source.includes_owners else 0
+        hidden = count_hidden_owners(sockets) if unreadable else 0
         current = {sock.key: sock for sock in sockets}
         changes = diff(self._previous, current)
         self._previous = current
@@ -60,6 +62,8 @@ class Poller:
             taken_at=time.time(),
             duration_ms=(self.timer() - started) * 1000,
             backend=self.source.name,
+            hidden_owners=hidden,
+            unreadable_processes=unreadable,
         )
         return snapshot, changes
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 from collections.abc import Set
 
+UNREADABLE = -1  # an fd whose link we may not read: remembered, not retried
+
 
 def _read_fds(fd_dir: str, names: list[str], known: dict[str, int], distrusted: Set[int]) -> dict[str, int]:
-    """fd name -> socket inode (0 for anything else), re-reading only what may have changed."""
+    """fd name -> socket inode (0 for anything else, UNREADABLE), re-reading only what may have changed."""
     readlink = os.readlink
     fds: dict[str, int] = {}
     for name in names:
@@ -29,8 +31,9 @@ def _read_fds(fd_dir: str, names: list[str], known: dict[str, int], distrusted: 
                 target = readlink(fd_dir + name)
             except FileNotFoundError:  # closed meanwhile
                 continue
-            except OSError:  # not ours to read (another user namespace): remembered, not retried
-                target = ""
+            except OSError:  # not ours to read (no ptrace right over it)
+                fds[name] = UNREADABLE
+                continue
             inode = int(target[8:-1]) if target.startswith("socket:[") else 0
         fds[name] = inode
     return fds
@@ -46,6 +49,8 @@ class OwnerScanner:
         self._scans = 0
         self._live: Set[int] = set()  # the live sockets the last scan was told of
         self._shared: set[int] = set()  # sockets the last scan found in several processes
+        # Processes whose fds the last scan could not (all) read: the owners it may have missed.
+        self.unreadable: set[int] = set()
 
     def scan(self, live_inodes: Set[int] | None = None, *, full: bool = False) -> dict[int, tuple[int, ...]]:
         """Owners of every socket inode.
@@ -71,6 +76,7 @@ class OwnerScanner:
         owners: dict[int, tuple[int, ...]] = {}
         memory = self._fds if remember else {}
         fds_by_pid: dict[int, dict[str, int]] = {}
+        unreadable: set[int] = set()
         for entry in os.listdir(self.proc):
             if not entry.isdigit():
                 continue
@@ -80,19 +86,27 @@ class OwnerScanner:
             try:
                 if known is not None and _unchanged(fd_dir, known, distrusted):
                     fds = known
+                    if pid in self.unreadable:
+                        unreadable.add(pid)
                 else:
                     fds = _read_fds(fd_dir, os.listdir(fd_dir), known or {}, distrusted)
-            except OSError:  # gone, or not ours to read
+                    if UNREADABLE in fds.values():
+                        unreadable.add(pid)
+            except FileNotFoundError:  # gone
+                continue
+            except OSError:  # not ours to read: another user's process, or we lack CAP_SYS_PTRACE
+                unreadable.add(pid)
                 continue
             fds_by_pid[pid] = fds
             for inode in fds.values():
-                if inode:
+                if inode > 0:
                     holders = owners.get(inode)
                     if holders is None:
                         owners[inode] = (pid,)
                     elif holders[-1] != pid:  # one process may hold a socket on several fds
                         owners[inode] = (*holders, pid)
         self._fds = fds_by_pid
+        self.unreadable = unreadable
         return owners
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import os
 import threading
 import time
 from collections import deque
@@ -49,7 +48,6 @@ from conntui.uniqueness import find_peer
 from conntui.view import EMPTY_STATE, ConnectionView, Row, TableState
 
 EVENT_LOG_LINES = 2000
-NOT_ROOT_HINT = "not root: other users' processes are hidden"
 
 
 class ConntuiApp(App[None]):
@@ -104,7 +102,6 @@ class ConntuiApp(App[None]):
         self.events: deque[str] = deque(maxlen=EVENT_LOG_LINES)
         self.filter_error = ""
         self.poll_error = ""
-        self.hint = NOT_ROOT_HINT if hasattr(os, "geteuid") and os.geteuid() != 0 else ""
         self.engine = Engine(
             poller if poller is not None else Poller(),
             ConnectionView(clock=clock, filter=parse_filter(filter_text)),
@@ -196,7 +193,6 @@ class ConntuiApp(App[None]):
             paused=self.engine.paused,
             stretched_to=self.engine.stretched_to,
             apply_ms=self.apply_ms,
-            hint=self.hint,
             error=self.filter_error or self.poll_error,
         )
 

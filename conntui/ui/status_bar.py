@@ -16,7 +16,6 @@ class StatusBar(Static):
         paused: bool,
         stretched_to: float | None,
         apply_ms: float = 0.0,
-        hint: str,
         error: str,
     ) -> None:
         text = Text()
@@ -32,8 +31,8 @@ class StatusBar(Static):
             text.append(f"  │ interval stretched to {stretched_to:.1f} s", "yellow")
         if paused:
             text.append("  │ PAUSED", "bold reverse")
-        if hint:
-            text.append(f"  │ {hint}", "dim")
+        if snapshot is not None and snapshot.hidden_owners:  # decided by what was unreadable, not by euid
+            text.append(f"  │ {snapshot.hidden_note()}", "dim")
         if error:
             text.append(f"\n{error}", "bold red")
         self.update(text)
