@@ -167,7 +167,6 @@ class ConntuiApp(App[None]):
         self._show_status()
         self._ticker = self.set_interval(0.5, self._tick)
         self.engine.start()
-        self._previous_excepthook = threading.excepthook
         threading.excepthook = self._thread_failed
         if not self.is_headless:
             loop = asyncio.get_running_loop()
