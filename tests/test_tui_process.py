@@ -121,3 +121,31 @@ def test_without_a_terminal_the_dashboard_says_use_list(redirected: str, tmp_pat
     assert len(lines) == 1 and "conntui list" in lines[0] and b"\x1b" not in output
     if redirected == "stdout":
         assert (tmp_path / "out").read_bytes() == b""
+
+
+def test_a_closed_terminal_hangs_up_the_dashboard_and_it_exits_129() -> None:
+    """The terminal window goes away: the kernel sends SIGHUP, and writes to the dead terminal fail."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+
+    def take_the_pty_as_controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "conntui", "--interval", "0.5"],
+        stdin=terminal, stdout=terminal, stderr=terminal, env={**os.environ, "TERM": "xterm-256color"},
+        close_fds=True, preexec_fn=take_the_pty_as_controlling_terminal,
+    )  # fmt: skip
+    os.close(terminal)
+    try:
+        assert b"sockets" in read_until(controller, [b"sockets"], timeout=20)
+        os.close(controller)
+        controller = -1
+        assert child.wait(timeout=15) == 129
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if controller != -1:
+            os.close(controller)

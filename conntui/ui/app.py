@@ -129,7 +129,7 @@ class ConntuiApp(App[None]):
         self.events: deque[str] = deque(maxlen=EVENT_LOG_LINES)
         self.filter_error = ""
         self.poll_error = ""
-        self.internal_error = ""  # the last failure of a thread, a worker or a drawing; stays until the next
+        self.internal_error = ""  # the last failure of a thread, a worker or a drawing, until another one
         self.hint = NOT_ROOT_HINT if hasattr(os, "geteuid") and os.geteuid() != 0 else ""
         self.engine = Engine(
             poller if poller is not None else Poller(),
@@ -228,9 +228,12 @@ class ConntuiApp(App[None]):
     @on(ErrorOccurred)
     @_while_running
     def _error_occurred(self, message: ErrorOccurred) -> None:
-        if message.reason != self.internal_error:
-            self._log_events([f"error: {message.reason}"])
-        self.internal_error = message.reason
+        self._show_internal_error(message.reason)
+
+    def _show_internal_error(self, reason: str) -> None:
+        if reason != self.internal_error:
+            self._log_events([f"error: {reason}"])
+        self.internal_error = reason
         self._show_status()
 
     def _thread_failed(self, failure: threading.ExceptHookArgs) -> None:
@@ -247,13 +250,12 @@ class ConntuiApp(App[None]):
         test_id = self._probe_workers.pop(worker, None) if worker.is_finished else None
         if event.state != WorkerState.ERROR:
             return
-        reason = f"{worker.group} worker failed: {worker.error!r}"
         if test_id is not None:  # the test's record says it failed, instead of running for ever
             failed = copy.copy(self.tests[test_id])
             failed.error, failed.done = f"internal error: {worker.error!r}", True
             self.tests[test_id] = failed
             self.query_one(TestsPane).show_test(test_id, failed)
-        self.post_message(ErrorOccurred(reason))
+        self._show_internal_error(f"{worker.group} worker failed: {worker.error!r}")
 
     def _show_state(self, state: TableState) -> None:
         self.state = state
