@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 from textual.widgets import Input
 
@@ -15,7 +16,7 @@ from conntui.model import Snapshot, Socket
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.ui.app import ConntuiApp
-from conntui.ui.messages import LaunchProbe
+from conntui.ui.messages import LaunchProbe, StateReady
 from tests.conftest import wait_for
 from tests.test_app import SIZE, make_app, row_for, status_text
 
@@ -103,11 +104,24 @@ async def test_a_row_that_cannot_be_drawn_is_reported_and_the_rest_is_drawn(sock
 
 async def test_teardown_while_the_engine_publishes_reaches_no_removed_widget() -> None:
     app = make_app()
+    requesting = threading.Event()
+
+    def keep_requesting() -> None:  # into the teardown; bounded: 1,000 requests 1 ms apart
+        for _ in range(1000):
+            app.engine.submit(lambda view: None)  # each one publishes a state: a StateReady
+            requesting.set()
+            time.sleep(0.001)
+
+    requester = threading.Thread(target=keep_requesting)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.poll_count >= 1)
-        for _ in range(500):  # each request publishes a state: a stream of StateReady into the teardown
-            app.engine.submit(lambda view: None)
-    # run_test re-raises any exception of the app (a NoMatches from a handler) here
+        requester.start()
+        await wait_for(pilot, requesting.is_set)
+    # leaving run_test re-raised any exception of the app: a NoMatches from a handler after the widgets went
+    requester.join()
+    # What a message or a timer tick still due at that moment meets, every time rather than by chance:
+    app._state_ready(StateReady(app.state))
+    app._tick()
 
 
 async def test_quit_while_the_engine_publishes_stops_it_first() -> None:
