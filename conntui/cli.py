@@ -23,11 +23,18 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_float(text: str) -> float:
+MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0  # seconds between the dashboard's polls
+
+
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
     return value
@@ -39,11 +46,15 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _interval(text: str) -> float:
+    value = _number(text)
+    if not MIN_INTERVAL <= value <= MAX_INTERVAL:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text!r} is outside the allowed range {MIN_INTERVAL:g}–{MAX_INTERVAL:g} s")
+    return value
+
+
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text)
     if not 0 <= value <= 3600:
         raise argparse.ArgumentTypeError(f"{text!r} must be from 0 to 3600 seconds")
     return value
@@ -55,17 +66,25 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=_port, action="append", help="only sockets with this port at either end")
-    parser.add_argument("--filter", default="", metavar="EXPR", help="filter expression (see README)")
-    parser.add_argument("--kind", choices=sorted(KINDS), default="inet", help="socket kinds (default: inet)")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto", help="socket source (default: auto)")
+def _add_selection(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
+    """The selection options; a subcommand's `inherited` ones keep values given before its name."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if inherited else value
+
+    parser.add_argument(
+        "--port", type=_port, action="append", default=default(None), help="only sockets with this port at either end"
+    )
+    parser.add_argument("--filter", default=default(""), metavar="EXPR", help="filter expression (see README)")
+    parser.add_argument("--kind", choices=sorted(KINDS), default=default("inet"), help="socket kinds (default: inet)")
+    parser.add_argument("--backend", choices=BACKENDS, default=default("auto"), help="socket source (default: auto)")
 
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="conntui", description="Live dashboard of the machine's connections.")
     parser.add_argument("--version", action="version", version=f"conntui {__version__}")
-    parser.add_argument("--interval", type=_positive_float, default=1.0, help="seconds between polls (default 1)")
+    interval_help = f"seconds between polls, {MIN_INTERVAL:g}–{MAX_INTERVAL:g} (default 1)"
+    parser.add_argument("--interval", type=_interval, default=1.0, help=interval_help)
     _add_selection(parser)
     commands = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
 
@@ -73,7 +92,7 @@ def build_parser() -> ArgumentParser:
     formats = listing.add_mutually_exclusive_group()
     formats.add_argument("--json", action="store_true", help="a JSON array of sockets")
     formats.add_argument("--csv", action="store_true", help="CSV with a header row")
-    _add_selection(listing)
+    _add_selection(listing, inherited=True)
 
     probing = commands.add_parser("probe", help="open test HTTP connections and time their seven steps")
     probing.add_argument("url", help="http:// or https:// URL")
@@ -90,6 +109,17 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """argparse reads `--filter -state:listen` as a missing value and an unknown option: attach it."""
+    attached: list[str] = []
+    for argument in argv:
+        if attached and attached[-1] == "--filter" and argument.startswith("-") and not argument.startswith("--"):
+            attached[-1] = f"--filter={argument}"
+        else:
+            attached.append(argument)
+    return parser.parse_args(attached)
+
+
 def selection_filter(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Filter:
     """--filter and --port combined into one filter; a bad term is a usage error."""
     text = args.filter
@@ -104,12 +134,16 @@ def selection_filter(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, sys.argv[1:] if argv is None else argv)
     if args.command == "probe":
         return run_probe(parser, args)
     if args.command == "serve":
         return run_serve(args)
     selection = selection_filter(parser, args)
+    if args.command is None and not _on_a_terminal():
+        message = "conntui: the dashboard needs a terminal; for a snapshot into a file or pipe use `conntui list`"
+        print(message, file=sys.stderr)
+        return 2
     try:
         source = open_source(args.backend)
     except SourceError as error:
@@ -119,8 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from conntui.poller import Poller
     from conntui.ui.app import ConntuiApp
 
-    ConntuiApp(Poller(source, args.kind), interval=args.interval, filter_text=selection.text).run()
-    return 0
+    app = ConntuiApp(Poller(source, args.kind), interval=args.interval, filter_text=selection.text)
+    app.run()
+    return app.return_code or 0  # 128 + n after signal n
+
+
+def _on_a_terminal() -> bool:
+    """stdin, stdout and stderr (Textual draws there) are all a terminal: without one the dashboard is blind."""
+    return all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stdout, sys.stderr))
 
 
 def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource) -> int:

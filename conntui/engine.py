@@ -8,11 +8,13 @@ waits on the OS, nor sorts, filters or formats 100,000 rows.
 
 After publishing a poll it does not poll again until the UI's `ack()` (requests still run):
 polls never queue up behind a busy UI. A poll that takes more than half the interval stretches the
-interval to twice its duration (`stretched_to`). Knows nothing of Textual.
+interval to twice its duration (`stretched_to`). Nothing ends the thread but `stop()`: a failed
+poll, request or callback is reported through `on_error` and the loop goes on. Knows nothing of Textual.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -25,6 +27,7 @@ from conntui.view import ConnectionView, TableState
 
 Command = Callable[[ConnectionView], "bool | None"]  # False: nothing changed, publish nothing
 _POLL_NOW = object()
+ERROR_PAUSE = 0.5  # seconds the loop rests after an unexpected error, so a recurring one cannot spin
 
 
 class Engine:
@@ -46,18 +49,27 @@ class Engine:
         self._acked = threading.Event()
         self._acked.set()
         self._stopping = threading.Event()
+        self._next_poll = 0.0
+        self._poll_now = False
         self._thread = threading.Thread(target=self._run, name="conntui-engine", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the thread and close the poller; once, however often it is called."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         self._acked.set()
         self._commands.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         self.poller.close()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     def refresh(self) -> None:
         """Poll now (also while paused)."""
@@ -72,33 +84,44 @@ class Engine:
         self._commands.put(None)  # wake the loop
 
     def _run(self) -> None:
-        next_poll = time.monotonic()
-        poll_now = False
+        self._next_poll = time.monotonic()
         while not self._stopping.is_set():
-            due = not self.paused and time.monotonic() >= next_poll
-            if (due or poll_now) and self._acked.is_set():
-                poll_now = False
-                started = time.monotonic()
-                self._poll()
-                took = time.monotonic() - started
-                self.stretched_to = 2 * took if took > self.interval / 2 else None
-                next_poll = time.monotonic() + (self.stretched_to or self.interval)
-                continue
-            wait = 0.5 if self.paused or not self._acked.is_set() else max(0.0, next_poll - time.monotonic())
             try:
-                command = self._commands.get(timeout=wait)
-            except queue.Empty:
-                continue
-            if command is _POLL_NOW:
-                poll_now = True
-            elif callable(command):
-                self._run_command(command)
+                self._step()
+            except Exception as error:  # the engine must outlive any bug: say it, rest, go on
+                self._report(f"internal error in the engine: {error!r}")
+                self._stopping.wait(ERROR_PAUSE)
+
+    def _step(self) -> None:
+        """Poll when due (or asked), else run the next request or wait for one."""
+        due = not self.paused and time.monotonic() >= self._next_poll
+        if (due or self._poll_now) and self._acked.is_set():
+            self._poll_now = False
+            started = time.monotonic()
+            self._poll()
+            took = time.monotonic() - started
+            self.stretched_to = 2 * took if took > self.interval / 2 else None
+            self._next_poll = time.monotonic() + (self.stretched_to or self.interval)
+            return
+        wait = 0.5 if self.paused or not self._acked.is_set() else max(0.0, self._next_poll - time.monotonic())
+        try:
+            command = self._commands.get(timeout=wait)
+        except queue.Empty:
+            return
+        if command is _POLL_NOW:
+            self._poll_now = True
+        elif callable(command):
+            self._run_command(command)
+
+    def _report(self, reason: str) -> None:
+        with contextlib.suppress(Exception):  # the UI cannot take it (it is going away): no one is left to tell
+            self.on_error(reason)
 
     def _run_command(self, command: Command) -> None:
         try:
             changed = command(self.view)
         except Exception as error:  # a bad request must not stop the engine
-            self.on_error(f"internal error: {error!r}")
+            self._report(f"internal error: {error!r}")
             return
         if changed is not False:
             self.on_state(self.view.state())
@@ -107,8 +130,12 @@ class Engine:
         try:
             snapshot, changes = self.poller.poll()
         except Exception as error:  # a poll error is shown, never fatal
-            self.on_error(f"poll failed: {error}")
+            self._report(f"poll failed: {error}")
             return
         self.view.apply(snapshot, changes)
         self._acked.clear()  # no further poll until the UI has taken this one
-        self.on_poll(snapshot, self.view.state(), event_lines(changes))
+        try:
+            self.on_poll(snapshot, self.view.state(), event_lines(changes))
+        except BaseException:
+            self._acked.set()  # the UI never got this poll: waiting for its ack would stop polling for ever
+            raise

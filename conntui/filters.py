@@ -15,6 +15,7 @@ from functools import lru_cache
 from conntui.model import STATE_NAMES, FourTuple, Socket
 
 Test = Callable[[Socket, Collection[FourTuple]], bool]
+MAX_PID = 2**32 - 1  # a pid is at most a 32-bit number on every system
 
 FILTER_HELP = """\
 Whitespace-separated terms, all of which must match; !term or -term negates one.
@@ -41,12 +42,16 @@ FILTER_KEYS = (
 
 
 class FilterError(ValueError):
-    """A filter term that cannot be understood; `term` is the offending text."""
+    """A filter term that cannot be understood; `term` is the offending text (shortened in the message)."""
 
     def __init__(self, term: str, reason: str) -> None:
-        super().__init__(f"bad filter term {term!r}: {reason}")
+        super().__init__(f"bad filter term {_shortened(term)!r}: {reason}")
         self.term = term
         self.reason = reason
+
+
+def _shortened(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 10]}… ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -99,10 +104,7 @@ def _parse_positive(term: str, body: str) -> Test:
         states = {_parse_state(term, name) for name in value.split(",")}
         return lambda sock, mine: sock.state in states
     if key == "pid":
-        try:
-            pids = {int(pid) for pid in value.split(",")}
-        except ValueError:
-            raise FilterError(term, "pid: takes whole numbers, e.g. pid:1234,5678") from None
+        pids = {_whole_number(term, pid, "pid", MAX_PID) for pid in value.split(",")}
         return lambda sock, mine: not pids.isdisjoint(sock.pids)
     if key == "proc":
         needle = value.lower()
@@ -145,16 +147,14 @@ def _parse_ports(term: str, spec: str) -> frozenset[int] | range:
     for part in spec.split(","):
         low_text, dash, high_text = part.partition("-")
         if dash and _is_number(low_text) and _is_number(high_text):
-            low, high = int(low_text), int(high_text)
+            low, high = _whole_number(term, low_text, "port", 65535), _whole_number(term, high_text, "port", 65535)
             if low > high:
                 raise FilterError(term, f"port range {part!r} runs backwards")
-            _check_port(term, low)
-            _check_port(term, high)
             if len(spec.split(",")) == 1:
                 return range(low, high + 1)
             ports.update(range(low, high + 1))
         elif _is_number(part):
-            ports.add(_check_port(term, int(part)))
+            ports.add(_whole_number(term, part, "port", 65535))
         elif part:
             ports.add(_service_port(term, part))
         else:
@@ -166,10 +166,14 @@ def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _check_port(term: str, port: int) -> int:
-    if not 0 <= port <= 65535:
-        raise FilterError(term, f"port {port} is out of range 0-65535")
-    return port
+def _whole_number(term: str, text: str, what: str, maximum: int) -> int:
+    """`text` as a number from 0 to `maximum`; any length of digits is an error, never a crash."""
+    digits = text.lstrip("0") or "0"
+    if not _is_number(text):
+        raise FilterError(term, f"{what}: takes whole numbers, e.g. {what}:1234")
+    if len(digits) > len(str(maximum)) or int(digits) > maximum:  # int() refuses over 4,300 digits
+        raise FilterError(term, f"{what} {_shortened(digits)} is out of range 0-{maximum}")
+    return int(digits)
 
 
 # Used when the system has no services database (/etc/services).
@@ -195,7 +199,7 @@ def _service_port(term: str, name: str) -> int:
     for proto in ("tcp", "udp"):
         try:
             return socket.getservbyname(name.lower(), proto)
-        except (OSError, UnicodeError):
+        except (OSError, ValueError):  # ValueError: a NUL, or an unencodable character
             continue
     if name.lower() in WELL_KNOWN_PORTS:
         return WELL_KNOWN_PORTS[name.lower()]

@@ -92,7 +92,14 @@ def test_list_kind_udp_only_lists_udp(sockets) -> None:
         (["list", "--kind", "sctp"], "sctp"),
         (["list", "--backend", "carrier-pigeon"], "carrier-pigeon"),
         (["list", "--json", "--csv"], "not allowed"),
-        (["--interval", "0"], "greater than 0"),
+        (["--interval", "0"], "0.1–3600 s"),
+        (["--interval", "inf"], "0.1–3600 s"),
+        (["--interval", "1e308"], "0.1–3600 s"),
+        (["--interval", "nan"], "0.1–3600 s"),
+        (["--interval", "-1"], "0.1–3600 s"),
+        (["--interval=0.01"], "0.1–3600 s"),
+        (["list", "--filter", f"port:{'9' * 4301}"], "(4306 characters)': port 99"),  # named, shortened
+        (["list", "--filter", "port:\x1b[2J"], "'port:\\x1b[2J'"),  # named, and escaped: no escape code written
         (["--interval", "soon"], "not a number"),
         (["--filter", "port:"], "port:"),
         (["frobnicate"], "frobnicate"),
@@ -104,6 +111,26 @@ def test_bad_arguments_are_one_line_and_exit_2(args: list[str], message: str) ->
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("how", [["--filter", "-state:listen"], ["--filter=-state:listen"]])
+def test_a_negated_first_filter_term_is_a_filter_not_an_option(how: list[str], sockets) -> None:
+    listener = sockets.listener()
+    sockets.connection(listener)
+    port = str(listener.getsockname()[1])
+    result = conntui("list", "--json", "--port", port, *how)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) == 2 and all(row["state"] == "ESTABLISHED" for row in rows)
+    dashboard = conntui(*how)  # accepted there too: what stops it is only that this is no terminal
+    assert dashboard.returncode == 2 and "needs a terminal" in dashboard.stderr
+
+
+def test_selection_given_before_the_subcommand_is_kept() -> None:
+    from conntui.cli import build_parser, parse_args
+
+    args = parse_args(build_parser(), ["--filter", "-state:listen", "--port", "22", "list", "--json"])
+    assert (args.filter, args.port, args.kind) == ("-state:listen", [22], "inet")
 
 
 def test_version() -> None:

@@ -94,6 +94,27 @@ def test_poll_errors_are_reported_and_polling_goes_on() -> None:
         engine.stop()
 
 
+def test_the_engine_outlives_a_ui_that_cannot_take_a_poll() -> None:
+    """Posting into an app whose event loop has closed raises; the engine says so and polls on."""
+    recorder = Recorder()
+
+    def on_poll(snapshot, state, events) -> None:
+        if not recorder.errors:
+            raise RuntimeError("Event loop is closed")
+        recorder.on_poll(snapshot, state, events)
+
+    engine = Engine(Poller(open_source(), "tcp4"), ConnectionView(), interval=0.05, on_poll=on_poll,
+                    on_state=recorder.on_state, on_error=recorder.on_error)  # fmt: skip
+    engine.start()
+    try:
+        recorder.wait(lambda: recorder.polls)
+        assert recorder.errors == ["internal error in the engine: RuntimeError('Event loop is closed')"]
+        assert engine.running
+    finally:
+        engine.stop()
+    assert not engine.running
+
+
 def test_slow_polls_stretch_the_interval() -> None:
     class SlowPoller(FailingPoller):
         def poll(self):

@@ -3,12 +3,20 @@
 The engine (`conntui.engine`) polls and recomputes the table off the UI thread; the App only
 swaps in each finished `TableState`, draws, and forwards the user's requests to the engine.
 Test connections run on worker threads and report back as `ProbeUpdated` messages.
+
+Nothing that fails off the UI thread ends the dashboard: a failed poll, an error in the engine,
+a worker or any other thread, or in drawing a row is shown on the status line and in the event log.
+On quit (`q`, `ctrl+c`, SIGTERM, SIGHUP) the engine and the timer stop before Textual removes the
+widgets, so nothing reaches a widget that is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import functools
+import signal
 import threading
 import time
 from collections import deque
@@ -21,7 +29,9 @@ from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, OptionList, RichLog
+from textual.worker import Worker, WorkerState
 
 from conntui.engine import Engine
 from conntui.filters import FilterError, parse_filter
@@ -33,6 +43,7 @@ from conntui.ui.detail_pane import DetailPane
 from conntui.ui.help_screen import HelpScreen
 from conntui.ui.messages import (
     CursorMoved,
+    ErrorOccurred,
     LaunchProbe,
     PollFailed,
     ProbeUpdated,
@@ -48,6 +59,19 @@ from conntui.uniqueness import find_peer
 from conntui.view import EMPTY_STATE, ConnectionView, Row, TableState
 
 EVENT_LOG_LINES = 2000
+# Signals that end the dashboard the way `q` does, with the shell's exit status for them (128 + n).
+ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, name))
+
+
+def _while_running(handler: Callable) -> Callable:
+    """Skip `handler` once Textual has begun to tear the app down: its widgets may be gone already."""
+
+    @functools.wraps(handler)
+    def guarded(self: App, *args: object) -> None:
+        if self.is_running:
+            handler(self, *args)
+
+    return guarded
 
 
 class ConntuiApp(App[None]):
@@ -68,6 +92,7 @@ class ConntuiApp(App[None]):
         Binding("T", "tests_pane", "Tests pane", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),  # as in top, htop, btop
     ]
     ACTIONS = (  # title, help, action ("widget-id.action" for a widget's own): the command palette
         ("Filter", "Filter the table as you type", "filter"),
@@ -102,6 +127,7 @@ class ConntuiApp(App[None]):
         self.events: deque[str] = deque(maxlen=EVENT_LOG_LINES)
         self.filter_error = ""
         self.poll_error = ""
+        self.internal_error = ""  # the last failure of a thread, a worker or a drawing, until another one
         self.engine = Engine(
             poller if poller is not None else Poller(),
             ConnectionView(clock=clock, filter=parse_filter(filter_text)),
@@ -117,6 +143,9 @@ class ConntuiApp(App[None]):
         self._server: ServerThread | None = None
         self._server_lock = threading.Lock()
         self._detail_version = 0
+        self._probe_workers: dict[Worker, int] = {}
+        self._ticker: Timer | None = None
+        self._previous_excepthook = threading.excepthook
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -133,17 +162,41 @@ class ConntuiApp(App[None]):
     def on_mount(self) -> None:
         self.query_one(SocketTable).focus()
         self._show_status()
-        self.set_interval(0.5, self._tick)
+        self._ticker = self.set_interval(0.5, self._tick)
         self.engine.start()
+        threading.excepthook = self._thread_failed
+        if not self.is_headless:
+            loop = asyncio.get_running_loop()
+            for signum in ENDING_SIGNALS:
+                with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop
+                    loop.add_signal_handler(signum, functools.partial(self.exit, return_code=128 + signum))
+
+    def exit(self, result: None = None, return_code: int = 0, message: RenderableType | None = None) -> None:
+        """Every way out (`q`, `ctrl+c`, a signal, the palette) stops the producers before the widgets go."""
+        self._stop_background()
+        super().exit(result, return_code, message)
 
     def on_unmount(self) -> None:
-        self.engine.stop()
+        self._stop_background()
+        threading.excepthook = self._previous_excepthook
+        if not self.is_headless:
+            loop = asyncio.get_running_loop()
+            for signum in ENDING_SIGNALS:
+                with contextlib.suppress(NotImplementedError):
+                    loop.remove_signal_handler(signum)
         if self._server is not None:
             self._server.stop()
+
+    def _stop_background(self) -> None:
+        """Stop the timer and the engine thread: after this, nothing asks the widgets for anything."""
+        if self._ticker is not None:
+            self._ticker.stop()
+        self.engine.stop()
 
     # -- from the engine ---------------------------------------------------------------------
 
     @on(SnapshotReady)
+    @_while_running
     def _apply_snapshot(self, message: SnapshotReady) -> None:
         started = self.clock()  # the app's clock, so a frozen clock gives a steady picture
         try:
@@ -157,13 +210,49 @@ class ConntuiApp(App[None]):
             self.apply_ms = (self.clock() - started) * 1000
 
     @on(StateReady)
+    @_while_running
     def _state_ready(self, message: StateReady) -> None:
         self._show_state(message.state)
 
     @on(PollFailed)
+    @_while_running
     def _poll_failed(self, message: PollFailed) -> None:
+        if message.reason != self.poll_error:  # a failure that repeats every poll is logged once
+            self._log_events([f"error: {message.reason}"])
         self.poll_error = message.reason
         self._show_status()
+
+    @on(ErrorOccurred)
+    @_while_running
+    def _error_occurred(self, message: ErrorOccurred) -> None:
+        self._show_internal_error(message.reason)
+
+    def _show_internal_error(self, reason: str) -> None:
+        if reason != self.internal_error:
+            self._log_events([f"error: {reason}"])
+        self.internal_error = reason
+        self._show_status()
+
+    def _thread_failed(self, failure: threading.ExceptHookArgs) -> None:
+        """threading.excepthook while the dashboard runs: a thread's uncaught exception is shown, not lost."""
+        if failure.exc_type is SystemExit:  # as the default hook: a thread's sys.exit() is no failure
+            return
+        name = failure.thread.name if failure.thread is not None else "a thread"
+        self.post_message(ErrorOccurred(f"thread {name} failed: {failure.exc_value!r}"))
+
+    @on(Worker.StateChanged)
+    @_while_running
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        test_id = self._probe_workers.pop(worker, None) if worker.is_finished else None
+        if event.state != WorkerState.ERROR:
+            return
+        if test_id is not None:  # the test's record says it failed, instead of running for ever
+            failed = copy.copy(self.tests[test_id])
+            failed.error, failed.done = f"internal error: {worker.error!r}", True
+            self.tests[test_id] = failed
+            self.query_one(TestsPane).show_test(test_id, failed)
+        self._show_internal_error(f"{worker.group} worker failed: {worker.error!r}")
 
     def _show_state(self, state: TableState) -> None:
         self.state = state
@@ -181,6 +270,7 @@ class ConntuiApp(App[None]):
             for line in stamped:
                 log.write(line)
 
+    @_while_running
     def _tick(self) -> None:
         self.engine.submit(ConnectionView.expire)
         self.query_one(SocketTable).refresh()  # ages move on
@@ -193,7 +283,7 @@ class ConntuiApp(App[None]):
             paused=self.engine.paused,
             stretched_to=self.engine.stretched_to,
             apply_ms=self.apply_ms,
-            error=self.filter_error or self.poll_error,
+            error=self.filter_error or self.poll_error or self.internal_error,
         )
 
     def _refresh_detail(self) -> None:
@@ -202,12 +292,15 @@ class ConntuiApp(App[None]):
             return
         self._detail_version += 1
         row, snapshot, version = self.query_one(SocketTable).cursor_row, self.state.snapshot, self._detail_version
-        self.run_worker(partial(self._describe, row, snapshot, version), thread=True, group="detail")
+        self.run_worker(
+            partial(self._describe, row, snapshot, version), thread=True, group="detail", exit_on_error=False
+        )
 
     def _describe(self, row: Row | None, snapshot: Snapshot | None, version: int) -> None:
         description = DetailPane.describe(row, snapshot)
         self.call_from_thread(self._show_description, description, version)
 
+    @_while_running
     def _show_description(self, description: RenderableType, version: int) -> None:
         if version == self._detail_version:  # a newer description may already be on its way
             self.query_one(DetailPane).update(description)
@@ -311,9 +404,10 @@ class ConntuiApp(App[None]):
         pane = self.query_one(TestsPane)
         pane.remove_class("hidden")
         pane.show_test(test_id, self.tests[test_id])
-        self.run_worker(
+        worker = self.run_worker(
             partial(self._run_probe, test_id, message, builtin), thread=True, group="probes", exit_on_error=False
         )
+        self._probe_workers[worker] = test_id
 
     def _run_probe(self, test_id: int, request: LaunchProbe, builtin: bool) -> None:
         """On a worker thread: the probe runs on its own event loop, reporting every step."""
@@ -341,6 +435,7 @@ class ConntuiApp(App[None]):
             return self._server.url
 
     @on(ProbeUpdated)
+    @_while_running
     def _probe_updated(self, message: ProbeUpdated) -> None:
         self.tests[message.test_id] = message.result
         self.query_one(TestsPane).show_test(message.test_id, message.result)

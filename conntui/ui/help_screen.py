@@ -26,7 +26,7 @@ KEYS = (
     ("↑ ↓ PgUp PgDn Home End", "move the cursor"),
     ("ctrl+p", "command palette"),
     ("?", "this help"),
-    ("q", "quit"),
+    ("q / ctrl+c", "quit"),
 )
 
 

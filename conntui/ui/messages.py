@@ -44,6 +44,14 @@ class PollFailed(Message):
         self.reason = reason
 
 
+class ErrorOccurred(Message):
+    """Something failed off the usual paths (a thread, a worker, drawing a row); the dashboard says so and goes on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
 class CursorMoved(Message):
     """The table's cursor is on another socket (key), or on none."""
 

@@ -3,6 +3,8 @@
 Only the lines on screen are rendered (no per-row widgets), so 100,000 rows cost no more to
 draw than 40. Line 0 is the pinned column header; clicking a title asks for that order. The
 cursor follows a socket key, so it stays on the same socket across refreshes and re-sorts.
+A row that cannot be drawn shows why in its place and is reported (`ErrorOccurred`): the rest
+of the table, and the dashboard, go on.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from conntui.ui.messages import CursorMoved, SortRequested
+from conntui.ui.messages import CursorMoved, ErrorOccurred, SortRequested
 from conntui.view import COLUMNS, EMPTY_STATE, Column, Row, TableState, cell
 
 GROWING = {"local_ip": 2, "remote_ip": 2, "process": 1}  # share of spare width
@@ -58,6 +60,7 @@ class SocketTable(ScrollView, can_focus=True):
         self.cursor_key: object | None = None
         self._widths: tuple[int, ...] = ()
         self._widths_for: tuple[int, bool] = (-1, False)
+        self._drawing_error = ""
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -181,7 +184,18 @@ class SocketTable(ScrollView, can_focus=True):
         visible = self.state.visible
         if index >= len(visible):
             return Strip.blank(width, self.rich_style)
-        return self._row_strip(visible[index], index == self.cursor_index, widths, width)
+        try:
+            return self._row_strip(visible[index], index == self.cursor_index, widths, width)
+        except Exception as error:  # one row that cannot be drawn must not end the dashboard
+            return self._undrawable_row_strip(error, width)
+
+    def _undrawable_row_strip(self, error: Exception, width: int) -> Strip:
+        reason = f"a row could not be drawn: {error!r}"
+        if reason != self._drawing_error:  # drawn again on every refresh: reported once
+            self._drawing_error = reason
+            self.app.post_message(ErrorOccurred(reason))  # drawn by the screen: a bubble would stop there
+        style = self.rich_style + self.get_component_rich_style("socket-table--closed")
+        return Strip([Segment(f" {reason}", style)]).adjust_cell_length(width, style)
 
     def _header_strip(self, widths: tuple[int, ...], width: int) -> Strip:
         style = self.get_component_rich_style("socket-table--header")

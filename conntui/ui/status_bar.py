@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from conntui.text import printable
 from conntui.view import TableState
 
 
@@ -34,5 +35,5 @@ class StatusBar(Static):
         if snapshot is not None and snapshot.hidden_owners:  # decided by what was unreadable, not by euid
             text.append(f"  │ {snapshot.hidden_note()}", "dim")
         if error:
-            text.append(f"\n{error}", "bold red")
+            text.append(f"\n{printable(error)}", "bold red")  # may quote the system or the user
         self.update(text)

@@ -1,0 +1,134 @@
+"""The dashboard lives through what goes wrong around it, and quits without touching a removed widget.
+
+Real faults where they can be made (a huge pasted number, a thread that raises, a test request the
+probe refuses); an injected one only where nothing real produces it on demand, said at the spot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+from textual.widgets import Input
+
+from conntui.model import Snapshot, Socket
+from conntui.poller import Poller
+from conntui.sources import open_source
+from conntui.ui.app import ConntuiApp
+from conntui.ui.messages import LaunchProbe, StateReady
+from tests.conftest import wait_for
+from tests.test_app import SIZE, make_app, row_for, status_text
+
+
+async def test_a_pasted_huge_number_is_a_filter_error_and_the_last_good_filter_stays(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    app = make_app(f"port:{port}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: row_for(app, port))
+        app.query_one("#filter", Input).value = f"port:{'9' * 4301}"  # past Python's int-string limit
+        await pilot.pause()
+        assert "out of range" in status_text(app) and "4306 characters" in status_text(app)
+        assert app.query_one("#filter", Input).has_class("-invalid")
+        polls = app.poll_count
+        await wait_for(pilot, lambda: app.poll_count > polls)  # still polling
+        assert app.state.filter.text == f"port:{port}" and row_for(app, port)
+
+
+class PollerLosingAccess(Poller):
+    """Fails its second poll, as when a permission goes away mid-run (not producible on demand here)."""
+
+    def poll(self) -> tuple[Snapshot, object]:
+        self.polls = getattr(self, "polls", 0) + 1
+        if self.polls == 2:
+            raise PermissionError("access denied (simulated)")
+        return super().poll()
+
+
+async def test_a_failed_poll_is_in_the_status_line_and_the_log_and_polling_goes_on() -> None:
+    app = ConntuiApp(PollerLosingAccess(open_source(), "tcp"), interval=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "poll failed: access denied" in status_text(app))
+        assert any("error: poll failed: access denied (simulated)" in line for line in app.events)
+        await wait_for(pilot, lambda: app.poll_count >= 2 and "poll failed" not in status_text(app))
+
+
+async def test_a_test_connection_whose_worker_fails_is_marked_failed_and_shown() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.poll_count >= 1)
+        app.post_message(LaunchProbe("http://127.0.0.1:9/", "carrier-pigeon", 1, 0.0))  # the dialog offers no such mode
+        await wait_for(pilot, lambda: app.tests.get(1) and app.tests[1].done)
+        assert "internal error" in app.tests[1].error and "unknown mode" in app.tests[1].error
+        assert "probes worker failed" in status_text(app)
+        assert any("probes worker failed" in line for line in app.events)
+        polls = app.poll_count
+        await wait_for(pilot, lambda: app.poll_count > polls)
+
+
+async def test_an_exception_in_any_thread_is_shown_not_lost() -> None:
+    def fail() -> None:
+        raise RuntimeError("lost in a thread")
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.poll_count >= 1)
+        thread = threading.Thread(target=fail, name="helper")
+        thread.start()
+        thread.join()
+        await wait_for(pilot, lambda: "lost in a thread" in status_text(app))
+        assert any("thread helper failed: RuntimeError('lost in a thread')" in line for line in app.events)
+
+
+class PollerWithARawName(Poller):
+    """Adds a socket whose process name is raw bytes: no backend hands one over today, a broken one could."""
+
+    def poll(self) -> tuple[Snapshot, object]:
+        snapshot, changes = super().poll()
+        raw = Socket("raw", "tcp", 4, "127.0.0.1", 1, None, None, "LISTEN", pids=(1,), process=b"\xffname")
+        return dataclasses.replace(snapshot, sockets=(*snapshot.sockets, raw)), changes
+
+
+async def test_a_row_that_cannot_be_drawn_is_reported_and_the_rest_is_drawn(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    app = ConntuiApp(PollerWithARawName(open_source(), "tcp"), interval=0.2, filter_text=f"port:1,{port}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "a row could not be drawn" in status_text(app))
+        assert any("a row could not be drawn: " in line for line in app.events)
+        assert row_for(app, port) and row_for(app, 1)
+        polls = app.poll_count
+        await wait_for(pilot, lambda: app.poll_count > polls)
+
+
+async def test_teardown_while_the_engine_publishes_reaches_no_removed_widget() -> None:
+    app = make_app()
+    requesting = threading.Event()
+
+    def keep_requesting() -> None:  # into the teardown; bounded: 1,000 requests 1 ms apart
+        for _ in range(1000):
+            app.engine.submit(lambda view: None)  # each one publishes a state: a StateReady
+            requesting.set()
+            time.sleep(0.001)
+
+    requester = threading.Thread(target=keep_requesting)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.poll_count >= 1)
+        requester.start()
+        await wait_for(pilot, requesting.is_set)
+    # leaving run_test re-raised any exception of the app: a NoMatches from a handler after the widgets went
+    requester.join()
+    # What a message or a timer tick still due at that moment meets, every time rather than by chance:
+    app._state_ready(StateReady(app.state))
+    app._tick()
+
+
+async def test_quit_while_the_engine_publishes_stops_it_first() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.poll_count >= 1)
+        for _ in range(500):
+            app.engine.submit(lambda view: None)
+        await pilot.press("q")
+        assert not app.engine.running  # stopped by the quit itself, before Textual removes the widgets
