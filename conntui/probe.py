@@ -247,7 +247,7 @@ class Probe:
         except ProbeError as error:
             steps.append(Step(name, start, self._now_ms() - start, False, str(error)))
             self._changed()
-            raise
+            raise ProbeError(name, f"{name}: {error}", error.server_closed) from None
         except Exception as error:  # whatever raised it, a failure is a failed step
             reason = describe_error(error)
             steps.append(Step(name, start, self._now_ms() - start, False, reason))
