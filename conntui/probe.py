@@ -537,7 +537,7 @@ def _closing_notice(version: str, connection: str) -> str | None:
 
 def _closed_early(record: ConnectionRecord) -> str | None:
     """The reason a connection that the server closed after some answers ended early, or None."""
-    answered = [response for response in record.responses if response.error is None and response.status]
+    answered = [response for response in record.responses if response.error is None and response.status is not None]
     if not answered:
         return None
     notice = answered[-1].closing
