@@ -61,6 +61,16 @@ def test_single_with_a_count_opens_its_connections_one_after_another(server) -> 
     assert [len(c["responses"]) for c in data["connections"]] == [1, 1, 1]
 
 
+def test_single_with_a_count_stops_at_the_first_connection_that_fails() -> None:
+    peer = MisbehavingServer(b"")
+    try:
+        result = run(f"http://127.0.0.1:{peer.port}/", "single", 3, timeout=2)
+    finally:
+        peer.close()
+    assert not result.ok and len(result.connections) == 1
+    assert result.first_error == "ttfb: the server closed the connection"
+
+
 def test_pipelined_responses_come_back_in_order_with_their_own_timings(server) -> None:
     result = run(server.url + "delay?ms=40", "pipeline", 3)
     (record,) = result.connections
