@@ -6,12 +6,20 @@ request, (6) reads the response (first byte, then the rest), (7) closes. `probe(
 same in one of four modes — single, keepalive, parallel, pipeline — and records, per
 connection, the four-tuple it really used and the time of every step. Every step is bounded by
 a timeout; every failure becomes a failed step with a reason, never an exception.
+
+The URL is read as a browser reads it: the host goes through IDNA (in the DNS step, so a name
+IDNA rejects is a failed lookup with the reason), the path and query are percent-encoded as
+UTF-8 (existing `%XX` kept). A response is read strictly: a line over 64 KiB, a chunk size or a
+Content-Length that is not a plain number is a failed step "malformed response: …".
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
+import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -25,15 +33,22 @@ from conntui.model import MAX_PROBE_COUNT, PROBE_MODES
 from conntui.testserver import CLIENT_CLOSES_HEADER
 
 MAX_HEADER_BYTES = 64 * 1024
+MAX_LINE_BYTES = 64 * 1024  # one status, header or chunk-size line
+MAX_LENGTH_DIGITS = 18  # a Content-Length beyond 10**18 bytes is not a real body
+CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# What a browser percent-encodes besides controls, space and non-ASCII (WHATWG URL standard).
+PATH_ESCAPED = frozenset('"<>`{}')
+QUERY_ESCAPED = frozenset("\"<>'")
 PHASES = ("dns", "connect", "tls", "send", "ttfb", "transfer", "close")
 
 
 class ProbeError(Exception):
-    """A step failed; `step` names it."""
+    """A step failed; `step` names it; `server_closed` when the server had closed the connection."""
 
-    def __init__(self, step: str, reason: str) -> None:
+    def __init__(self, step: str, reason: str, server_closed: bool = False) -> None:
         super().__init__(reason)
         self.step = step
+        self.server_closed = server_closed
 
 
 @dataclass
@@ -52,6 +67,7 @@ class Response:
     ttfb_ms: float | None
     total_ms: float | None
     error: str | None = None
+    closing: str | None = None  # why the server will close after this response, if it said so
 
 
 @dataclass
@@ -132,7 +148,8 @@ class Target:
 
     @property
     def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = ascii_host(self.host)
+        host = f"[{host}]" if ":" in host else host
         default = 443 if self.scheme == "https" else 80
         return host if self.port == default else f"{host}:{self.port}"
 
@@ -148,10 +165,39 @@ def parse_url(url: str) -> Target:
         raise ValueError(f"invalid URL {url!r}: only http:// and https:// are supported")
     if not parts.hostname:
         raise ValueError(f"invalid URL {url!r}: no host")
-    path = parts.path or "/"
+    if port == 0:
+        raise ValueError(f"invalid URL {url!r}: port 0 cannot be connected to")
+    path = _percent_encode(parts.path or "/", PATH_ESCAPED)
     if parts.query:
-        path += "?" + parts.query
+        path += "?" + _percent_encode(parts.query, QUERY_ESCAPED)
     return Target(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), path)
+
+
+def ascii_host(host: str) -> str:
+    """The host as DNS and the Host header take it: an IP literal as it is, a name through IDNA.
+    Raises ValueError with the reason for a name IDNA rejects (an empty or over-long label)."""
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(host))
+    try:
+        return codecs.lookup("idna").encode(host)[0].decode("ascii")
+    except UnicodeError as error:
+        raise ValueError(f"invalid host name ({error})") from None
+
+
+def _percent_encode(text: str, escaped: frozenset[str]) -> str:
+    """Controls, space, non-ASCII and `escaped` as %XX of their UTF-8 bytes; the rest (an
+    existing %XX included) as it is."""
+    return "".join(
+        char if " " < char < "\x7f" and char not in escaped else "".join(f"%{byte:02X}" for byte in _utf8(char))
+        for char in text
+    )
+
+
+def _utf8(char: str) -> bytes:
+    try:
+        return char.encode("utf-8", "surrogateescape")  # a byte of a command line that was not UTF-8
+    except UnicodeEncodeError:  # a lone surrogate: what a browser sends for it
+        return "\N{REPLACEMENT CHARACTER}".encode()
 
 
 Observer = Callable[[ProbeResult], None]
@@ -201,12 +247,12 @@ class Probe:
         except ProbeError as error:
             steps.append(Step(name, start, self._now_ms() - start, False, str(error)))
             self._changed()
-            raise
-        except (OSError, ssl.SSLError, asyncio.IncompleteReadError, ValueError) as error:
-            reason = describe_error(name, error)
+            raise ProbeError(name, f"{name}: {error}", error.server_closed) from None
+        except Exception as error:  # whatever raised it, a failure is a failed step
+            reason = describe_error(error)
             steps.append(Step(name, start, self._now_ms() - start, False, reason))
             self._changed()
-            raise ProbeError(name, f"{name}: {reason}") from None
+            raise ProbeError(name, f"{name}: {reason}", server_closed=_server_closed(error)) from None
         steps.append(Step(name, start, self._now_ms() - start, True, detail))
         self._changed()
         return value
@@ -228,10 +274,16 @@ class Probe:
             result.steps[-1].detail = ", ".join(address[0] for address in addresses[:3])
             if result.mode == "parallel":
                 await asyncio.gather(*(self._connection(target, addresses, index, 1) for index in range(result.count)))
+            elif result.mode == "single":  # a client without keep-alive: a new connection per request
+                for index in range(result.count):
+                    if (await self._connection(target, addresses, index, 1)).error:
+                        break
             else:
                 await self._connection(target, addresses, 0, result.count)
         except ProbeError as error:
             result.error = str(error)
+        except Exception as error:  # a bug of ours: still a record, never a traceback on a probe thread
+            result.error = f"internal error: {describe_error(error)}"
         finally:
             result.done = True
             self._changed()
@@ -251,11 +303,13 @@ class Probe:
             else:
                 answer.set_result(result or [])
 
+        host = ascii_host(target.host)
+
         def lookup() -> None:
             try:
-                infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+                infos = socket.getaddrinfo(host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
                 result, error = [info[4] for info in infos], None
-            except OSError as failure:
+            except Exception as failure:  # reported as the failed step: this thread never dies unheard
                 result, error = None, failure
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
                 loop.call_soon_threadsafe(deliver, result, error)
@@ -263,7 +317,7 @@ class Probe:
         threading.Thread(target=lookup, name="conntui-dns", daemon=True).start()
         return await answer
 
-    async def _connection(self, target: Target, addresses: list[tuple], index: int, requests: int) -> None:
+    async def _connection(self, target: Target, addresses: list[tuple], index: int, requests: int) -> ConnectionRecord:
         record = ConnectionRecord(index)
         self.result.connections.append(record)
         writer: asyncio.StreamWriter | None = None
@@ -278,13 +332,14 @@ class Probe:
             if self.hold:
                 await self._hold(record)
         except ProbeError as error:
-            record.error = str(error)
+            record.error = (error.server_closed and _closed_early(record)) or str(error)
         finally:
             if writer is not None:
                 with contextlib.suppress(ProbeError):
                     await self._timed(record.steps, "close", self._close(writer))
                 record.closed = True
             self._changed()
+        return record
 
     async def _open(self, target: Target, addresses: list[tuple], record: ConnectionRecord):
         sock = await self._timed(record.steps, "connect", self._connect(addresses))
@@ -303,10 +358,14 @@ class Probe:
                     record.steps,
                     "tls",
                     asyncio.open_connection(
-                        sock=sock, ssl=context, server_hostname=target.host, ssl_handshake_timeout=self.timeout
+                        sock=sock,
+                        ssl=context,
+                        server_hostname=ascii_host(target.host),
+                        ssl_handshake_timeout=self.timeout,
+                        limit=MAX_LINE_BYTES,
                     ),
                 )
-            return await asyncio.open_connection(sock=sock)
+            return await asyncio.open_connection(sock=sock, limit=MAX_LINE_BYTES)
         except BaseException:
             sock.close()
             raise
@@ -347,17 +406,23 @@ class Probe:
         # recorded as responses with their own timings (keep-alive reuse is the point).
         steps = record.steps if first else []
         sent_at = self._now_ms()
-        writer.write(self._request(target, keep_alive))
-        await self._timed(steps, "send", writer.drain())
+        await self._timed(steps, "send", self._send(writer, [self._request(target, keep_alive)]))
         await self._read_response(record, reader, steps, sent_at)
 
     async def _pipeline(self, target, record, reader, writer, requests: int) -> None:
         sent_at = self._now_ms()
-        for number in range(requests):
-            writer.write(self._request(target, keep_alive=number < requests - 1))
-        await self._timed(record.steps, "send", writer.drain(), f"{requests} requests back-to-back")
+        batch = [self._request(target, keep_alive=number < requests - 1) for number in range(requests)]
+        await self._timed(record.steps, "send", self._send(writer, batch), f"{requests} requests back-to-back")
         for number in range(requests):
             await self._read_response(record, reader, record.steps if number == 0 else [], sent_at)
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, requests: list[bytes]) -> None:
+        # One write, so pipelined requests reach the server together: a server that closes
+        # after its first answer then has read them all and closes cleanly, rather than with a
+        # reset that would discard the answer already on its way.
+        writer.write(b"".join(requests))
+        await writer.drain()
 
     async def _read_response(self, record, reader, steps: list[Step], sent_at: float) -> None:
         response = Response(None, 0, None, None)
@@ -366,20 +431,21 @@ class Probe:
             status_line = await self._timed(steps, "ttfb", reader.readuntil(b"\n"))
             first_byte = self._now_ms()
             response.ttfb_ms = round(first_byte - sent_at, 3)
-            response.status, size = await self._timed(steps, "transfer", self._read_rest(status_line, reader))
-            response.bytes = size
+            await self._timed(steps, "transfer", self._read_rest(status_line, reader, response))
             response.total_ms = round(self._now_ms() - sent_at, 3)
             if steps:
-                steps[-1].detail = f"HTTP {response.status}, {size} bytes"
+                steps[-1].detail = f"HTTP {response.status}, {response.bytes} bytes"
         except ProbeError as error:
             response.error = str(error)
             raise
         finally:
             self._changed()
 
-    async def _read_rest(self, status_line: bytes, reader: asyncio.StreamReader) -> tuple[int, int]:
+    async def _read_rest(self, status_line: bytes, reader: asyncio.StreamReader, response: Response) -> None:
+        """The rest of the response after its status line: `response` gets its status, size and
+        whether the server announced it closes."""
         parts = status_line.decode("latin-1").split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _is_decimal(parts[1]) or len(parts[1]) != 3:
             raise ProbeError("transfer", f"malformed response: status line {status_line[:60]!r}")
         status = int(parts[1])
         headers: dict[str, str] = {}
@@ -395,16 +461,20 @@ class Probe:
             if not colon:
                 raise ProbeError("transfer", f"malformed response: header line {line[:60]!r}")
             headers[name.strip().lower()] = value.strip()
-        if status in (204, 304) or 100 <= status < 200:
-            return status, 0
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            return status, await _read_chunked(reader)
+        response.status = status
+        response.closing = _closing_notice(parts[0], headers.get("connection", ""))
         length = headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                raise ProbeError("transfer", f"malformed response: Content-Length {length!r}")
-            return status, await _discard(reader, int(length))
-        return status, await _discard(reader, None)
+        if status in (204, 304) or 100 <= status < 200:
+            response.bytes = 0
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            response.bytes = await _read_chunked(reader)
+        elif length is not None:
+            if not _is_decimal(length) or len(length) > MAX_LENGTH_DIGITS:
+                raise ProbeError("transfer", f"malformed response: Content-Length {length[:40]!r}")
+            response.bytes = await _discard(reader, int(length))
+        else:
+            response.closing = "the server ended the response by closing (no Content-Length)"
+            response.bytes = await _discard(reader, None)
 
     async def _hold(self, record: ConnectionRecord) -> None:
         start = self._now_ms()
@@ -436,20 +506,51 @@ async def _read_chunked(reader: asyncio.StreamReader) -> int:
     size = 0
     while True:
         line = await reader.readuntil(b"\n")
-        try:
-            chunk_size = int(line.split(b";")[0].strip(), 16)
-        except ValueError:
-            raise ProbeError("transfer", f"malformed response: chunk size {line[:40]!r}") from None
+        digits = line.split(b";")[0].strip(b" \t\r\n")
+        if not CHUNK_SIZE.fullmatch(digits):
+            raise ProbeError("transfer", f"malformed response: chunk size {line[:40]!r}")
+        chunk_size = int(digits, 16)
         if chunk_size == 0:
             while (await reader.readuntil(b"\n")) not in (b"\r\n", b"\n"):
                 pass
             return size
         await reader.readexactly(chunk_size)
-        await reader.readuntil(b"\n")
+        if (await reader.readuntil(b"\n")) not in (b"\r\n", b"\n"):
+            raise ProbeError("transfer", "malformed response: a chunk longer than its size")
         size += chunk_size
 
 
-def describe_error(step: str, error: BaseException) -> str:
+def _is_decimal(text: str) -> bool:
+    """Plain ASCII digits (`str.isdigit` alone also takes '²' and other scripts' digits)."""
+    return text.isascii() and text.isdigit()
+
+
+def _closing_notice(version: str, connection: str) -> str | None:
+    """Why the server will close after this response, from its version and Connection header."""
+    tokens = {token.strip().lower() for token in connection.split(",")}
+    if "close" in tokens:
+        return "the server answered Connection: close"
+    if version == "HTTP/1.0" and "keep-alive" not in tokens:
+        return "the server answered HTTP/1.0 without keep-alive"
+    return None
+
+
+def _closed_early(record: ConnectionRecord) -> str | None:
+    """The reason a connection that the server closed after some answers ended early, or None."""
+    answered = [response for response in record.responses if response.error is None and response.status is not None]
+    if not answered:
+        return None
+    notice = answered[-1].closing
+    return f"closed after response {len(answered)}: {notice}" if notice else None
+
+
+def _server_closed(error: BaseException) -> bool:
+    if isinstance(error, asyncio.IncompleteReadError):
+        return not error.partial
+    return isinstance(error, ConnectionResetError | BrokenPipeError)
+
+
+def describe_error(error: BaseException) -> str:
     if isinstance(error, socket.gaierror):
         return f"DNS lookup failed ({error.strerror})"
     if isinstance(error, ConnectionRefusedError):
@@ -460,11 +561,13 @@ def describe_error(step: str, error: BaseException) -> str:
         return f"TLS error ({error.reason or error})"
     if isinstance(error, asyncio.IncompleteReadError):
         return "the server closed the connection" if not error.partial else "malformed response: cut short"
-    if isinstance(error, asyncio.LimitOverrunError | ValueError):
-        return "malformed response: line too long"
+    if isinstance(error, asyncio.LimitOverrunError):
+        return f"malformed response: a line longer than {MAX_LINE_BYTES // 1024} KiB"
     if isinstance(error, OSError):
         return error.strerror or str(error)
-    return str(error)
+    if isinstance(error, ValueError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def _endpoint(address: tuple) -> str:

@@ -1,10 +1,14 @@
 """The built-in loopback HTTP/1.1 test server, on asyncio: the default target of test connections.
 
-Endpoints: `/` (a small page), `/delay?ms=N` (waits, then answers), `/bytes?n=N` (an N-byte
-body, streamed), `/close` (answers with `Connection: close` and closes first). Keep-alive by
-default, pipelined requests answered in order; other paths 404, other methods 405, malformed
-requests 400, an oversize request line 414 and oversize headers 431; idle connections are
-closed after a timeout. Nothing a client sends can crash it.
+Endpoints: `/` (a small page), `/delay?ms=N` (waits, then answers; N up to MAX_DELAY_MS),
+`/bytes?n=N` (an N-byte body, streamed; N up to MAX_BYTES), `/close` (answers with
+`Connection: close` and closes first). Keep-alive by default, pipelined requests answered in
+order; other paths 404, other methods 405, malformed requests 400 (a request target outside
+RFC 3986's grammar, a number that is not plain decimal or is beyond its maximum, a
+Content-Length that is not plain decimal or conflicts with another), an oversize request line
+414 and oversize headers 431. A connection idle for `idle_timeout` is closed; one whose client
+stops reading is dropped (reset) when a write has made no progress for `write_timeout`.
+Nothing a client sends can crash it.
 
 `Connection: close` is honoured: the server answers and closes. conntui's own probe adds
 `Conntui-Client-Closes: 1` to such a request; the server then reads no further request and
@@ -18,21 +22,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
+import re
 import signal
+import socket
 import ssl
+import struct
 import threading
 from dataclasses import dataclass
 from email.utils import formatdate
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 CLIENT_CLOSES_HEADER = "Conntui-Client-Closes"
 MAX_REQUEST_LINE = 8 * 1024
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADERS = 100
 MAX_REQUEST_BODY = 1024 * 1024
-MAX_DELAY_MS = 60_000
-MAX_BYTES = 1024 * 1024 * 1024
+MAX_DELAY_MS = 60_000  # /delay?ms=N beyond this answers 400
+MAX_BYTES = 1024 * 1024 * 1024  # /bytes?n=N beyond this (1 GiB) answers 400
+IDLE_TIMEOUT = 15.0  # seconds a connection may wait for its next request
+WRITE_TIMEOUT = 15.0  # seconds a write may wait for a client that does not read
 CHUNK = 64 * 1024
+# RFC 3986's origin-form: an absolute path of pchars and '/', then an optional query.
+_PCHAR = r"[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2}"
+REQUEST_TARGET = re.compile(rf"/(?:{_PCHAR}|/)*(?:\?(?:{_PCHAR}|[/?])*)?")
 PAGE = b"<!doctype html><title>conntui test server</title><p>Hello from the conntui test server.</p>\n"
 REASONS = {
     200: "OK",
@@ -43,6 +56,9 @@ REASONS = {
     431: "Request Header Fields Too Large",
     501: "Not Implemented",
 }
+
+
+log = logging.getLogger(__name__)
 
 
 class BadRequest(Exception):
@@ -81,9 +97,15 @@ class TestServer:
     __test__ = False  # not a pytest test class
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 8080, idle_timeout: float = 15.0, tls: ssl.SSLContext | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        idle_timeout: float = IDLE_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
+        write_timeout: float = WRITE_TIMEOUT,
     ) -> None:
         self.host, self.port, self.idle_timeout, self.tls = host, port, idle_timeout, tls
+        self.write_timeout = write_timeout
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task] = set()
 
@@ -117,9 +139,14 @@ class TestServer:
             pass
         except asyncio.CancelledError:  # stop(): end quietly (asyncio logs a cancelled handler)
             pass
+        except Exception:  # a bug of ours: logged, and this connection closed; the server serves on
+            log.exception("test server: unexpected error on a connection")
         finally:
             self._handlers.discard(task)
-            writer.close()
+            if writer.transport.get_write_buffer_size():  # unsent data for a client that stopped reading
+                _drop(writer)
+            else:
+                writer.close()
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
 
@@ -153,8 +180,10 @@ class TestServer:
             method, target, version = line.decode("ascii").split()
         except (UnicodeDecodeError, ValueError):
             raise BadRequest(400, "malformed request line") from None
-        if version not in ("HTTP/1.0", "HTTP/1.1") or not method.isalpha() or not target.startswith("/"):
+        if version not in ("HTTP/1.0", "HTTP/1.1") or not method.isalpha():
             raise BadRequest(400, "malformed request line")
+        if not REQUEST_TARGET.fullmatch(target):
+            raise BadRequest(400, "malformed request target")
         headers: dict[str, str] = {}
         size = 0
         while True:
@@ -169,7 +198,10 @@ class TestServer:
             name, colon, value = line.decode("latin-1").partition(":")
             if not colon or not name.strip() or name != name.strip():
                 raise BadRequest(400, "malformed header line")
-            headers[name.lower()] = value.strip()
+            name, value = name.lower(), value.strip()
+            if name == "content-length" and headers.get(name, value) != value:
+                raise BadRequest(400, "conflicting Content-Length")
+            headers[name] = value
         await self._skip_body(reader, headers)
         return Request(method, target, version, headers)
 
@@ -186,11 +218,11 @@ class TestServer:
     async def _skip_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> None:
         if "transfer-encoding" in headers:
             raise BadRequest(501, "request bodies with Transfer-Encoding are not supported")
-        length_text = headers.get("content-length", "0")
-        if not length_text.isdigit() or int(length_text) > MAX_REQUEST_BODY:
+        length = _bounded_number(headers.get("content-length", "0"), MAX_REQUEST_BODY)
+        if length is None:
             raise BadRequest(400, "bad Content-Length")
-        if int(length_text):
-            await reader.readexactly(int(length_text))
+        if length:
+            await reader.readexactly(length)
 
     async def _answer(self, request: Request, writer: asyncio.StreamWriter, close: bool) -> bool:
         """Write the response; True when the server closes the connection itself."""
@@ -198,24 +230,24 @@ class TestServer:
             await self._respond(writer, 405, b"only GET and HEAD\n", close, extra={"Allow": "GET, HEAD"})
             return False
         head = request.method == "HEAD"
-        url = urlsplit(request.target)
-        query = parse_qs(url.query)
-        if url.path == "/":
+        path, _, query_text = request.target.partition("?")
+        query = parse_qs(query_text)
+        if path == "/":
             await self._respond(writer, 200, PAGE, close, head=head, content_type="text/html")
-        elif url.path == "/delay":
-            ms = _number(query, "ms", 0, MAX_DELAY_MS)
+        elif path == "/delay":
+            ms = _number(query, "ms", MAX_DELAY_MS)
             if ms is None:
-                await self._respond(writer, 400, f"ms must be 0..{MAX_DELAY_MS}\n".encode(), close, head=head)
-                return False
+                await self._respond(writer, 400, f"ms must be 0..{MAX_DELAY_MS}\n".encode(), True, head=head)
+                return True
             await asyncio.sleep(ms / 1000)
             await self._respond(writer, 200, f"waited {ms} ms\n".encode(), close, head=head)
-        elif url.path == "/bytes":
-            size = _number(query, "n", 0, MAX_BYTES)
+        elif path == "/bytes":
+            size = _number(query, "n", MAX_BYTES)
             if size is None:
-                await self._respond(writer, 400, f"n must be 0..{MAX_BYTES}\n".encode(), close, head=head)
-                return False
+                await self._respond(writer, 400, f"n must be 0..{MAX_BYTES}\n".encode(), True, head=head)
+                return True
             await self._stream(writer, size, close, head)
-        elif url.path == "/close":
+        elif path == "/close":
             await self._respond(writer, 200, b"closing\n", True, head=head)
             return True
         else:
@@ -236,7 +268,7 @@ class TestServer:
         writer.write(self._head(status, len(body), close, content_type, extra))
         if not head:
             writer.write(body)
-        await writer.drain()
+        await self._drain(writer)
 
     async def _stream(self, writer: asyncio.StreamWriter, size: int, close: bool, head: bool) -> None:
         writer.write(self._head(200, size, close, "application/octet-stream"))
@@ -247,8 +279,12 @@ class TestServer:
                 part = chunk[: min(CHUNK, remaining)]
                 writer.write(part)
                 remaining -= len(part)
-                await writer.drain()
-        await writer.drain()
+                await self._drain(writer)
+        await self._drain(writer)
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
+        """Wait for the client to take what was written; TimeoutError if it makes no room in time."""
+        await asyncio.wait_for(writer.drain(), self.write_timeout)
 
     @staticmethod
     def _head(status: int, length: int, close: bool, content_type: str, extra: dict[str, str] | None = None) -> bytes:
@@ -264,17 +300,32 @@ class TestServer:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+def _drop(writer: asyncio.StreamWriter) -> None:
+    """Reset the connection, discarding unsent data: a plain close would wait to flush it (in
+    asyncio, then in the kernel) for a client that may never read again."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
 async def _drain_until_eof(reader: asyncio.StreamReader) -> None:
     while await reader.read(CHUNK):
         pass
 
 
-def _number(query: dict[str, list[str]], name: str, low: int, high: int) -> int | None:
-    values = query.get(name, ["0"])
-    text = values[0]
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+def _number(query: dict[str, list[str]], name: str, high: int) -> int | None:
+    return _bounded_number(query.get(name, ["0"])[0], high)
+
+
+def _bounded_number(text: str, high: int) -> int | None:
+    """A plain decimal number from 0 to `high`, else None: no sign, no other script's digits, and
+    no 5,000-digit number (which `int()` refuses with an exception)."""
+    digits = text.lstrip("0") or "0"
+    if not (text.isascii() and text.isdigit()) or len(digits) > len(str(high)):
         return None
-    return int(text)
+    value = int(digits)
+    return value if value <= high else None
 
 
 class ServerThread:

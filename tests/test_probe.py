@@ -10,11 +10,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from conntui.poller import Poller
-from conntui.probe import PHASES, probe
+from conntui.probe import PHASES, ascii_host, parse_url, probe
 from conntui.sources import open_source
 from conntui.testserver import ServerThread
 from tests.conftest import find, poll_until
@@ -26,7 +27,13 @@ def run(url: str, mode: str = "single", count: int = 1, **options):
 
 @pytest.mark.parametrize(
     ("mode", "count", "connections", "responses"),
-    [("single", 1, 1, [1]), ("keepalive", 5, 1, [5]), ("parallel", 4, 4, [1, 1, 1, 1]), ("pipeline", 6, 1, [6])],
+    [
+        ("single", 1, 1, [1]),
+        ("single", 3, 3, [1, 1, 1]),
+        ("keepalive", 5, 1, [5]),
+        ("parallel", 4, 4, [1, 1, 1, 1]),
+        ("pipeline", 6, 1, [6]),
+    ],
 )
 def test_modes_yield_the_expected_connections(server, mode, count, connections, responses) -> None:
     result = run(server.url, mode, count)
@@ -41,6 +48,27 @@ def test_modes_yield_the_expected_connections(server, mode, count, connections, 
         names = [step.name for step in record.steps]
         assert names == ["connect", "send", "ttfb", "transfer", "close"]
     assert [step.name for step in result.steps] == ["parse", "dns"]
+
+
+def test_single_with_a_count_opens_its_connections_one_after_another(server) -> None:
+    result = run(server.url, "single", 3)
+    assert result.ok, result.first_error
+    first, second, third = result.connections
+    for before, after in ((first, second), (second, third)):
+        closed = before.steps[-1]
+        assert closed.name == "close" and after.steps[0].start_ms >= closed.start_ms + closed.duration_ms
+    data = result.to_json()
+    assert [len(c["responses"]) for c in data["connections"]] == [1, 1, 1]
+
+
+def test_single_with_a_count_stops_at_the_first_connection_that_fails() -> None:
+    peer = MisbehavingServer(b"")
+    try:
+        result = run(f"http://127.0.0.1:{peer.port}/", "single", 3, timeout=2)
+    finally:
+        peer.close()
+    assert not result.ok and len(result.connections) == 1
+    assert result.first_error == "ttfb: the server closed the connection"
 
 
 def test_pipelined_responses_come_back_in_order_with_their_own_timings(server) -> None:
@@ -97,12 +125,14 @@ def free_port() -> int:
 
 
 class MisbehavingServer:
-    """A loopback listener that answers every connection with fixed bytes, or with silence."""
+    """A loopback listener that answers every connection with fixed bytes, or with silence;
+    `received` keeps what each connection sent first."""
 
     def __init__(self, reply: bytes | None) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.reply = reply
+        self.received: list[bytes] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -115,7 +145,7 @@ class MisbehavingServer:
             except TimeoutError:
                 continue
             with conn:
-                conn.recv(65536)
+                self.received.append(conn.recv(65536))
                 if self.reply is not None:
                     conn.sendall(self.reply)
                 else:
@@ -163,7 +193,17 @@ def test_dns_failure_is_a_failed_step() -> None:
         (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "connection closed after 5 of 100"),
         (b"HTTP/1.1 OK\r\n\r\n", "malformed response"),
         (b"", "the server closed the connection"),
+        (b"HTTP/1.1 200 " + b"x" * 70_000 + b"\r\n\r\n", "malformed response: a line longer than 64 KiB"),
+        (b"HTTP/1.1 200 OK\r\nX-Big: " + b"x" * 70_000 + b"\r\n\r\n", "malformed response: a line longer"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n", "chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n" + b"x" * 16, "chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", "chunk size"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nab", "malformed response: Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello", "malformed response: Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n", "malformed response: Content-Length"),
+        (b"HTTP/1.1 \xb2\xb2\xb2 OK\r\n\r\n", "malformed response: status line"),
     ],
+    ids=lambda value: value[:40].decode("latin-1") if isinstance(value, bytes) else None,
 )
 def test_malformed_responses_are_failed_steps(reply: bytes, reason: str) -> None:
     peer = MisbehavingServer(reply)
@@ -172,6 +212,75 @@ def test_malformed_responses_are_failed_steps(reply: bytes, reason: str) -> None
     finally:
         peer.close()
     assert not result.ok and reason in result.first_error
+
+
+def test_non_ascii_path_and_query_are_percent_encoded_as_utf8_like_a_browser() -> None:
+    target = parse_url("http://127.0.0.1/ü/%41 b?q=日本&x=%7e'")
+    assert target.path == "/%C3%BC/%41%20b?q=%E6%97%A5%E6%9C%AC&x=%7e%27"
+    peer = MisbehavingServer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    try:
+        result = run(f"http://127.0.0.1:{peer.port}/ü?q=日本", timeout=2)
+    finally:
+        peer.close()
+    assert result.ok, result.first_error
+    assert peer.received[0].startswith(b"GET /%C3%BC?q=%E6%97%A5%E6%9C%AC HTTP/1.1\r\n")
+
+
+def test_non_ascii_host_goes_through_idna() -> None:
+    assert ascii_host("Bücher.example") == "xn--bcher-kva.example"
+    assert ascii_host("::1") == "::1" and ascii_host("127.0.0.1") == "127.0.0.1"
+
+
+@pytest.mark.parametrize("host", ["a..b", "a" * 300, "." + "b" * 70 + ".example"])
+def test_hosts_idna_rejects_fail_the_dns_step_with_the_reason(host: str) -> None:
+    result = run(f"http://{host}/", timeout=2)
+    assert result.done and not result.ok
+    assert result.first_error.startswith("dns: invalid host name (label")
+    (parse, dns) = result.steps
+    assert parse.ok and dns.name == "dns" and not dns.ok and "label" in dns.detail
+
+
+def test_port_zero_is_an_invalid_url() -> None:
+    with pytest.raises(ValueError, match="port 0"):
+        parse_url("http://127.0.0.1:0/")
+    result = run("http://127.0.0.1:0/")
+    assert result.first_error.startswith("invalid URL") and result.connections == []
+
+
+class HTTP10Handler(BaseHTTPRequestHandler):
+    """Python's http.server as it comes: HTTP/1.0, one request per connection."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"hello")
+
+    def log_message(self, format: str, *args) -> None:  # keep the test output clean
+        pass
+
+
+@pytest.fixture
+def http10_server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), HTTP10Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+@pytest.mark.parametrize("mode", ["keepalive", "pipeline"])
+def test_an_http10_server_closing_is_explained_and_its_answer_kept(http10_server: str, mode: str) -> None:
+    result = run(http10_server, mode, 3, timeout=2)
+    assert not result.ok
+    assert result.first_error == "closed after response 1: the server answered HTTP/1.0 without keep-alive"
+    (record,) = result.connections
+    assert (record.responses[0].status, record.responses[0].bytes) == (200, 5)
+    (connection,) = result.to_json()["connections"]
+    assert connection["responses"][0]["status"] == 200 and connection["error"] == result.first_error
+    assert run(http10_server, "single", 2).ok  # one request per connection is what it does well
 
 
 def test_silent_server_times_out_instead_of_hanging() -> None:
@@ -200,7 +309,16 @@ def test_probe_command_json_and_exit_codes(server) -> None:
     refused = conntui(f"http://127.0.0.1:{free_port()}/", "--json")
     assert refused.returncode == 1 and json.loads(refused.stdout)["error"] == "connect: connection refused"
     assert "connection refused" in refused.stderr
-    for bad in (["-n", "0", server.url], ["ftp://127.0.0.1/"], ["--mode", "carrier", server.url], ["-n", "101", "x"]):
+    single = conntui(server.url, "--mode", "single", "-n", "3", "--json")
+    assert single.returncode == 0 and len(json.loads(single.stdout)["connections"]) == 3
+    bad_arguments = (
+        ["-n", "0", server.url],
+        ["ftp://127.0.0.1/"],
+        ["--mode", "carrier", server.url],
+        ["-n", "101", "x"],
+        ["http://127.0.0.1:0/"],
+    )
+    for bad in bad_arguments:
         result = conntui(*bad)
         assert result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
 

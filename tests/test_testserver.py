@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from conntui.testserver import ServerThread, is_loopback
+from conntui.testserver import MAX_BYTES, MAX_DELAY_MS, ServerThread, is_loopback
 
 
 def exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
@@ -57,12 +58,56 @@ def test_endpoints_and_errors(server: ServerThread) -> None:
         b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
         b"\r\n\r\nHELLO THERE FRIEND\r\n\r\n",
         b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+        b"GET //[ HTTP/1.1\r\n\r\n",
+        b"GET /\x00 HTTP/1.1\r\n\r\n",
+        b"GET /a%zz HTTP/1.1\r\n\r\n",
+        b"GET /bytes?n=" + b"7" * 5000 + b" HTTP/1.1\r\n\r\n",
+        b"GET /delay?ms=" + b"7" * 5000 + b" HTTP/1.1\r\n\r\n",
+        b"GET /bytes?n=%d HTTP/1.1\r\n\r\n" % (MAX_BYTES + 1),
+        b"GET /delay?ms=%d HTTP/1.1\r\n\r\n" % (MAX_DELAY_MS + 1),
+        b"GET / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: " + b"1" * 5000 + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
     ],
+    ids=lambda garbage: garbage[:30].decode("latin-1"),
 )
-def test_garbage_gets_400_and_the_server_keeps_serving(server: ServerThread, garbage: bytes) -> None:
+def test_garbage_gets_400_and_close_and_the_server_keeps_serving(
+    server: ServerThread, garbage: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     port = server.server.port
-    assert statuses(exchange(port, garbage)) == [400]
-    assert statuses(exchange(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")) == [200]
+    with caplog.at_level(logging.WARNING):
+        assert statuses(exchange(port, garbage)) == [400]  # exchange() reads until the server closes
+        assert statuses(exchange(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")) == [200]
+    assert caplog.records == []
+
+
+def test_the_stated_maxima_are_accepted(server: ServerThread) -> None:
+    port = server.server.port
+    head = exchange(port, b"HEAD /bytes?n=%d HTTP/1.1\r\nConnection: close\r\n\r\n" % MAX_BYTES)
+    assert statuses(head) == [200] and b"Content-Length: %d\r\n" % MAX_BYTES in head
+    repeated = b"GET / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab"
+    assert statuses(exchange(port, repeated)) == [200]  # the same length twice does not conflict
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """The kernel's state of this socket (tcp_info's first byte: 1 ESTABLISHED, 7 CLOSE)."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout() -> None:
+    thread = ServerThread("127.0.0.1", 0)
+    thread.server.write_timeout = 0.2
+    thread.start()
+    try:
+        with socket.create_connection(("127.0.0.1", thread.server.port), timeout=5) as sock:
+            sock.sendall(b"GET /bytes?n=100000000 HTTP/1.1\r\n\r\n")  # and never read a byte
+            deadline = time.monotonic() + 10
+            while tcp_state(sock) != 7 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert tcp_state(sock) == 7  # reset by the server, not held for ever
+        assert statuses(exchange(thread.server.port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")) == [200]
+    finally:
+        thread.stop()
 
 
 def test_a_client_that_vanishes_mid_request_does_not_hurt(server: ServerThread) -> None:
