@@ -270,16 +270,19 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--soak-seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=int, default=300, help="connections per second in the soak (default 300)")
+    parser.add_argument("--idle-only", action="store_true", help="measure the idle CPU only, print it and stop")
     parser.add_argument("--out", type=Path, help="write the markdown report here too")
     args = parser.parse_args()
     if shutil.which("tmux") is None:
         print("reliability.py needs tmux", file=sys.stderr)
         return 2
+    if args.idle_only:
+        print(measure_idle(args.idle_seconds, 0), measure_idle(args.idle_seconds, 500), sep="\n")
+        return 0
     print("unprivileged…", file=sys.stderr, flush=True)
     nobody = unprivileged()
     print("idle…", file=sys.stderr, flush=True)
     idle = [measure_idle(args.idle_seconds, 0), measure_idle(args.idle_seconds, 500)]
-    print(idle, file=sys.stderr, flush=True)
     print("soak…", file=sys.stderr, flush=True)
     soaked = soak(args.soak_seconds, args.rate)
     text = report(idle, soaked, nobody, [os.path.relpath(__file__, ROOT), *sys.argv[1:]])

@@ -6,7 +6,9 @@ between, in order. After each it hands an immutable `TableState` (and, after a p
 event log's lines) to the UI through the callbacks it was given, so the UI thread never
 waits on the OS, nor sorts, filters or formats 100,000 rows.
 
-After publishing a poll it does not poll again until the UI's `ack()` (requests still run):
+A poll that changed nothing (the poller says so, and no row has a byte rate to bring down to
+zero) is not published: an idle dashboard does no view or drawing work. After publishing a poll
+it does not poll again until the UI's `ack()` (requests still run):
 polls never queue up behind a busy UI. A poll that takes more than half the interval stretches the
 interval to twice its duration (`stretched_to`). Nothing ends the thread but `stop()`: a failed
 poll, request or callback is reported through `on_error` and the loop goes on. Knows nothing of Textual.
@@ -44,6 +46,8 @@ class Engine:
         self.poller, self.view, self.interval = poller, view, interval
         self.on_poll, self.on_state, self.on_error = on_poll, on_state, on_error
         self.paused = False
+        self.polls = 0  # polls done, published or not (one that changed nothing is not)
+        self._failed = False  # the last poll failed or was not taken: publish the next one whatever it is
         self.stretched_to: float | None = None
         self._commands: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._acked = threading.Event()
@@ -131,11 +135,17 @@ class Engine:
             snapshot, changes = self.poller.poll()
         except Exception as error:  # a poll error is shown, never fatal
             self._report(f"poll failed: {error}")
+            self._failed = True
             return
+        self.polls += 1
+        if snapshot.unchanged and not self.view.moving and not self._failed:
+            return  # nothing to show: no view work, nothing for the UI to draw
+        self._failed = False  # published: the UI clears the failure it shows
         self.view.apply(snapshot, changes)
         self._acked.clear()  # no further poll until the UI has taken this one
         try:
             self.on_poll(snapshot, self.view.state(), event_lines(changes))
         except BaseException:
             self._acked.set()  # the UI never got this poll: waiting for its ack would stop polling for ever
+            self._failed = True  # and the next one is published, changed or not
             raise

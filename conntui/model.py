@@ -133,6 +133,7 @@ class Snapshot:
     # processes' open files were unreadable (another user's, or no CAP_SYS_PTRACE): 0 otherwise.
     hidden_owners: int = 0
     unreadable_processes: int = 0
+    unchanged: bool = False  # every socket as in the previous poll, field for field
 
     def hidden_note(self) -> str:
         return hidden_owners_note(self.hidden_owners, self.unreadable_processes)

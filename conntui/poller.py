@@ -38,6 +38,7 @@ class Poller:
         self.timer = timer
         self._previous: dict[object, Socket] = {}
         self._live: set[int] = set()  # the last poll's socket inodes
+        self._last_rows: tuple[Socket, ...] | None = None
 
     def close(self) -> None:
         self.source.close()
@@ -52,18 +53,25 @@ class Poller:
             sockets, processes = self._poll_with_owner_scan()
         unreadable = len(self.owners.unreadable) if not self.source.includes_owners else 0
         hidden = count_hidden_owners(sockets) if unreadable else 0
-        current = {sock.key: sock for sock in sockets}
-        changes = diff(self._previous, current)
-        self._previous = current
-        self._live = {sock.inode for sock in sockets if sock.inode}
+        rows = tuple(sockets)
+        unchanged = rows == self._last_rows  # one C-level comparison: the usual case when idle
+        if unchanged:
+            changes = Changes()
+        else:
+            current = {sock.key: sock for sock in rows}
+            changes = diff(self._previous, current)
+            self._previous = current
+            self._live = {sock.inode for sock in rows if sock.inode}
+        self._last_rows = rows
         snapshot = Snapshot(
-            tuple(sockets),
+            rows,
             processes,
             taken_at=time.time(),
             duration_ms=(self.timer() - started) * 1000,
             backend=self.source.name,
             hidden_owners=hidden,
             unreadable_processes=unreadable,
+            unchanged=unchanged,
         )
         return snapshot, changes
 

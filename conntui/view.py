@@ -218,6 +218,12 @@ class ConnectionView:
     _ordered: list[Row] = field(default_factory=list)  # every row, sorted
     _visible: list[Row] = field(default_factory=list)  # the filtered rows, in order
     _marked: dict[object, Row] = field(default_factory=dict)  # rows with a mark that will expire
+    _moving: set[object] = field(default_factory=set)  # keys of rows with a non-zero byte rate
+
+    @property
+    def moving(self) -> bool:
+        """Whether some row has a non-zero rate (so a poll with no change still changes the view)."""
+        return bool(self._moving)
 
     def apply(self, snapshot: Snapshot, changes: Changes) -> None:
         """Fold one poll into the rows; the very first poll marks nothing as new."""
@@ -239,6 +245,10 @@ class ConnectionView:
             moved = before.bytes_sent != sock.bytes_sent or before.bytes_received != sock.bytes_received
             if moved or row.tx_rate or row.rx_rate:
                 _update_rates(row, before, sock, interval)  # skipped for the (many) idle connections
+                if row.tx_rate or row.rx_rate:
+                    self._moving.add(sock.key)
+                else:
+                    self._moving.discard(sock.key)
             row.sock = sock
         for sock in changes.closed:
             row = rows.get(sock.key)
@@ -262,6 +272,7 @@ class ConnectionView:
             del self._marked[row.sock.key]
             if row.mark == "closed":
                 del self.rows[row.sock.key]
+                self._moving.discard(row.sock.key)
             row.mark = ""
         if any(row.sock.key not in self.rows for row in expired):
             self._sort()

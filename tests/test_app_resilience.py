@@ -31,8 +31,8 @@ async def test_a_pasted_huge_number_is_a_filter_error_and_the_last_good_filter_s
         await pilot.pause()
         assert "out of range" in status_text(app) and "4306 characters" in status_text(app)
         assert app.query_one("#filter", Input).has_class("-invalid")
-        polls = app.poll_count
-        await wait_for(pilot, lambda: app.poll_count > polls)  # still polling
+        polls = app.engine.polls
+        await wait_for(pilot, lambda: app.engine.polls > polls)  # still polling
         assert app.state.filter.text == f"port:{port}" and row_for(app, port)
 
 
@@ -63,8 +63,8 @@ async def test_a_test_connection_whose_worker_fails_is_marked_failed_and_shown()
         assert "internal error" in app.tests[1].error and "unknown mode" in app.tests[1].error
         assert "probes worker failed" in status_text(app)
         assert any("probes worker failed" in line for line in app.events)
-        polls = app.poll_count
-        await wait_for(pilot, lambda: app.poll_count > polls)
+        polls = app.engine.polls
+        await wait_for(pilot, lambda: app.engine.polls > polls)
 
 
 async def test_an_exception_in_any_thread_is_shown_not_lost() -> None:
@@ -98,8 +98,8 @@ async def test_a_row_that_cannot_be_drawn_is_reported_and_the_rest_is_drawn(sock
         await wait_for(pilot, lambda: "a row could not be drawn" in status_text(app))
         assert any("a row could not be drawn: " in line for line in app.events)
         assert row_for(app, port) and row_for(app, 1)
-        polls = app.poll_count
-        await wait_for(pilot, lambda: app.poll_count > polls)
+        polls = app.engine.polls
+        await wait_for(pilot, lambda: app.engine.polls > polls)
 
 
 async def test_teardown_while_the_engine_publishes_reaches_no_removed_widget() -> None:

@@ -51,10 +51,13 @@ def test_engine_polls_waits_for_ack_and_applies_requests(sockets) -> None:
     try:
         recorder.wait(lambda: len(recorder.polls) == 1)
         time.sleep(0.4)  # several intervals: without an ack, no second poll
-        assert len(recorder.polls) == 1
+        assert len(recorder.polls) == 1 and engine.polls == 1
         engine.ack()
+        time.sleep(0.4)  # polls go on, but one that changed nothing is not published
+        assert engine.polls > 1 and len(recorder.polls) == 1
+        sockets.connection(listener)
         recorder.wait(lambda: len(recorder.polls) >= 2)
-        engine.submit(lambda view: view.set_filter(parse_filter(f"lport:{port}")))
+        engine.submit(lambda view: view.set_filter(parse_filter(f"lport:{port} state:listen")))
         recorder.wait(lambda: recorder.states)
         (row,) = recorder.states[-1].visible
         assert row.sock.local_port == port and row.sock.state == "LISTEN"

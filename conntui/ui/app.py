@@ -162,7 +162,7 @@ class ConntuiApp(App[None]):
     def on_mount(self) -> None:
         self.query_one(SocketTable).focus()
         self._show_status()
-        self._ticker = self.set_interval(0.5, self._tick)
+        self._ticker = self.set_interval(1.0, self._tick)
         self.engine.start()
         threading.excepthook = self._thread_failed
         if not self.is_headless:
