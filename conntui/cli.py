@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from conntui import __version__
 from conntui.filters import Filter, FilterError, parse_filter
@@ -33,35 +33,26 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
-def _positive_float(text: str) -> float:
-    value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
-
-
 def _count(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PROBE_COUNT:
+    if not (text.isascii() and text.isdigit() and len(text) <= 6) or not 1 <= int(text) <= MAX_PROBE_COUNT:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number from 1 to {MAX_PROBE_COUNT}")
     return int(text)
 
 
-def _interval(text: str) -> float:
-    value = _number(text)
-    if not MIN_INTERVAL <= value <= MAX_INTERVAL:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"{text!r} is outside the allowed range {MIN_INTERVAL:g}–{MAX_INTERVAL:g} s")
-    return value
+def _seconds_from(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number of seconds in [low, high] (nan and inf refused)."""
 
+    def seconds(text: str) -> float:
+        value = _number(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is outside the allowed range {low:g}–{high:g} s")
+        return value
 
-def _seconds(text: str) -> float:
-    value = _number(text)
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} must be from 0 to 3600 seconds")
-    return value
+    return seconds
 
 
 def _port(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+    if not (text.isascii() and text.isdigit() and len(text) <= 6) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
     return int(text)
 
@@ -84,7 +75,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="conntui", description="Live dashboard of the machine's connections.")
     parser.add_argument("--version", action="version", version=f"conntui {__version__}")
     interval_help = f"seconds between polls, {MIN_INTERVAL:g}–{MAX_INTERVAL:g} (default 1)"
-    parser.add_argument("--interval", type=_interval, default=1.0, help=interval_help)
+    parser.add_argument("--interval", type=_seconds_from(MIN_INTERVAL, MAX_INTERVAL), default=1.0, help=interval_help)
     _add_selection(parser)
     commands = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
 
@@ -98,8 +89,10 @@ def build_parser() -> ArgumentParser:
     probing.add_argument("url", help="http:// or https:// URL")
     probing.add_argument("--mode", choices=PROBE_MODES, default="single", help="connection pattern (default: single)")
     probing.add_argument("-n", "--count", type=_count, default=1, help=f"requests or connections, 1..{MAX_PROBE_COUNT}")
-    probing.add_argument("--hold", type=_seconds, default=0.0, help="keep each connection open S seconds")
-    probing.add_argument("--timeout", type=_positive_float, default=5.0, help="bound on every step (default 5 s)")
+    probing.add_argument("--hold", type=_seconds_from(0, 3600), default=0.0, help="keep each connection open S seconds")
+    probing.add_argument(
+        "--timeout", type=_seconds_from(0.01, 3600), default=5.0, help="bound on every step, 0.01–3600 (default 5 s)"
+    )
     probing.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     probing.add_argument("--json", action="store_true", help="print the record as JSON")
 

@@ -101,6 +101,10 @@ def test_list_kind_udp_only_lists_udp(sockets) -> None:
         (["list", "--filter", f"port:{'9' * 4301}"], "(4306 characters)': port 99"),  # named, shortened
         (["list", "--filter", "port:\x1b[2J"], "'port:\\x1b[2J'"),  # named, and escaped: no escape code written
         (["--interval", "soon"], "not a number"),
+        (["probe", "http://127.0.0.1:9/", "--timeout", "inf"], "0.01–3600 s"),
+        (["probe", "http://127.0.0.1:9/", "--hold", "nan"], "0–3600 s"),
+        (["probe", "http://127.0.0.1:9/", "-n", "9" * 5000], "whole number from 1 to 100"),
+        (["list", "--port", "9" * 5000], "not a port number"),
         (["--filter", "port:"], "port:"),
         (["frobnicate"], "frobnicate"),
     ],
