@@ -148,12 +148,9 @@ def hidden_owners_note(hidden_owners: int, unreadable_processes: int) -> str:
     if not hidden_owners:
         return ""
     sockets = "socket" if hidden_owners == 1 else "sockets"
-    processes = "process" if unreadable_processes == 1 else "processes"
-    why = "even as root: no CAP_SYS_PTRACE over them, or another namespace" if _IS_ROOT else "run as root"
-    return (
-        f"owners of {hidden_owners} {sockets} hidden: the open files of {unreadable_processes} {processes} "
-        f"could not be read ({why})"
-    )
+    processes = "1 process" if unreadable_processes == 1 else f"{unreadable_processes} processes"
+    why = "no CAP_SYS_PTRACE over them" if _IS_ROOT else "run as root"
+    return f"owners of {hidden_owners} {sockets} hidden: {processes} not readable ({why})"
 
 
 def count_hidden_owners(sockets: Iterable[Socket]) -> int:

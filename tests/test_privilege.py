@@ -112,4 +112,4 @@ async def test_the_status_line_says_it_too() -> None:
         while app.poll_count < 1:
             await pilot.pause(0.05)
         status = str(app.query_one(StatusBar).render())
-    assert "owners of 2 sockets hidden: the open files of 3 processes could not be read" in status
+    assert "owners of 2 sockets hidden: 3 processes not readable" in status
