@@ -443,34 +443,21 @@ class Probe:
 
     async def _read_rest(self, status_line: bytes, reader: asyncio.StreamReader, response: Response) -> None:
         """The rest of the response after its status line: `response` gets its status, size and
-        whether the server announced it closes."""
-        parts = status_line.decode("latin-1").split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _is_decimal(parts[1]) or len(parts[1]) != 3:
-            raise ProbeError("transfer", f"malformed response: status line {status_line[:60]!r}")
-        status = int(parts[1])
-        headers: dict[str, str] = {}
-        size = 0
+        whether the server announced it closes. Interim 1xx responses (100 Continue, 103 Early
+        Hints) are read past: the final response follows them."""
         while True:
-            line = await reader.readuntil(b"\n")
-            size += len(line)
-            if size > MAX_HEADER_BYTES:
-                raise ProbeError("transfer", "malformed response: headers too large")
-            if line in (b"\r\n", b"\n"):
+            version, status, headers = await _read_head(status_line, reader)
+            if not (100 <= status < 200) or status == 101:
                 break
-            name, colon, value = line.decode("latin-1").partition(":")
-            if not colon:
-                raise ProbeError("transfer", f"malformed response: header line {line[:60]!r}")
-            headers[name.strip().lower()] = value.strip()
+            status_line = await reader.readuntil(b"\n")
         response.status = status
-        response.closing = _closing_notice(parts[0], headers.get("connection", ""))
+        response.closing = _closing_notice(version, headers.get("connection", ""))
         length = headers.get("content-length")
-        if status in (204, 304) or 100 <= status < 200:
+        if status in (204, 304, 101):
             response.bytes = 0
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             response.bytes = await _read_chunked(reader)
         elif length is not None:
-            if not _is_decimal(length) or len(length) > MAX_LENGTH_DIGITS:
-                raise ProbeError("transfer", f"malformed response: Content-Length {length[:40]!r}")
             response.bytes = await _discard(reader, int(length))
         else:
             response.closing = "the server ended the response by closing (no Content-Length)"
@@ -487,6 +474,33 @@ class Probe:
         writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             await writer.wait_closed()
+
+
+async def _read_head(status_line: bytes, reader: asyncio.StreamReader) -> tuple[str, int, dict[str, str]]:
+    """(version, status, headers) of one response head whose status line was read already."""
+    parts = status_line.decode("latin-1").split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _is_decimal(parts[1]) or len(parts[1]) != 3:
+        raise ProbeError("transfer", f"malformed response: status line {status_line[:60]!r}")
+    headers: dict[str, str] = {}
+    size = 0
+    while True:
+        line = await reader.readuntil(b"\n")
+        size += len(line)
+        if size > MAX_HEADER_BYTES:
+            raise ProbeError("transfer", "malformed response: headers too large")
+        if line in (b"\r\n", b"\n"):
+            break
+        name, colon, value = line.decode("latin-1").partition(":")
+        if not colon:
+            raise ProbeError("transfer", f"malformed response: header line {line[:60]!r}")
+        name, value = name.strip().lower(), value.strip()
+        if name == "content-length":
+            if not _is_decimal(value) or len(value) > MAX_LENGTH_DIGITS:
+                raise ProbeError("transfer", f"malformed response: Content-Length {value[:40]!r}")
+            if headers.get(name, value) != value:
+                raise ProbeError("transfer", "malformed response: two different Content-Length headers")
+        headers[name] = value
+    return parts[0], int(parts[1]), headers
 
 
 async def _discard(reader: asyncio.StreamReader, length: int | None) -> int:
@@ -514,7 +528,7 @@ async def _read_chunked(reader: asyncio.StreamReader) -> int:
             while (await reader.readuntil(b"\n")) not in (b"\r\n", b"\n"):
                 pass
             return size
-        await reader.readexactly(chunk_size)
+        await _discard(reader, chunk_size)  # in pieces: a claimed size of 2**64 is not buffered
         if (await reader.readuntil(b"\n")) not in (b"\r\n", b"\n"):
             raise ProbeError("transfer", "malformed response: a chunk longer than its size")
         size += chunk_size

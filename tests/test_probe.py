@@ -202,6 +202,7 @@ def test_dns_failure_is_a_failed_step() -> None:
         (b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello", "malformed response: Content-Length"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n", "malformed response: Content-Length"),
         (b"HTTP/1.1 \xb2\xb2\xb2 OK\r\n\r\n", "malformed response: status line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 500\r\n\r\nhello", "two different Content-Length"),
     ],
     ids=lambda value: value[:40].decode("latin-1") if isinstance(value, bytes) else None,
 )
@@ -212,6 +213,36 @@ def test_malformed_responses_are_failed_steps(reply: bytes, reason: str) -> None
     finally:
         peer.close()
     assert not result.ok and reason in result.first_error
+
+
+def test_a_chunk_claiming_2_to_the_64_bytes_is_read_in_pieces_not_buffered() -> None:
+    import tracemalloc
+
+    body = b"x" * (64 << 20)
+    peer = MisbehavingServer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n" + body)
+    tracemalloc.start()
+    try:
+        result = run(f"http://127.0.0.1:{peer.port}/", timeout=10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        peer.close()
+    assert not result.ok and "connection closed after 67108864 of 18446744073709551615" in result.first_error
+    assert peak < 16 << 20  # the 64 MiB that arrived were counted and dropped, not kept
+
+
+def test_interim_1xx_responses_are_read_past_to_the_final_one() -> None:
+    peer = MisbehavingServer(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    )
+    try:
+        result = run(f"http://127.0.0.1:{peer.port}/", timeout=2)
+    finally:
+        peer.close()
+    assert result.ok, result.first_error
+    ((response,),) = [connection.responses for connection in result.connections]
+    assert (response.status, response.bytes) == (200, 2)
 
 
 def test_non_ascii_path_and_query_are_percent_encoded_as_utf8_like_a_browser() -> None:
