@@ -43,6 +43,10 @@ MAX_BYTES = 1024 * 1024 * 1024  # /bytes?n=N beyond this (1 GiB) answers 400
 IDLE_TIMEOUT = 15.0  # seconds a connection may wait for its next request
 WRITE_TIMEOUT = 15.0  # seconds a write may wait for a client that does not read
 CHUNK = 64 * 1024
+# Connections served at once: beyond this a new one is answered 503 and closed, so the server
+# never runs out of file descriptors (half the soft limit, at most 1,000).
+MAX_CONNECTIONS = 1000
+BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 # RFC 3986's origin-form: an absolute path of pchars and '/', then an optional query.
 _PCHAR = r"[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2}"
 REQUEST_TARGET = re.compile(rf"/(?:{_PCHAR}|/)*(?:\?(?:{_PCHAR}|[/?])*)?")
@@ -55,6 +59,7 @@ REASONS = {
     414: "URI Too Long",
     431: "Request Header Fields Too Large",
     501: "Not Implemented",
+    503: "Service Unavailable",
 }
 
 
@@ -103,9 +108,12 @@ class TestServer:
         idle_timeout: float = IDLE_TIMEOUT,
         tls: ssl.SSLContext | None = None,
         write_timeout: float = WRITE_TIMEOUT,
+        max_connections: int | None = None,
     ) -> None:
         self.host, self.port, self.idle_timeout, self.tls = host, port, idle_timeout, tls
         self.write_timeout = write_timeout
+        self.max_connections = max_connections if max_connections is not None else _connection_cap()
+        self._last_accept_error = 0.0
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task] = set()
 
@@ -115,6 +123,21 @@ class TestServer:
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        default_handler = loop.get_exception_handler()
+
+        def accept_errors_once_a_second(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+            """Out of fds, asyncio logs a traceback per pending connection: one line a second instead."""
+            if context.get("message") != "socket.accept() out of system resource":
+                if default_handler is not None:
+                    default_handler(loop, context)
+                else:
+                    loop.default_exception_handler(context)
+            elif loop.time() - self._last_accept_error >= 1:
+                self._last_accept_error = loop.time()
+                log.warning("test server: cannot accept a connection: %s", context.get("exception"))
+
+        loop.set_exception_handler(accept_errors_once_a_second)
         self._server = await asyncio.start_server(
             self._serve, self.host, self.port, limit=MAX_REQUEST_LINE, ssl=self.tls
         )
@@ -132,6 +155,11 @@ class TestServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._handlers) >= self.max_connections:
+            with contextlib.suppress(ConnectionError):
+                writer.write(BUSY)
+            writer.close()
+            return
         self._handlers.add(task)
         try:
             await self._conversation(reader, writer)
@@ -326,6 +354,16 @@ def _bounded_number(text: str, high: int) -> int | None:
         return None
     value = int(digits)
     return value if value <= high else None
+
+
+def _connection_cap() -> int:
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError):  # no such limit here (Windows)
+        return MAX_CONNECTIONS
+    return MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else max(8, min(MAX_CONNECTIONS, soft // 2))
 
 
 class ServerThread:

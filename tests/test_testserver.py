@@ -181,6 +181,41 @@ def test_serve_command_prints_url_and_stops_cleanly_on_sigterm() -> None:
             child.wait()
 
 
+def test_serve_with_few_fds_turns_extra_connections_away_without_a_traceback() -> None:
+    import resource
+
+    def few_fds() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))  # so the server may serve 32 at once
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "conntui", "serve", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=few_fds,
+    )  # fmt: skip
+    clients: list[socket.socket] = []
+    try:
+        port = int(child.stdout.readline().split(":")[2].split("/")[0])
+        for _ in range(80):  # idle connections: more than the server may hold, more than its fds
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        refused = 0
+        for client in clients[40:]:
+            client.settimeout(5)
+            refused += client.recv(100).startswith(b"HTTP/1.1 503")
+        assert refused == 40
+        for client in clients:
+            client.close()
+        clients.clear()
+        assert statuses(exchange(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")) == [200]
+        os.kill(child.pid, signal.SIGTERM)
+        assert child.wait(timeout=10) == 0
+        assert "Traceback" not in child.stderr.read()
+    finally:
+        for client in clients:
+            client.close()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 def test_serve_reports_a_busy_port(sockets) -> None:
     busy = sockets.listener()
     result = subprocess.run(
