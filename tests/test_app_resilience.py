@@ -132,3 +132,18 @@ async def test_quit_while_the_engine_publishes_stops_it_first() -> None:
             app.engine.submit(lambda view: None)
         await pilot.press("q")
         assert not app.engine.running  # stopped by the quit itself, before Textual removes the widgets
+
+
+async def test_a_filter_error_names_the_filter_really_shown_and_is_first_in_the_status_line(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.poll_count >= 1)
+        box = app.query_one("#filter", Input)
+        for text in (f"port:{port}", f"port:{port} zz", f"port:{port} zz:"):  # typed fast: no poll between
+            box.value = text
+        await pilot.pause()
+        status = status_text(app)
+        assert status.splitlines()[0].startswith("bad filter term 'zz:'")  # the first of its two rows
+        assert f"still showing: port:{port} zz" in status  # what the table shows, not a stale state

@@ -126,11 +126,13 @@ class ConntuiApp(App[None]):
         self.apply_ms = 0.0  # UI-thread time spent taking in the last poll
         self.events: deque[str] = deque(maxlen=EVENT_LOG_LINES)
         self.filter_error = ""
+        initial_filter = parse_filter(filter_text)
+        self.good_filter = initial_filter.text  # the last filter that parsed
         self.poll_error = ""
         self.internal_error = ""  # the last failure of a thread, a worker or a drawing, until another one
         self.engine = Engine(
             poller if poller is not None else Poller(),
-            ConnectionView(clock=clock, filter=parse_filter(filter_text)),
+            ConnectionView(clock=clock, filter=initial_filter),
             interval=interval,
             on_poll=lambda snapshot, state, events: self.post_message(SnapshotReady(snapshot, state, events)),
             on_state=lambda state: self.post_message(StateReady(state)),
@@ -314,10 +316,11 @@ class ConntuiApp(App[None]):
         try:
             new_filter = parse_filter(event.value)
         except FilterError as error:
-            self.filter_error = f"{error} — still showing: {self.state.filter.text or 'everything'}"
+            self.filter_error = f"{error} — still showing: {self.good_filter or 'everything'}"
             event.input.add_class("-invalid")
         else:
             self.filter_error = ""
+            self.good_filter = new_filter.text  # the engine applies it next: the state may lag behind
             event.input.remove_class("-invalid")
             self.engine.submit(lambda view: view.set_filter(new_filter))
         self._show_status()

@@ -20,20 +20,21 @@ class StatusBar(Static):
         error: str,
     ) -> None:
         text = Text()
+        if error:  # first: the line is two rows high, and an error must never be cut off
+            text.append(f"{printable(error)}\n", "bold red")  # may quote the system or the user
         snapshot = state.snapshot
         if snapshot is None:
             text.append("waiting for the first poll…")
         else:
             text.append(f"{len(state.visible)}/{state.total} sockets", "bold")
+        if paused:
+            text.append("  │ PAUSED", "bold reverse")
+        if stretched_to is not None:
+            text.append(f"  │ interval stretched to {stretched_to:.1f} s", "yellow")
+        if snapshot is not None:
             counts = state.state_counts.most_common(5)
             text.append(" │ " + "  ".join(f"{name} {count}" for name, count in counts))
             text.append(f"  │ poll {snapshot.duration_ms:.0f} ms ({snapshot.backend}), ui {apply_ms:.0f} ms")
-        if stretched_to is not None:
-            text.append(f"  │ interval stretched to {stretched_to:.1f} s", "yellow")
-        if paused:
-            text.append("  │ PAUSED", "bold reverse")
-        if snapshot is not None and snapshot.hidden_owners:  # decided by what was unreadable, not by euid
-            text.append(f"  │ {snapshot.hidden_note()}", "dim")
-        if error:
-            text.append(f"\n{printable(error)}", "bold red")  # may quote the system or the user
+            if snapshot.hidden_owners:  # decided by what was unreadable, not by euid
+                text.append(f"  │ {snapshot.hidden_note()}", "dim")
         self.update(text)
