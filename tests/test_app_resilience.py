@@ -147,3 +147,26 @@ async def test_a_filter_error_names_the_filter_really_shown_and_is_first_in_the_
         status = status_text(app)
         assert status.splitlines()[0].startswith("bad filter term 'zz:'")  # the first of its two rows
         assert f"still showing: port:{port} zz" in status  # what the table shows, not a stale state
+
+
+async def test_keys_arriving_in_one_burst_land_in_order_slashes_included() -> None:
+    from textual import events
+
+    from conntui.ui.test_dialog import TestDialog
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.poll_count >= 1)
+        burst = "ip:127.0.0.0/8"  # a terminal delivers typed-ahead or pasted keys in one read
+        app.post_message(events.Key("slash", "/"))
+        for char in burst:
+            app.post_message(events.Key("slash" if char == "/" else char, char))
+        await pilot.pause(0.3)
+        assert app.query_one("#filter", Input).value == burst
+        await pilot.press("escape", "escape", "t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TestDialog))
+        url = "http://127.0.0.1:1/a/b"
+        for char in url:
+            app.post_message(events.Key("slash" if char == "/" else char, char))
+        await pilot.pause(0.3)
+        assert app.screen.query_one("#url", Input).value == url

@@ -28,7 +28,7 @@ from rich.console import RenderableType
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, OptionList, RichLog
 from textual.worker import Worker, WorkerState
@@ -335,17 +335,13 @@ class ConntuiApp(App[None]):
 
     # -- actions -----------------------------------------------------------------------------
 
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.has_focus:  # "/" typed in the box itself, as in ip:10.0.0.0/8
-            box.insert_text_at_cursor("/")
-        elif isinstance(self.screen, ModalScreen):  # a dialog's own text boxes take "/" as text
-            focused = self.screen.focused
-            if isinstance(focused, Input):
-                focused.insert_text_at_cursor("/")
-        else:
-            self.screen.set_focus(box)  # now, not after the next refresh as Widget.focus() does
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """'/' typed into a text box (the filter's, a dialog's) is text: the binding steps aside, so
+        the key reaches the box in order with the keys around it."""
+        return not (action == "filter" and isinstance(self.screen.focused, Input))
 
+    def action_filter(self) -> None:
+        self.screen.set_focus(self.query_one("#filter", Input))  # now, not after the next refresh
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         if box.has_focus and box.value.strip() and not self.filter_error:
