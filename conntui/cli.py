@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -14,13 +15,22 @@ from conntui import __version__
 from conntui.filters import Filter, FilterError, parse_filter
 from conntui.model import KINDS, MAX_PROBE_COUNT, PROBE_MODES, count_hidden_owners, hidden_owners_note
 from conntui.sources import BACKENDS, SocketSource, SourceError, open_source
+from conntui.text import printable
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """Bad arguments are one line on stderr and exit status 2, never a usage dump or traceback."""
+    """Bad arguments are one line on stderr and exit status 2, never a usage dump or traceback.
+
+    The line quotes what was typed: made printable (no escape code reaches the terminal) and
+    shortened (a 5,000-digit number is named, not repeated).
+    """
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        message = LONG_WORD.sub(lambda word: f"{word.group()[:40]}… ({len(word.group())} characters)", message)
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
+
+
+LONG_WORD = re.compile(r"[^\s'\"]{80,}")
 
 
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0  # seconds between the dashboard's polls
@@ -28,6 +38,8 @@ MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0  # seconds between the dashboard's poll
 
 def _number(text: str) -> float:
     try:
+        if not text.isascii() or "_" in text:  # float() also takes '1_0' and other scripts' digits
+            raise ValueError(text)
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
@@ -57,6 +69,15 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _port_spec(text: str) -> str:
+    """What `port:SPEC` takes: numbers, service names, ranges."""
+    try:
+        parse_filter(f"port:{text}")
+    except FilterError as error:
+        raise argparse.ArgumentTypeError(error.reason) from None
+    return text
+
+
 def _add_selection(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
     """The selection options; a subcommand's `inherited` ones keep values given before its name."""
 
@@ -64,7 +85,12 @@ def _add_selection(parser: argparse.ArgumentParser, *, inherited: bool = False) 
         return argparse.SUPPRESS if inherited else value
 
     parser.add_argument(
-        "--port", type=_port, action="append", default=default(None), help="only sockets with this port at either end"
+        "--port",
+        type=_port_spec,
+        action="append",
+        default=default(None),
+        metavar="SPEC",
+        help="only sockets with this port at either end (80, https, 8000-8100, or a comma list)",
     )
     parser.add_argument("--filter", default=default(""), metavar="EXPR", help="filter expression (see README)")
     parser.add_argument("--kind", choices=sorted(KINDS), default=default("inet"), help="socket kinds (default: inet)")
@@ -117,7 +143,7 @@ def selection_filter(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     """--filter and --port combined into one filter; a bad term is a usage error."""
     text = args.filter
     if args.port:
-        text = f"port:{','.join(str(port) for port in args.port)} {text}"
+        text = f"port:{','.join(args.port)} {text}"
     try:
         return parse_filter(text)
     except FilterError as error:
@@ -188,9 +214,12 @@ def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import json
 
     from conntui.probe import Probe, parse_url
+    from conntui.text import escape_undecodable
     from conntui.timeline import format_text
 
     try:
+        if args.url != escape_undecodable(args.url):
+            raise ValueError("the URL is not valid UTF-8")
         parse_url(args.url)
     except ValueError as error:
         parser.error(str(error))
@@ -204,7 +233,8 @@ def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_text(result))
     if not result.ok:
-        print(f"conntui probe: {result.first_error or 'not every request was answered'}", file=sys.stderr)
+        reason = printable(result.first_error or "not every request was answered")
+        print(f"conntui probe: {reason}", file=sys.stderr)
         return 1
     return 0
 

@@ -74,7 +74,9 @@ def parse_filter(text: str) -> Filter:
 
 
 def _parse_term(term: str) -> Test:
-    negated = term[0] in "!-" and len(term) > 1
+    if term in ("!", "-"):
+        raise FilterError(term, "a lone ! or - negates nothing (write !term)")
+    negated = term[0] in "!-"
     body = term[1:] if negated else term
     test = _parse_positive(term, body)
     if negated:
@@ -222,11 +224,12 @@ def _is_address(text: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+def _addresses(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """The address, and for a v4-mapped IPv6 one (`::ffff:127.0.0.1`) its IPv4 form too: either matches."""
     address = ipaddress.ip_address(text)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+        return (address, address.ipv4_mapped)
+    return (address,)
 
 
 def _ip_test(term: str, value: str, end: str) -> Test:
@@ -236,7 +239,7 @@ def _ip_test(term: str, value: str, end: str) -> Test:
         raise FilterError(term, f"{value!r} is not an IP address or CIDR network") from None
 
     def within(ip: str | None) -> bool:
-        return ip is not None and _address(ip) in network
+        return ip is not None and any(address in network for address in _addresses(ip))
 
     if end == "local":
         return lambda sock, mine: within(sock.local_ip)

@@ -8,7 +8,8 @@ places:
   holds valid text and every output format (table, CSV, JSON, dashboard) shows the same name.
 - `printable`, at every human-facing output (the dashboard, `list`'s table and CSV): C0 controls,
   DEL and C1 controls become `\\x1b`-style text, so a name cannot move the cursor, retitle the
-  window or start a new row. JSON keeps the real value; its encoder escapes it.
+  window or start a new row; bidi controls and invisible separators become `\\u202e`-style
+  text, so a name cannot reorder or hide what is around it. JSON keeps the real value; its encoder escapes it.
 
 Other Unicode (letters, marks, non-ASCII spaces) is kept as it is.
 """
@@ -19,7 +20,10 @@ import re
 from functools import lru_cache
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0, DEL, C1, surrogates; and the characters that reorder or hide text without drawing
+# anything: bidi controls (U+202E makes "txt.exe" read "exe.txt"), line and paragraph
+# separators, the zero-width space and the BOM. Joiners that scripts and emoji need are kept.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200b\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 _ESCAPED_BYTE_FIRST, _ESCAPED_BYTE_LAST = 0xDC80, 0xDCFF  # where surrogateescape puts bytes 0x80-0xff
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conntui.probe import ConnectionRecord, ProbeResult, Step
+from conntui.text import printable
 
 # The source notes' numbering: (1) host, (2) resolve, (3) port, (4) connect, (5) send,
 # (6) read the response, (7) close. TLS belongs to opening the connection; hold is ours.
@@ -66,7 +67,9 @@ def summary(result: ProbeResult) -> str:
         verdict = "ok"
     else:
         verdict = f"FAILED: {result.first_error}"
-    return f"{result.mode} ×{result.count}  {result.url}  {verdict}"
+    return printable(
+        f"{result.mode} ×{result.count}  {result.url}  {verdict}"
+    )  # the URL is the user's, errors quote peers
 
 
 def format_text(result: ProbeResult) -> str:
@@ -87,7 +90,7 @@ def format_text(result: ProbeResult) -> str:
                 )
         if record.error:
             lines.append(f"    error: {record.error}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def _line(row: TimelineRow) -> str:

@@ -101,10 +101,15 @@ def test_list_kind_udp_only_lists_udp(sockets) -> None:
         (["list", "--filter", f"port:{'9' * 4301}"], "(4306 characters)': port 99"),  # named, shortened
         (["list", "--filter", "port:\x1b[2J"], "'port:\\x1b[2J'"),  # named, and escaped: no escape code written
         (["--interval", "soon"], "not a number"),
+        (["--interval", "1_0"], "not a number"),
+        (["--interval", "\u0663"], "not a number"),  # an Arabic-Indic 3
         (["probe", "http://127.0.0.1:9/", "--timeout", "inf"], "0.01–3600 s"),
         (["probe", "http://127.0.0.1:9/", "--hold", "nan"], "0–3600 s"),
         (["probe", "http://127.0.0.1:9/", "-n", "9" * 5000], "whole number from 1 to 100"),
-        (["list", "--port", "9" * 5000], "not a port number"),
+        (["list", "--port", "9" * 5000], "(5000 characters) is out of range"),
+        (["list", "--port", "nosuchservice"], "unknown port or service name"),
+        (["list", "--bogus", "\x1b[2J"], "unrecognized arguments: --bogus \\x1b[2J"),  # escaped, not executed
+        (["probe", "http://127.0.0.1:9/\udcff"], "the URL is not valid UTF-8"),  # the byte 0xff in argv
         (["--filter", "port:"], "port:"),
         (["frobnicate"], "frobnicate"),
     ],
@@ -134,7 +139,7 @@ def test_selection_given_before_the_subcommand_is_kept() -> None:
     from conntui.cli import build_parser, parse_args
 
     args = parse_args(build_parser(), ["--filter", "-state:listen", "--port", "22", "list", "--json"])
-    assert (args.filter, args.port, args.kind) == ("-state:listen", [22], "inet")
+    assert (args.filter, args.port, args.kind) == ("-state:listen", ["22"], "inet")
 
 
 def test_version() -> None:

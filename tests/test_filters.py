@@ -60,6 +60,9 @@ def matching(text: str, mine=()) -> set[int]:
         ("proto:tcp family:4 port:443", {1}),
         ("::", {2}),
         ("ip:127.0.0.1", {3, 5}),
+        ("ip:::/0", {2, 5}),  # a v4-mapped address is IPv6 as shown, and IPv4 in its meaning
+        ("ip:::ffff:127.0.0.1", {5}),
+        ("lip:::ffff:0:0/96", {5}),
     ],
 )
 def test_terms_match(text: str, keys: set[int]) -> None:
@@ -86,6 +89,8 @@ def test_mine_matches_recorded_tuples() -> None:
         ("proto:icmp", "proto:icmp", "tcp or udp"),
         ("family:5", "family:5", "4 or 6"),
         ("!port:-1", "!port:-1", "unknown port"),
+        ("port:80 -", "-", "negates nothing"),
+        ("!", "!", "negates nothing"),
     ],
 )
 def test_bad_terms_name_themselves(text: str, term: str, reason: str) -> None:

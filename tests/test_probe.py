@@ -271,6 +271,16 @@ def test_hosts_idna_rejects_fail_the_dns_step_with_the_reason(host: str) -> None
     assert parse.ok and dns.name == "dns" and not dns.ok and "label" in dns.detail
 
 
+def test_probe_output_shows_a_hostile_url_escaped() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "conntui", "probe", f"http://127.0.0.1:{free_port()}/\x1b]0;X\x07", "--timeout", "2"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout
+    assert "/\\x1b]0;X\\x07" in result.stdout
+
+
 def test_port_zero_is_an_invalid_url() -> None:
     with pytest.raises(ValueError, match="port 0"):
         parse_url("http://127.0.0.1:0/")

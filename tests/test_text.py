@@ -95,6 +95,7 @@ def test_printable_escapes_c0_del_c1_and_surrogates_and_keeps_other_unicode() ->
     assert printable("\x1b]0;x\x07\x9b\x7f\x00\t\n") == r"\x1b]0;x\x07\x9b\x7f\x00\x09\x0a"
     assert printable("café\u00a0日本\u200d") == "café\u00a0日本\u200d"  # not isprintable(), still safe
     assert printable("a\udcffb\ud800") == r"a\xffb\ud800"
+    assert printable("evil\u202etxt.exe\u2066\u200b\u2028") == r"evil\u202etxt.exe\u2066\u200b\u2028"  # reorder, hide
 
 
 def test_escape_undecodable_turns_surrogateescaped_bytes_into_text() -> None:

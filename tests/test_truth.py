@@ -251,3 +251,13 @@ def test_netlink_agrees_with_ss(scenario: Scenario) -> None:
     }  # fmt: skip
     netlink = {(*row[:7], tuple(sorted(row[7]))) for row in poll_all(scenario)["netlink"]}
     assert netlink == ss_ours, netlink ^ ss_ours
+
+
+def test_a_connection_not_yet_answered_has_no_rtt(scenario: Scenario) -> None:
+    poller = Poller(open_source("netlink"))
+    try:
+        snapshot, _ = poller.poll()
+    finally:
+        poller.close()
+    (waiting,) = [row for row in snapshot.sockets if row.state == "SYN_SENT" and row.local_port in scenario.ports]
+    assert waiting.rtt_ms is None and waiting.rttvar_ms is None  # no sample: unknown, not 0.0

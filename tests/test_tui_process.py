@@ -87,8 +87,11 @@ def test_conntui_starts_in_a_terminal_shows_sockets_and_quits(sockets) -> None:
         assert_terminal_restored(screen + output)
 
 
-@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_sigterm_and_sighup_restore_the_terminal(signum: int, status: int) -> None:
+@pytest.mark.parametrize(
+    ("signum", "status"),
+    [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGQUIT, 131), (signal.SIGUSR1, 138)],
+)
+def test_ending_signals_restore_the_terminal(signum: int, status: int) -> None:
     with conntui_in_pty("--interval", "0.5") as (child, controller):
         screen = read_until(controller, [b"sockets"], timeout=20)
         assert b"sockets" in screen

@@ -185,7 +185,17 @@ class NetlinkSource:
                         rtt, rttvar, cwnd, retrans, received, sent, resent = unpack_info(
                             data, attr + 4 + _TCP_INFO_OFFSET
                         )
-                        metrics = (rtt / 1000, rttvar / 1000, retrans, cwnd, sent - resent, received - fin_seen[state])
+                        if rtt:
+                            metrics = (
+                                rtt / 1000,
+                                rttvar / 1000,
+                                retrans,
+                                cwnd,
+                                sent - resent,
+                                received - fin_seen[state],
+                            )
+                        else:  # no RTT sample yet (SYN_SENT): unknown, not 0
+                            metrics = (None, None, retrans, cwnd, sent - resent, received - fin_seen[state])
             rows.append(
                 new(
                     Socket,

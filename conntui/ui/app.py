@@ -60,7 +60,11 @@ from conntui.view import EMPTY_STATE, ConnectionView, Row, TableState
 
 EVENT_LOG_LINES = 2000
 # Signals that end the dashboard the way `q` does, with the shell's exit status for them (128 + n).
-ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, name))
+ENDING_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGTERM", "SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
+)
 
 
 def _while_running(handler: Callable) -> Callable:
@@ -342,6 +346,7 @@ class ConntuiApp(App[None]):
 
     def action_filter(self) -> None:
         self.screen.set_focus(self.query_one("#filter", Input))  # now, not after the next refresh
+
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         if box.has_focus and box.value.strip() and not self.filter_error:
