@@ -70,7 +70,11 @@ def test_incremental_scan_matches_a_full_scan(sockets) -> None:
     scanner = OwnerScanner(full_every=1000)
     full = scanner.scan()
     again = scanner.scan(set(full))
-    assert again == full
+
+    def ours(owners: dict) -> dict:  # other processes on the machine may open and close sockets meanwhile
+        return {inode: pids for inode, pids in owners.items() if os.getpid() in pids}
+
+    assert ours(again) == ours(full) and len(ours(full)) >= 11
 
 
 def test_remembered_unix_sockets_are_not_read_again(sockets, monkeypatch) -> None:
@@ -87,7 +91,8 @@ def test_remembered_unix_sockets_are_not_read_again(sockets, monkeypatch) -> Non
         real = os.readlink
         monkeypatch.setattr(owners_module.os, "readlink", lambda path: reads.append(path) or real(path))
         assert owner_of(poller, listener) == (os.getpid(),)
-        assert len(reads) < 20, reads[:5]  # not the 80 unix socket fds again
+        ours = [path for path in reads if path.startswith(f"/proc/{os.getpid()}/")]  # others may churn meanwhile
+        assert len(ours) < 20, ours[:5]  # not the 80 unix socket fds again
     finally:
         poller.close()
 
