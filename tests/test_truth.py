@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from conntui.filters import parse_filter
+from conntui.model import Snapshot
 from conntui.poller import Poller
 from conntui.sources import open_source
 from tests.conftest import BACKENDS, HAS_IPV6, Sockets
@@ -154,6 +155,14 @@ def ours(scenario: Scenario, rows) -> set[tuple]:
     }
 
 
+def netlink_snapshot() -> Snapshot:
+    poller = Poller(open_source("netlink"))
+    try:
+        return poller.poll()[0]
+    finally:
+        poller.close()
+
+
 def poll_all(scenario: Scenario) -> dict[str, set[tuple]]:
     seen = {}
     for name in BACKENDS:
@@ -176,11 +185,7 @@ def test_the_backends_agree_field_by_field(scenario: Scenario) -> None:
 
 
 def test_the_dual_stack_pair_is_two_distinct_rows(scenario: Scenario) -> None:
-    poller = Poller(open_source("netlink"))
-    try:
-        snapshot, _ = poller.poll()
-    finally:
-        poller.close()
+    snapshot = netlink_snapshot()
     listeners = [row for row in snapshot.sockets if row.state == "LISTEN" and row.local_port in scenario.ports]
     wildcards = {(row.family, row.local_ip) for row in listeners if row.local_ip in ("0.0.0.0", "::")}
     assert {(4, "0.0.0.0"), (6, "::")} <= wildcards
@@ -254,10 +259,6 @@ def test_netlink_agrees_with_ss(scenario: Scenario) -> None:
 
 
 def test_a_connection_not_yet_answered_has_no_rtt(scenario: Scenario) -> None:
-    poller = Poller(open_source("netlink"))
-    try:
-        snapshot, _ = poller.poll()
-    finally:
-        poller.close()
+    snapshot = netlink_snapshot()
     (waiting,) = [row for row in snapshot.sockets if row.state == "SYN_SENT" and row.local_port in scenario.ports]
     assert waiting.rtt_ms is None and waiting.rttvar_ms is None  # no sample: unknown, not 0.0
