@@ -16,7 +16,7 @@ from conntui.model import Snapshot, Socket
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.ui.app import ConntuiApp
-from conntui.ui.messages import LaunchProbe, StateReady
+from conntui.ui.messages import CursorMoved, LaunchProbe, StateReady
 from tests.conftest import wait_for
 from tests.test_app import SIZE, make_app, row_for, status_text
 
@@ -122,6 +122,7 @@ async def test_teardown_while_the_engine_publishes_reaches_no_removed_widget() -
     # What a message or a timer tick still due at that moment meets, every time rather than by chance:
     app._state_ready(StateReady(app.state))
     app._tick()
+    app._cursor_moved(CursorMoved(None))
 
 
 async def test_quit_while_the_engine_publishes_stops_it_first() -> None:

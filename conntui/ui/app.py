@@ -312,10 +312,12 @@ class ConntuiApp(App[None]):
             self.query_one(DetailPane).update(description)
 
     @on(CursorMoved)
+    @_while_running
     def _cursor_moved(self, _message: CursorMoved) -> None:
         self._refresh_detail()
 
     @on(Input.Changed, "#filter")
+    @_while_running
     def _filter_changed(self, event: Input.Changed) -> None:
         try:
             new_filter = parse_filter(event.value)
@@ -334,6 +336,7 @@ class ConntuiApp(App[None]):
         self.engine.submit(lambda view: view.set_sort(message.column, message.reverse))
 
     @on(Input.Submitted, "#filter")
+    @_while_running
     def _filter_submitted(self) -> None:
         self.query_one(SocketTable).focus()
 
@@ -455,6 +458,7 @@ class ConntuiApp(App[None]):
             self.engine.submit(lambda view: view.set_mine(frozen))
 
     @on(OptionList.OptionSelected, "#tests")
+    @_while_running
     def _test_selected(self, event: OptionList.OptionSelected) -> None:
         test_id = int((event.option.id or "test-0").removeprefix("test-"))
         result = self.tests.get(test_id)
