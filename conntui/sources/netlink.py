@@ -85,7 +85,15 @@ class NetlinkSource:
             self._dump(proto, family, rows, owners, users, user_name)
         return rows
 
-    def _dump(self, proto: str, family: int, rows: list[Socket], *owner_lookup) -> None:
+    def _dump(
+        self,
+        proto: str,
+        family: int,
+        rows: list[Socket],
+        owners: Mapping[int, Owner],
+        users: dict[int | None, Owner],
+        user_name: UserName | None,
+    ) -> None:
         self._sequence += 1
         want_info = self.tcp_info and proto == "tcp"
         request = _DIAG_REQUEST.pack(
@@ -97,7 +105,7 @@ class NetlinkSource:
         self._netlink.sendto(header + request, (0, 0))
         while True:
             size = self._netlink.recv_into(self._buffer)
-            if self._parse(memoryview(self._buffer)[:size], proto, family, want_info, rows, *owner_lookup):
+            if self._parse(memoryview(self._buffer)[:size], proto, family, want_info, rows, owners, users, user_name):
                 return
 
     def _parse(
@@ -219,7 +227,7 @@ class NetlinkSource:
         return False
 
 
-_NO_METRICS: tuple = (None, None, None, None, None, None)
+_NO_METRICS: tuple[None, ...] = (None, None, None, None, None, None)
 _INFO_LENGTH = _RTATTR.size + _TCP_INFO_END  # the smallest INET_DIAG_INFO attribute with our fields
 
 

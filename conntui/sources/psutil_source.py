@@ -34,10 +34,18 @@ class PsutilSource:
         rows: list[Socket] = []
         for proto, family in kinds:
             for conn in psutil.net_connections(_KIND_NAMES[(proto, family)]):
-                remote_ip, remote_port = (conn.raddr.ip, conn.raddr.port) if conn.raddr else (None, None)
+                local_ip, local_port = _endpoint(conn.laddr)
+                remote_ip, remote_port = _endpoint(conn.raddr)
                 state = UDP_STATE if conn.type == socket.SOCK_DGRAM else conn.status
                 pids = (conn.pid,) if conn.pid else ()
-                four = (proto, family, conn.laddr.ip, conn.laddr.port, remote_ip, remote_port)
+                four = (proto, family, local_ip or "", local_port or 0, remote_ip, remote_port)
                 key = (*four, conn.pid, conn.fd) if conn.pid else (*four, state)
                 rows.append(Socket(key, *four, state, pids=pids))
         return rows
+
+
+def _endpoint(address: object) -> tuple[str | None, int | None]:
+    """psutil's (ip, port) pair, or (None, None) for its () when there is no such end."""
+    if isinstance(address, tuple) and len(address) == 2:
+        return str(address[0]), int(address[1])
+    return None, None
