@@ -16,6 +16,10 @@ from conntui.poller import Poller
 from conntui.sources import SourceError, open_source
 from conntui.testserver import ServerThread
 
+LINUX = sys.platform.startswith("linux")
+# Tests of the Linux sources (netlink, /proc, owners from /proc/*/fd); elsewhere conntui uses psutil.
+linux_only = pytest.mark.skipif(not LINUX, reason="needs Linux: netlink sock_diag and /proc")
+
 HAS_IPV6 = socket.has_ipv6
 try:
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:

@@ -8,7 +8,9 @@ import socket
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.sources.owners import OwnerScanner
-from tests.conftest import find
+from tests.conftest import find, linux_only
+
+pytestmark = linux_only
 
 
 def owner_of(poller: Poller, sock: socket.socket | tuple) -> tuple[int, ...]:

@@ -29,6 +29,8 @@ PYTHON = os.path.realpath(sys.executable)  # the venv's shim path may sit under 
 
 
 def _setpriv_works() -> str:
+    if not sys.platform.startswith("linux"):
+        return "needs Linux: /proc and setpriv"
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return "needs root, to become another user"
     if shutil.which("setpriv") is None:

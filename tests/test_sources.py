@@ -11,11 +11,12 @@ import pytest
 from conntui.model import Snapshot
 from conntui.poller import Poller
 from conntui.sources import SourceError, open_source
-from tests.conftest import BACKENDS, HAS_IPV6, find, poll_until
+from tests.conftest import BACKENDS, HAS_IPV6, find, linux_only, poll_until
 
 TRUTHFUL = {"netlink", "proc"}  # one row per kernel socket, every owner
 
 
+@linux_only
 def test_auto_backend_on_linux_is_netlink() -> None:
     source = open_source("auto")
     try:

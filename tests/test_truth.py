@@ -21,9 +21,9 @@ from conntui.filters import parse_filter
 from conntui.model import Snapshot
 from conntui.poller import Poller
 from conntui.sources import open_source
-from tests.conftest import BACKENDS, HAS_IPV6, Sockets
+from tests.conftest import BACKENDS, HAS_IPV6, Sockets, linux_only
 
-pytestmark = pytest.mark.skipif(not HAS_IPV6, reason="the scenario needs IPv6 loopback")
+pytestmark = [linux_only, pytest.mark.skipif(not HAS_IPV6, reason="the scenario needs IPv6 loopback")]
 
 FIELDS = ("proto", "family", "local_ip", "local_port", "remote_ip", "remote_port", "state", "pids", "user")
 
