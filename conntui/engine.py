@@ -28,7 +28,7 @@ from conntui.poller import Polling
 from conntui.view import ConnectionView, TableState
 
 Command = Callable[[ConnectionView], "bool | None"]  # False: nothing changed, publish nothing
-_POLL_NOW = object()
+_POLL_NOW, _PAUSE, _RESUME = object(), object(), object()
 ERROR_PAUSE = 0.5  # seconds the loop rests after an unexpected error, so a recurring one cannot spin
 
 
@@ -39,13 +39,13 @@ class Engine:
         view: ConnectionView,
         *,
         interval: float,
-        on_poll: Callable[[Snapshot, TableState, list[str]], None],
-        on_state: Callable[[TableState], None],
-        on_error: Callable[[str], None],
+        on_poll: Callable[[Snapshot, TableState, list[str]], object],
+        on_state: Callable[[TableState], object],
+        on_error: Callable[[str], object],
     ) -> None:
         self.poller, self.view, self.interval = poller, view, interval
         self.on_poll, self.on_state, self.on_error = on_poll, on_state, on_error
-        self.paused = False
+        self.paused = False  # the engine thread's own; the UI asks for a change with pause()
         self.polls = 0  # polls done, published or not (one that changed nothing is not)
         self._failed = False  # the last poll failed or was not taken: publish the next one whatever it is
         self.stretched_to: float | None = None
@@ -78,6 +78,10 @@ class Engine:
     def refresh(self) -> None:
         """Poll now (also while paused)."""
         self._commands.put(_POLL_NOW)
+
+    def pause(self, paused: bool) -> None:
+        """Stop (or resume) polling, in order with the requests already queued."""
+        self._commands.put(_PAUSE if paused else _RESUME)
 
     def submit(self, command: Command) -> None:
         self._commands.put(command)
@@ -114,6 +118,8 @@ class Engine:
             return
         if command is _POLL_NOW:
             self._poll_now = True
+        elif command is _PAUSE or command is _RESUME:
+            self.paused = command is _PAUSE
         elif callable(command):
             self._run_command(command)
 

@@ -90,7 +90,7 @@ class Socket(NamedTuple):
     @property
     def peer_tuple(self) -> FourTuple:
         """The four-tuple the other end of this connection has, if it lives on this machine."""
-        return (self.proto, self.remote_ip or "", self.remote_port or 0, self.local_ip, self.local_port)
+        return peer_tuple(self.four_tuple)
 
     @property
     def local(self) -> str:
@@ -101,6 +101,12 @@ class Socket(NamedTuple):
         if self.remote_ip is None:
             return "*"
         return format_endpoint(self.remote_ip, self.remote_port)
+
+
+def peer_tuple(four_tuple: FourTuple) -> FourTuple:
+    """The four-tuple of a connection's other end: the same four values, the ends swapped."""
+    proto, local_ip, local_port, remote_ip, remote_port = four_tuple
+    return (proto, remote_ip or "", remote_port or 0, local_ip, local_port)
 
 
 def format_endpoint(ip: str, port: int | None) -> str:

@@ -122,7 +122,7 @@ async def test_teardown_while_the_engine_publishes_reaches_no_removed_widget() -
     # What a message or a timer tick still due at that moment meets, every time rather than by chance:
     app._state_ready(StateReady(app.state))
     app._tick()
-    app._cursor_moved(CursorMoved(None))
+    app._cursor_moved(CursorMoved())
 
 
 async def test_quit_while_the_engine_publishes_stops_it_first() -> None:

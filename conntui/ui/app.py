@@ -35,7 +35,7 @@ from textual.worker import Worker, WorkerState
 
 from conntui.engine import Engine
 from conntui.filters import FilterError, parse_filter
-from conntui.model import FourTuple, Snapshot
+from conntui.model import FourTuple, Snapshot, peer_tuple
 from conntui.poller import Poller, Polling
 from conntui.probe import Probe, ProbeResult
 from conntui.testserver import ServerThread
@@ -133,12 +133,13 @@ class ConntuiApp(App[None]):
         initial_filter = parse_filter(filter_text)
         self.good_filter = initial_filter.text  # the last filter that parsed
         self.poll_error = ""
+        self.paused = False  # as asked of the engine (which applies it in order with other requests)
         self.internal_error = ""  # the last failure of a thread, a worker or a drawing, until another one
         self.engine = Engine(
             poller if poller is not None else Poller(),
             ConnectionView(clock=clock, filter=initial_filter),
             interval=interval,
-            on_poll=lambda snapshot, state, events: self.post_message(SnapshotReady(snapshot, state, events)),
+            on_poll=lambda snapshot, state, events: self.post_message(SnapshotReady(state, events)),
             on_state=lambda state: self.post_message(StateReady(state)),
             on_error=lambda reason: self.post_message(PollFailed(reason)),
         )
@@ -286,7 +287,7 @@ class ConntuiApp(App[None]):
     def _show_status(self) -> None:
         self.query_one(StatusBar).show(
             self.state,
-            paused=self.engine.paused,
+            paused=self.paused,
             stretched_to=self.engine.stretched_to,
             apply_ms=self.apply_ms,
             error=self.filter_error or self.poll_error or self.internal_error,
@@ -359,7 +360,8 @@ class ConntuiApp(App[None]):
         self.query_one(SocketTable).focus()
 
     def action_pause(self) -> None:
-        self.engine.paused = not self.engine.paused
+        self.paused = not self.paused
+        self.engine.pause(self.paused)
         self._show_status()
 
     def action_refresh(self) -> None:
@@ -451,8 +453,7 @@ class ConntuiApp(App[None]):
             if record.four_tuple is not None:
                 mine.add(record.four_tuple)
                 if message.test_id in self.builtin_tests:  # the server's end is ours too
-                    proto, local_ip, local_port, remote_ip, remote_port = record.four_tuple
-                    mine.add((proto, remote_ip, remote_port, local_ip, local_port))
+                    mine.add(peer_tuple(record.four_tuple))
         if mine != self.mine:
             self.mine = frozen = frozenset(mine)
             self.engine.submit(lambda view: view.set_mine(frozen))

@@ -108,7 +108,7 @@ class SocketTable(ScrollView, can_focus=True):
         elif index >= top + body_height:
             self.scroll_to(y=index - body_height + 1, animate=False, immediate=True)
         if changed:
-            self.post_message(CursorMoved(key))
+            self.post_message(CursorMoved())
 
     # -- actions -----------------------------------------------------------------------------
 
