@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 
 from conntui import __version__
 from conntui.filters import Filter, FilterError, parse_filter
-from conntui.model import KINDS, MAX_PROBE_COUNT, PROBE_MODES, count_hidden_owners, hidden_owners_note
+from conntui.http.records import MAX_PROBE_COUNT, PROBE_MODES
+from conntui.model import KINDS, count_hidden_owners, hidden_owners_note
 from conntui.sources import BACKENDS, SocketSource, SourceError, open_source
 from conntui.text import printable
 
@@ -213,9 +214,9 @@ def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from conntui.probe import Probe, parse_url
+    from conntui.http.client import Probe, parse_url
+    from conntui.http.timeline import format_text
     from conntui.text import escape_undecodable
-    from conntui.timeline import format_text
 
     try:
         if args.url != escape_undecodable(args.url):
@@ -242,7 +243,7 @@ def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from conntui.testserver import TestServer, is_loopback, serve_until_stopped
+    from conntui.http.server import TestServer, is_loopback, serve_until_stopped
 
     if not is_loopback(args.host):
         print(

@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from conntui.http.server import ServerThread
 from conntui.model import Socket
 from conntui.poller import Poller
 from conntui.sources import SourceError, open_source
-from conntui.testserver import ServerThread
 
 HAS_IPV6 = socket.has_ipv6
 try:

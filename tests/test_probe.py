@@ -14,10 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from conntui.http.client import ascii_host, parse_url, probe
+from conntui.http.records import PHASES
+from conntui.http.server import ServerThread
 from conntui.poller import Poller
-from conntui.probe import PHASES, ascii_host, parse_url, probe
 from conntui.sources import open_source
-from conntui.testserver import ServerThread
 from tests.conftest import find, poll_until
 
 
@@ -400,7 +401,7 @@ def test_https_times_the_tls_handshake_as_its_own_step(tls_server) -> None:
 
 
 def test_a_hanging_resolver_is_abandoned_at_the_timeout(monkeypatch) -> None:
-    import conntui.probe as probe_module
+    import conntui.http.client as probe_module
 
     real = socket.getaddrinfo
 

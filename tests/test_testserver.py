@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conntui.testserver import MAX_BYTES, MAX_DELAY_MS, ServerThread, is_loopback
+from conntui.http.server import MAX_BYTES, MAX_DELAY_MS, ServerThread, is_loopback
 
 
 def exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
@@ -144,7 +144,7 @@ def test_connection_close_is_honoured_and_close_endpoint_closes_first(server: Se
 
 def test_idle_connections_are_closed() -> None:
     async def scenario() -> float:
-        from conntui.testserver import TestServer
+        from conntui.http.server import TestServer
 
         server = TestServer("127.0.0.1", 0, idle_timeout=0.3)
         await server.start()

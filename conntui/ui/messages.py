@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from conntui.http.records import ProbeResult
 from conntui.model import Snapshot
-from conntui.probe import ProbeResult
 from conntui.view import TableState
 
 

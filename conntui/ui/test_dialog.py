@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-from conntui.model import MAX_PROBE_COUNT, PROBE_MODES
+from conntui.http.records import MAX_PROBE_COUNT, PROBE_MODES
 from conntui.ui.messages import LaunchProbe
 
 

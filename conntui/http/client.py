@@ -24,13 +24,21 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from conntui import __version__
-from conntui.model import MAX_PROBE_COUNT, PROBE_MODES
-from conntui.testserver import CLIENT_CLOSES_HEADER
+from conntui.http.records import (
+    CLIENT_CLOSES_HEADER,
+    MAX_PROBE_COUNT,
+    PROBE_MODES,
+    ConnectionRecord,
+    ProbeResult,
+    Response,
+    Step,
+)
+from conntui.model import format_endpoint
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_LINE_BYTES = 64 * 1024  # one status, header or chunk-size line
@@ -39,7 +47,6 @@ CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 # What a browser percent-encodes besides controls, space and non-ASCII (WHATWG URL standard).
 PATH_ESCAPED = frozenset('"<>`{}')
 QUERY_ESCAPED = frozenset("\"<>'")
-PHASES = ("dns", "connect", "tls", "send", "ttfb", "transfer", "close")
 
 
 class ProbeError(Exception):
@@ -49,94 +56,6 @@ class ProbeError(Exception):
         super().__init__(reason)
         self.step = step
         self.server_closed = server_closed
-
-
-@dataclass
-class Step:
-    name: str  # parse, dns, connect, tls, send, ttfb, transfer, hold, close
-    start_ms: float  # since the probe started
-    duration_ms: float
-    ok: bool = True
-    detail: str = ""
-
-
-@dataclass
-class Response:
-    status: int | None
-    bytes: int
-    ttfb_ms: float | None
-    total_ms: float | None
-    error: str | None = None
-    closing: str | None = None  # why the server will close after this response, if it said so
-
-
-@dataclass
-class ConnectionRecord:
-    index: int
-    local_ip: str | None = None
-    local_port: int | None = None
-    remote_ip: str | None = None
-    remote_port: int | None = None
-    steps: list[Step] = field(default_factory=list)
-    responses: list[Response] = field(default_factory=list)
-    error: str | None = None
-    closed: bool = False
-
-    @property
-    def four_tuple(self) -> tuple[str, str, int, str | None, int | None] | None:
-        if self.local_ip is None or self.local_port is None:
-            return None
-        return ("tcp", self.local_ip, self.local_port, self.remote_ip, self.remote_port)
-
-    def phase_ms(self, name: str, shared: Sequence[Step] = ()) -> float | None:
-        """The first request's time in one phase (the probe's shared DNS step included), or None."""
-        for step in (*shared, *self.steps):
-            if step.name == name:
-                return round(step.duration_ms, 3)
-        return None
-
-    def to_json(self, shared: Sequence[Step]) -> dict:
-        return {
-            "local_ip": self.local_ip,
-            "local_port": self.local_port,
-            "remote_ip": self.remote_ip,
-            "remote_port": self.remote_port,
-            "phases": {f"{name}_ms": self.phase_ms(name, shared) for name in PHASES},
-            "responses": [
-                {"status": r.status, "bytes": r.bytes, "ttfb_ms": r.ttfb_ms, "total_ms": r.total_ms}
-                for r in self.responses
-            ],
-            "error": self.error,
-        }
-
-
-@dataclass
-class ProbeResult:
-    url: str
-    mode: str
-    count: int
-    connections: list[ConnectionRecord] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)  # before any connection: parse, dns
-    error: str | None = None
-    done: bool = False
-
-    @property
-    def first_error(self) -> str | None:
-        return self.error or next((c.error for c in self.connections if c.error), None)
-
-    @property
-    def ok(self) -> bool:
-        answered = sum(1 for c in self.connections for r in c.responses if r.error is None and r.status is not None)
-        return self.done and self.first_error is None and answered == self.count
-
-    def to_json(self) -> dict:
-        return {
-            "url": self.url,
-            "mode": self.mode,
-            "ok": self.ok,
-            "error": self.first_error,
-            "connections": [c.to_json(self.steps) for c in self.connections],
-        }
 
 
 @dataclass(frozen=True)
@@ -337,7 +256,6 @@ class Probe:
             if writer is not None:
                 with contextlib.suppress(ProbeError):
                     await self._timed(record.steps, "close", self._close(writer))
-                record.closed = True
             self._changed()
         return record
 
@@ -347,7 +265,7 @@ class Probe:
             local, remote = sock.getsockname(), sock.getpeername()
             record.local_ip, record.local_port = local[0], local[1]
             record.remote_ip, record.remote_port = remote[0], remote[1]
-            record.steps[-1].detail = f"{_endpoint(local)} → {_endpoint(remote)}"
+            record.steps[-1].detail = f"{format_endpoint(*local[:2])} → {format_endpoint(*remote[:2])}"
             self._changed()
             if target.scheme == "https":
                 context = ssl.create_default_context()
@@ -582,11 +500,6 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, ValueError):
         return str(error)
     return f"{type(error).__name__}: {error}"
-
-
-def _endpoint(address: tuple) -> str:
-    host = f"[{address[0]}]" if ":" in address[0] else address[0]
-    return f"{host}:{address[1]}"
 
 
 async def probe(url: str, mode: str = "single", count: int = 1, **options) -> ProbeResult:

@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from urllib.parse import parse_qs
 
-CLIENT_CLOSES_HEADER = "Conntui-Client-Closes"
+from conntui.http.records import CLIENT_CLOSES_HEADER
+from conntui.model import format_endpoint
+
 MAX_REQUEST_LINE = 8 * 1024
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADERS = 100
@@ -119,8 +121,7 @@ class TestServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
+        return f"{'https' if self.tls else 'http'}://{format_endpoint(self.host, self.port)}/"
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
