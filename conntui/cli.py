@@ -113,15 +113,20 @@ def build_parser() -> ArgumentParser:
     _add_selection(listing, inherited=True)
 
     probing = commands.add_parser("probe", help="open test HTTP connections and time their seven steps")
-    probing.add_argument("url", help="http:// or https:// URL")
+    probing.add_argument("url", help="http:// or https:// URL; without a scheme, http:// (as curl)")
     probing.add_argument("--mode", choices=PROBE_MODES, default="single", help="connection pattern (default: single)")
-    probing.add_argument("-n", "--count", type=_count, default=1, help=f"requests or connections, 1..{MAX_PROBE_COUNT}")
-    probing.add_argument("--hold", type=_seconds_from(0, 3600), default=0.0, help="keep each connection open S seconds")
+    probing.add_argument(
+        "-n", "--count", type=_count, default=1, help=f"requests or connections, 1..{MAX_PROBE_COUNT} (default 1)"
+    )
+    probing.add_argument(
+        "--hold", type=_seconds_from(0, 3600), default=0.0, help="keep each connection open S seconds (default 0)"
+    )
     probing.add_argument(
         "--timeout", type=_seconds_from(0.01, 3600), default=5.0, help="bound on every step, 0.01–3600 (default 5 s)"
     )
     probing.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     probing.add_argument("--json", action="store_true", help="print the record as JSON")
+    probing.set_defaults(command_parser=probing)  # its errors start with `conntui probe`
 
     serving = commands.add_parser("serve", help="run the loopback HTTP/1.1 test server")
     serving.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -156,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parse_args(parser, sys.argv[1:] if argv is None else argv)
     if args.command == "probe":
-        return run_probe(parser, args)
+        return run_probe(args.command_parser, args)
     if args.command == "serve":
         return run_serve(args)
     selection = selection_filter(parser, args)

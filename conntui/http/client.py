@@ -7,8 +7,10 @@ same in one of four modes — single, keepalive, parallel, pipeline — and reco
 connection, the four-tuple it really used and the time of every step. Every step is bounded by
 a timeout; every failure becomes a failed step with a reason, never an exception.
 
-The URL is read as a browser reads it: the host goes through IDNA (in the DNS step, so a name
-IDNA rejects is a failed lookup with the reason), the path and query are percent-encoded as
+The URL is read as a browser reads it (without a scheme it is http://, as curl reads
+`localhost:8080/x`): the host goes through IDNA (in the DNS step, so a name
+IDNA rejects is a failed lookup with the reason; an IP literal takes no lookup, as in a
+browser), the path and query are percent-encoded as
 UTF-8 (existing `%XX` kept). A response is read strictly: a line over 64 KiB, a chunk size or a
 Content-Length that is not a plain number is a failed step "malformed response: …".
 """
@@ -44,6 +46,8 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_LINE_BYTES = 64 * 1024  # one status, header or chunk-size line
 MAX_LENGTH_DIGITS = 18  # a Content-Length beyond 10**18 bytes is not a real body
 CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+LITERAL_DETAIL = "literal, no lookup"
 # What a browser percent-encodes besides controls, space and non-ASCII (WHATWG URL standard).
 PATH_ESCAPED = frozenset('"<>`{}')
 QUERY_ESCAPED = frozenset("\"<>'")
@@ -73,10 +77,16 @@ class Target:
         return host if self.port == default else f"{host}:{self.port}"
 
 
+def with_scheme(url: str) -> str:
+    """The URL without its surrounding blanks, and with `http://` in front when it names no scheme."""
+    url = url.strip()
+    return url if SCHEME.match(url) else f"http://{url}"
+
+
 def parse_url(url: str) -> Target:
     """Steps 1 and 3: the host and the port, from the URL. Raises ValueError with the reason."""
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(with_scheme(url))
         port = parts.port
     except ValueError as error:
         raise ValueError(f"invalid URL {url!r}: {error}") from None
@@ -142,7 +152,7 @@ class Probe:
             raise ValueError(f"count must be 1..{MAX_PROBE_COUNT}")
         if hold < 0 or timeout <= 0:
             raise ValueError("hold must be >= 0 and timeout > 0")
-        self.result = ProbeResult(url, mode, count)
+        self.result = ProbeResult(with_scheme(url), mode, count)
         self.hold, self.timeout, self.insecure = hold, timeout, insecure
         self.observer = observer
         self._started = 0.0
@@ -189,8 +199,10 @@ class Probe:
             result.steps.append(
                 Step("parse", start, self._now_ms() - start, True, f"host {target.host}, port {target.port}")
             )
-            addresses = await self._timed(result.steps, "dns", self._resolve(target))
-            result.steps[-1].detail = ", ".join(address[0] for address in addresses[:3])
+            addresses = self._literal_address(target)
+            if not addresses:
+                addresses = await self._timed(result.steps, "dns", self._resolve(target))
+                result.steps[-1].detail = ", ".join(address[0] for address in addresses[:3])
             if result.mode == "parallel":
                 await asyncio.gather(*(self._connection(target, addresses, index, 1) for index in range(result.count)))
             elif result.mode == "single":  # a client without keep-alive: a new connection per request
@@ -207,6 +219,21 @@ class Probe:
             result.done = True
             self._changed()
         return result
+
+    def _literal_address(self, target: Target) -> list[tuple]:
+        """Step 2 for an IP-literal host: its address as it is, no lookup and no thread (a
+        browser's way); recorded as a DNS step of ~0 ms. [] for a name."""
+        start = self._now_ms()
+        try:
+            ip = ipaddress.ip_address(target.host)
+        except ValueError:
+            return []
+        if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:  # an interface name: the resolver maps it
+            return []
+        address = (str(ip), target.port) if ip.version == 4 else (str(ip), target.port, 0, 0)
+        self.result.steps.append(Step("dns", start, self._now_ms() - start, True, LITERAL_DETAIL))
+        self._changed()
+        return [address]
 
     async def _resolve(self, target: Target) -> list[tuple]:
         """getaddrinfo on a daemon thread of its own: a resolver that hangs past our timeout is
