@@ -27,11 +27,15 @@ class ArgumentParser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        message = LONG_WORD.sub(lambda word: f"{word.group()[:40]}… ({len(word.group())} characters)", message)
-        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
+        self.exit(2, f"{self.prog}: error: {shortened(message)}\n")
 
 
 LONG_WORD = re.compile(r"[^\s'\"]{80,}")
+
+
+def shortened(text: str) -> str:
+    """`text` made printable, each word of 80 characters or more named by its start and length."""
+    return printable(LONG_WORD.sub(lambda word: f"{word.group()[:40]}… ({len(word.group())} characters)", text))
 
 
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0  # seconds between the dashboard's polls
@@ -128,9 +132,14 @@ def build_parser() -> ArgumentParser:
     probing.add_argument("--json", action="store_true", help="print the record as JSON")
     probing.set_defaults(command_parser=probing)  # its errors start with `conntui probe`
 
-    serving = commands.add_parser("serve", help="run the loopback HTTP/1.1 test server")
+    serving = commands.add_parser(
+        "serve", help="run the loopback HTTP/1.1 test server; it prints one line per request it answers"
+    )
     serving.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serving.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
+    serving.add_argument(
+        "--quiet", action="store_true", help="no line per request (the endpoints still print at start)"
+    )
     return parser
 
 
@@ -248,21 +257,39 @@ def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from conntui.http.server import TestServer, is_loopback, serve_until_stopped
+    from conntui.http.server import ENDPOINTS, Served, TestServer, bind_addresses, is_loopback, serve_until_stopped
 
-    if not is_loopback(args.host):
+    host = shortened(args.host)
+    try:
+        addresses = bind_addresses(args.host, args.port)
+    except (OSError, ValueError) as error:  # socket.gaierror; a name IDNA refuses
+        reason = getattr(error, "strerror", None) or str(error)
+        print(f"conntui serve: cannot resolve --host {host}: {printable(reason)}", file=sys.stderr)
+        return 1
+    if not all(is_loopback(address) for address in addresses):
         print(
-            f"conntui serve: warning: {args.host} is not a loopback address; other machines can reach this test server",
+            f"conntui serve: warning: {host} is not a loopback address; other machines can reach this test server",
             file=sys.stderr,
         )
 
     def announce(url: str) -> None:
-        print(f"conntui test server on {url} (Ctrl+C to stop)", flush=True)
+        width = max(len(path) for path, _ in ENDPOINTS)
+        lines = [f"conntui test server on {url} (Ctrl+C to stop)"]
+        lines += [f"  {path:<{width}}  {what}" for path, what in ENDPOINTS]
+        print("\n".join(lines), flush=True)
 
+    def print_request(served: Served) -> None:
+        try:
+            print(served.line, flush=True)
+        except BrokenPipeError:  # `conntui serve | head`: serve on, print no more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            server.on_request = None
+
+    server = TestServer(args.host, args.port, on_request=None if args.quiet else print_request)
     try:
-        asyncio.run(serve_until_stopped(TestServer(args.host, args.port), announce))
+        asyncio.run(serve_until_stopped(server, announce))
     except OSError as error:
-        print(f"conntui serve: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        print(f"conntui serve: cannot listen on {host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # a second Ctrl+C while stopping
         pass
