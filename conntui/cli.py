@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 
 from conntui import __version__
 from conntui.filters import Filter, FilterError, parse_filter
-from conntui.model import KINDS, MAX_PROBE_COUNT, PROBE_MODES, count_hidden_owners, hidden_owners_note
+from conntui.http.records import MAX_PROBE_COUNT, PROBE_MODES
+from conntui.model import KINDS, count_hidden_owners, hidden_owners_note
 from conntui.sources import BACKENDS, SocketSource, SourceError, open_source
 from conntui.text import printable
 
@@ -26,11 +27,15 @@ class ArgumentParser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        message = LONG_WORD.sub(lambda word: f"{word.group()[:40]}… ({len(word.group())} characters)", message)
-        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
+        self.exit(2, f"{self.prog}: error: {shortened(message)}\n")
 
 
 LONG_WORD = re.compile(r"[^\s'\"]{80,}")
+
+
+def shortened(text: str) -> str:
+    """`text` made printable, each word of 80 characters or more named by its start and length."""
+    return printable(LONG_WORD.sub(lambda word: f"{word.group()[:40]}… ({len(word.group())} characters)", text))
 
 
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0  # seconds between the dashboard's polls
@@ -112,19 +117,29 @@ def build_parser() -> ArgumentParser:
     _add_selection(listing, inherited=True)
 
     probing = commands.add_parser("probe", help="open test HTTP connections and time their seven steps")
-    probing.add_argument("url", help="http:// or https:// URL")
+    probing.add_argument("url", help="http:// or https:// URL; without a scheme, http:// (as curl)")
     probing.add_argument("--mode", choices=PROBE_MODES, default="single", help="connection pattern (default: single)")
-    probing.add_argument("-n", "--count", type=_count, default=1, help=f"requests or connections, 1..{MAX_PROBE_COUNT}")
-    probing.add_argument("--hold", type=_seconds_from(0, 3600), default=0.0, help="keep each connection open S seconds")
+    probing.add_argument(
+        "-n", "--count", type=_count, default=1, help=f"requests or connections, 1..{MAX_PROBE_COUNT} (default 1)"
+    )
+    probing.add_argument(
+        "--hold", type=_seconds_from(0, 3600), default=0.0, help="keep each connection open S seconds (default 0)"
+    )
     probing.add_argument(
         "--timeout", type=_seconds_from(0.01, 3600), default=5.0, help="bound on every step, 0.01–3600 (default 5 s)"
     )
     probing.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     probing.add_argument("--json", action="store_true", help="print the record as JSON")
+    probing.set_defaults(command_parser=probing)  # its errors start with `conntui probe`
 
-    serving = commands.add_parser("serve", help="run the loopback HTTP/1.1 test server")
+    serving = commands.add_parser(
+        "serve", help="run the loopback HTTP/1.1 test server; it prints one line per request it answers"
+    )
     serving.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serving.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
+    serving.add_argument(
+        "--quiet", action="store_true", help="no line per request (the endpoints still print at start)"
+    )
     return parser
 
 
@@ -155,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parse_args(parser, sys.argv[1:] if argv is None else argv)
     if args.command == "probe":
-        return run_probe(parser, args)
+        return run_probe(args.command_parser, args)
     if args.command == "serve":
         return run_serve(args)
     selection = selection_filter(parser, args)
@@ -213,9 +228,9 @@ def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from conntui.probe import Probe, parse_url
+    from conntui.http.client import Probe, parse_url
+    from conntui.http.timeline import format_text
     from conntui.text import escape_undecodable
-    from conntui.timeline import format_text
 
     try:
         if args.url != escape_undecodable(args.url):
@@ -242,21 +257,39 @@ def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from conntui.testserver import TestServer, is_loopback, serve_until_stopped
+    from conntui.http.server import ENDPOINTS, Served, TestServer, bind_addresses, is_loopback, serve_until_stopped
 
-    if not is_loopback(args.host):
+    host = shortened(args.host)
+    try:
+        addresses = bind_addresses(args.host, args.port)
+    except (OSError, ValueError) as error:  # socket.gaierror; a name IDNA refuses
+        reason = getattr(error, "strerror", None) or str(error)
+        print(f"conntui serve: cannot resolve --host {host}: {printable(reason)}", file=sys.stderr)
+        return 1
+    if not all(is_loopback(address) for address in addresses):
         print(
-            f"conntui serve: warning: {args.host} is not a loopback address; other machines can reach this test server",
+            f"conntui serve: warning: {host} is not a loopback address; other machines can reach this test server",
             file=sys.stderr,
         )
 
     def announce(url: str) -> None:
-        print(f"conntui test server on {url} (Ctrl+C to stop)", flush=True)
+        width = max(len(path) for path, _ in ENDPOINTS)
+        lines = [f"conntui test server on {url} (Ctrl+C to stop)"]
+        lines += [f"  {path:<{width}}  {what}" for path, what in ENDPOINTS]
+        print("\n".join(lines), flush=True)
 
+    def print_request(served: Served) -> None:
+        try:
+            print(served.line, flush=True)
+        except BrokenPipeError:  # `conntui serve | head`: serve on, print no more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            server.on_request = None
+
+    server = TestServer(args.host, args.port, on_request=None if args.quiet else print_request)
     try:
-        asyncio.run(serve_until_stopped(TestServer(args.host, args.port), announce))
+        asyncio.run(serve_until_stopped(server, announce))
     except OSError as error:
-        print(f"conntui serve: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        print(f"conntui serve: cannot listen on {host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # a second Ctrl+C while stopping
         pass

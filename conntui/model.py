@@ -48,10 +48,6 @@ KINDS: dict[str, tuple[tuple[str, int], ...]] = {
     "udp6": (("udp", 6),),
 }
 
-# Test connections (`conntui probe`, the dashboard's `t`): how they use connections, how many.
-PROBE_MODES = ("single", "keepalive", "parallel", "pipeline")
-MAX_PROBE_COUNT = 100
-
 # (owner pids, first owner's process name, its user): what the poller resolves per inode.
 Owner = tuple[tuple[int, ...], "str | None", "str | None"]
 NO_OWNER: Owner = ((), None, None)

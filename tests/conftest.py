@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from conntui.http.server import ServerThread
 from conntui.model import Socket
 from conntui.poller import Poller
 from conntui.sources import SourceError, open_source
-from conntui.testserver import ServerThread
 
 LINUX = sys.platform.startswith("linux")
 # Tests of the Linux sources (netlink, /proc, owners from /proc/*/fd); elsewhere conntui uses psutil.

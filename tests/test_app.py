@@ -72,9 +72,13 @@ async def test_connection_appears_marked_new_then_closed_then_removed(sockets) -
         await wait_for(pilot, lambda: row_for(app, cport) is None)
         await pilot.press("l")
         log = app.query_one("#events", RichLog)
-        await wait_for(pilot, lambda: log.lines)
-        text = "\n".join(line.text for line in log.lines)
-        assert f"opened  tcp4 127.0.0.1:{cport}" in text and f"closed  tcp4 127.0.0.1:{cport}" in text
+
+        def logged() -> str:
+            return "\n".join(line.text for line in log.lines)
+
+        # The log shows every socket's events (other processes' too): wait for ours to be written.
+        await wait_for(pilot, lambda: f"closed  tcp4 127.0.0.1:{cport}" in logged())
+        assert f"opened  tcp4 127.0.0.1:{cport}" in logged()
 
 
 async def test_typed_port_filter_hides_other_rows_and_bad_filter_keeps_last_good(sockets) -> None:
@@ -236,6 +240,35 @@ async def test_an_unreachable_target_is_a_failed_step_not_a_crash() -> None:
         await pilot.press("enter")
         assert isinstance(app.screen, TestDialog)  # a bad count is said in the dialog
         assert "Count must be" in plain(app.screen.query_one("#dialog-error"))
+
+
+async def test_a_bad_url_is_said_in_the_dialog_and_the_last_valid_one_is_offered_again() -> None:
+    with socket.socket() as probe_port:
+        probe_port.bind(("127.0.0.1", 0))
+        port = probe_port.getsockname()[1]
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("t")
+        app.screen.query_one("#url", Input).value = "ftp://[x]/"
+        await pilot.press("enter")
+        assert isinstance(app.screen, TestDialog) and not app.tests  # nothing launched
+        said = plain(app.screen.query_one("#dialog-error"))
+        assert said.startswith("URL: invalid URL 'ftp://[x]/': ")  # its [brackets] shown, not taken as markup
+        valid = f"127.0.0.1:{port}/x"  # no scheme: http://, as in curl
+        app.screen.query_one("#url", Input).value = valid
+        app.screen.query_one("#hold", Input).value = "0"
+        await pilot.press("enter")
+        assert not isinstance(app.screen, TestDialog)
+        await wait_for(pilot, lambda: app.tests.get(1) and app.tests[1].done)
+        result = app.tests[1]
+        assert result.url == f"http://{valid}" and result.first_error == "connect: connection refused"
+        text = plain_renderable(app.query_one(TestsPane).get_option_at_index(0).prompt)
+        assert "literal, no lookup" in text  # an IP literal: no DNS lookup, as in a browser
+        await pilot.press("t")
+        app.screen.query_one("#url", Input).value = "http://"
+        await pilot.press("enter", "escape")  # refused, then cancelled
+        await pilot.press("t")
+        assert app.screen.query_one("#url", Input).value == valid
 
 
 async def test_metrics_columns_and_rates_of_a_busy_connection(sockets) -> None:

@@ -14,11 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from conntui.http.client import ascii_host, parse_url, probe
+from conntui.http.records import PHASES
+from conntui.http.server import ServerThread
 from conntui.poller import Poller
-from conntui.probe import PHASES, ascii_host, parse_url, probe
 from conntui.sources import open_source
-from conntui.testserver import ServerThread
-from tests.conftest import find, poll_until
+from tests.conftest import HAS_IPV6, find, poll_until
 
 
 def run(url: str, mode: str = "single", count: int = 1, **options):
@@ -362,6 +363,56 @@ def test_probe_command_json_and_exit_codes(server) -> None:
     for bad in bad_arguments:
         result = conntui(*bad)
         assert result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+        assert result.stderr.startswith("conntui probe: "), result.stderr
+    assert refused.stderr.startswith("conntui probe: ")
+
+
+def test_probe_help_shows_every_default() -> None:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "conntui", "probe", "--help"], capture_output=True, text=True, timeout=60
+    ).stdout
+    assert "1..100 (default 1)" in help_text and "(default: single)" in help_text and "(default 5 s)" in help_text
+
+
+@pytest.mark.parametrize("prefix", ["", "  "])
+def test_a_url_without_a_scheme_is_http_as_in_curl(server, prefix: str) -> None:
+    bare = prefix + server.url.removeprefix("http://") + "delay?ms=1"
+    assert parse_url(bare) == parse_url(server.url + "delay?ms=1")
+    result = run(bare)
+    assert result.ok, result.first_error
+    assert result.url == server.url + "delay?ms=1"
+    command = subprocess.run(
+        [sys.executable, "-m", "conntui", "probe", f"localhost:{server.server.port}/x", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    data = json.loads(command.stdout)
+    assert data["url"] == f"http://localhost:{server.server.port}/x"
+    assert data["connections"][0]["responses"][0]["status"] == 404  # reached the server: /x is not one of its pages
+
+
+def test_an_ip_literal_takes_no_lookup_and_a_name_does(server) -> None:
+    literal = run(server.url)
+    _parse, dns = literal.steps
+    assert dns.name == "dns" and dns.ok and dns.detail == "literal, no lookup"
+    named = run(server.url.replace("127.0.0.1", "localhost"))
+    assert named.ok, named.first_error
+    assert named.steps[1].detail != "literal, no lookup" and "127.0.0.1" in named.steps[1].detail
+
+
+@pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback here")
+def test_an_ipv6_literal_takes_no_lookup() -> None:
+    server = ServerThread("::1", 0)
+    server.start()
+    try:
+        result = run(server.url)
+    finally:
+        server.stop()
+    assert result.ok, result.first_error
+    assert result.steps[1].detail == "literal, no lookup"
+    (record,) = result.connections
+    assert record.remote_ip == "::1" and record.steps[0].detail.endswith(f"[::1]:{server.server.port}")
 
 
 @pytest.fixture
@@ -400,7 +451,7 @@ def test_https_times_the_tls_handshake_as_its_own_step(tls_server) -> None:
 
 
 def test_a_hanging_resolver_is_abandoned_at_the_timeout(monkeypatch) -> None:
-    import conntui.probe as probe_module
+    import conntui.http.client as probe_module
 
     real = socket.getaddrinfo
 

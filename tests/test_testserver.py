@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conntui.testserver import MAX_BYTES, MAX_DELAY_MS, ServerThread, is_loopback
+from conntui.http.server import ENDPOINTS, MAX_BYTES, MAX_DELAY_MS, ServerThread, bind_addresses, is_loopback
 
 
 def exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
@@ -144,7 +144,7 @@ def test_connection_close_is_honoured_and_close_endpoint_closes_first(server: Se
 
 def test_idle_connections_are_closed() -> None:
     async def scenario() -> float:
-        from conntui.testserver import TestServer
+        from conntui.http.server import TestServer
 
         server = TestServer("127.0.0.1", 0, idle_timeout=0.3)
         await server.start()
@@ -230,3 +230,87 @@ def test_serve_reports_a_busy_port(sockets) -> None:
 def test_is_loopback() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("127.9.9.9") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1") and not is_loopback("example.org")
+
+
+def start_serve(*options: str) -> tuple[subprocess.Popen[str], int]:
+    """`conntui serve --port 0` with `options`, its start lines read: (the process, its port)."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "conntui", "serve", "--port", "0", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = child.stdout.readline()
+    assert first.startswith("conntui test server on http://127.0.0.1:"), first
+    endpoints = [child.stdout.readline().split()[0] for _ in ENDPOINTS]
+    assert endpoints == [path for path, _ in ENDPOINTS] == ["/", "/delay?ms=N", "/bytes?n=N", "/close"]
+    return child, int(first.split(":")[2].split("/")[0])
+
+
+def stop_serve(child: subprocess.Popen[str]) -> str:
+    """SIGTERM, then what it printed after its start lines."""
+    try:
+        os.kill(child.pid, signal.SIGTERM)
+        assert child.wait(timeout=10) == 0
+        assert "Traceback" not in child.stderr.read()
+        return child.stdout.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def request_from(port: int, data: bytes) -> int:
+    """Send one request that closes, read the answer; the client's local port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        while sock.recv(65536):
+            pass
+        return sock.getsockname()[1]
+
+
+def test_serve_prints_one_line_per_request_with_its_four_tuple() -> None:
+    child, port = start_serve()
+    try:
+        delayed = request_from(port, b"GET /delay?ms=20 HTTP/1.1\r\nConnection: close\r\n\r\n")
+        line = child.stdout.readline()
+        pattern = rf"tcp 127\.0\.0\.1:{delayed} → 127\.0\.0\.1:{port}  GET /delay\?ms=20  200  13 B  (\d+\.\d\d) ms\n"
+        match = re.fullmatch(pattern, line)
+        assert match and float(match.group(1)) >= 15, line  # the time includes the wait asked for
+        headed = request_from(port, b"HEAD /bytes?n=5000 HTTP/1.1\r\nConnection: close\r\n\r\n")
+        line = child.stdout.readline()
+        assert f":{headed} → " in line and "  HEAD /bytes?n=5000  200  0 B  " in line
+        bad = request_from(port, b"NOT A REQUEST\r\n\r\n")
+        line = child.stdout.readline()
+        assert f":{bad} → " in line and "  - -  400  " in line
+    finally:
+        rest = stop_serve(child)
+    assert rest == ""
+
+
+def test_serve_quiet_prints_no_request_lines() -> None:
+    child, port = start_serve("--quiet")
+    try:
+        request_from(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    finally:
+        rest = stop_serve(child)
+    assert rest == ""
+
+
+@pytest.mark.parametrize("host", ["no-such-host.invalid", "a" * 300, "0.0.0.0.0"])
+def test_serve_with_a_host_that_does_not_resolve_fails_in_one_line_without_a_warning(host: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "conntui", "serve", "--host", host, "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("conntui serve: cannot resolve --host ") and len(result.stderr.splitlines()) == 1
+    assert "warning" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bind_addresses_of_names_and_literals() -> None:
+    assert bind_addresses("127.0.0.1", 0) == ["127.0.0.1"]
+    assert all(is_loopback(address) for address in bind_addresses("localhost", 0))
+    assert not all(is_loopback(address) for address in bind_addresses("", 0))  # every interface

@@ -35,10 +35,11 @@ from textual.worker import Worker, WorkerState
 
 from conntui.engine import Engine
 from conntui.filters import FilterError, parse_filter
+from conntui.http.client import Probe
+from conntui.http.records import ProbeResult
+from conntui.http.server import ServerThread
 from conntui.model import FourTuple, Snapshot, peer_tuple
 from conntui.poller import Poller, Polling
-from conntui.probe import Probe, ProbeResult
-from conntui.testserver import ServerThread
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.help_screen import HelpScreen
 from conntui.ui.messages import (

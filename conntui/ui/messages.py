@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from conntui.probe import ProbeResult
+from conntui.http.records import ProbeResult
 from conntui.view import TableState
 
 

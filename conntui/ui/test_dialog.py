@@ -1,4 +1,8 @@
-"""The `t` dialog: launch test HTTP connections (URL, mode, count, hold)."""
+"""The `t` dialog: launch test HTTP connections (URL, mode, count, hold).
+
+Each value is checked before launching (the URL by the client's own parser), and a bad one is
+said inline, the dialog staying open. The app pre-fills the last launched (so valid) values.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-from conntui.model import MAX_PROBE_COUNT, PROBE_MODES
+from conntui.http.client import parse_url
+from conntui.http.records import MAX_PROBE_COUNT, PROBE_MODES
+from conntui.text import printable
 from conntui.ui.messages import LaunchProbe
 
 
@@ -48,9 +55,14 @@ class TestDialog(ModalScreen[None]):
     @on(Input.Submitted)
     @on(Button.Pressed, "#launch")
     def launch(self) -> None:
+        url = self.query_one("#url", Input).value.strip()
         count_text = self.query_one("#count", Input).value
         hold_text = self.query_one("#hold", Input).value or "0"
         error = self.query_one("#dialog-error", Label)
+        if (reason := url_error(url)) is not None:
+            error.update(Content(f"URL: {printable(reason)}"))  # Content: the URL's [brackets] are not markup
+            self.query_one("#url", Input).focus()
+            return
         if not count_text.isdigit() or not 1 <= int(count_text) <= MAX_PROBE_COUNT:
             error.update(f"Count must be a whole number from 1 to {MAX_PROBE_COUNT}.")
             return
@@ -62,11 +74,19 @@ class TestDialog(ModalScreen[None]):
             error.update("Hold must be a number of seconds from 0 to 3600.")
             return
         mode = self.query_one("#mode", Select).value
-        self.app.post_message(
-            LaunchProbe(self.query_one("#url", Input).value.strip(), str(mode), int(count_text), hold)
-        )
+        self.app.post_message(LaunchProbe(url, str(mode), int(count_text), hold))
         self.dismiss()
 
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:
         self.dismiss()
+
+
+def url_error(url: str) -> str | None:
+    """Why the client would refuse this URL, or None. Empty or a path (`/delay?ms=500`) means
+    the built-in test server, whose address is sound."""
+    try:
+        parse_url(url if url and not url.startswith("/") else f"http://127.0.0.1{url}")
+    except ValueError as error:
+        return str(error)
+    return None

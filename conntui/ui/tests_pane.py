@@ -11,8 +11,8 @@ from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
-from conntui.probe import ProbeResult, Step
-from conntui.timeline import BAR_WIDTH, scale_for, summary, timeline, tuple_text
+from conntui.http.records import ProbeResult, Step
+from conntui.http.timeline import BAR_WIDTH, scale_for, summary, timeline, tuple_text
 
 STEP_COLOURS = {
     "parse": "grey62",

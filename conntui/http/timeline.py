@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conntui.probe import ConnectionRecord, ProbeResult, Step
+from conntui.http.records import ConnectionRecord, ProbeResult, Step
+from conntui.model import format_endpoint
 from conntui.text import printable
 
 # The source notes' numbering: (1) host, (2) resolve, (3) port, (4) connect, (5) send,
@@ -53,11 +54,8 @@ def scale_for(result: ProbeResult) -> float:
 def tuple_text(record: ConnectionRecord) -> str:
     if record.local_ip is None:
         return "(no connection)"
-    return f"{_host(record.local_ip)}:{record.local_port} → {_host(record.remote_ip or '')}:{record.remote_port}"
-
-
-def _host(ip: str) -> str:
-    return f"[{ip}]" if ":" in ip else ip
+    local = format_endpoint(record.local_ip, record.local_port)
+    return f"{local} → {format_endpoint(record.remote_ip or '', record.remote_port)}"
 
 
 def summary(result: ProbeResult) -> str:

@@ -7,8 +7,10 @@ same in one of four modes — single, keepalive, parallel, pipeline — and reco
 connection, the four-tuple it really used and the time of every step. Every step is bounded by
 a timeout; every failure becomes a failed step with a reason, never an exception.
 
-The URL is read as a browser reads it: the host goes through IDNA (in the DNS step, so a name
-IDNA rejects is a failed lookup with the reason), the path and query are percent-encoded as
+The URL is read as a browser reads it (without a scheme it is http://, as curl reads
+`localhost:8080/x`): the host goes through IDNA (in the DNS step, so a name
+IDNA rejects is a failed lookup with the reason; an IP literal takes no lookup, as in a
+browser), the path and query are percent-encoded as
 UTF-8 (existing `%XX` kept). A response is read strictly: a line over 64 KiB, a chunk size or a
 Content-Length that is not a plain number is a failed step "malformed response: …".
 """
@@ -24,22 +26,31 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from conntui import __version__
-from conntui.model import MAX_PROBE_COUNT, PROBE_MODES
-from conntui.testserver import CLIENT_CLOSES_HEADER
+from conntui.http.records import (
+    CLIENT_CLOSES_HEADER,
+    MAX_PROBE_COUNT,
+    PROBE_MODES,
+    ConnectionRecord,
+    ProbeResult,
+    Response,
+    Step,
+)
+from conntui.model import format_endpoint
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_LINE_BYTES = 64 * 1024  # one status, header or chunk-size line
 MAX_LENGTH_DIGITS = 18  # a Content-Length beyond 10**18 bytes is not a real body
 CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+LITERAL_DETAIL = "literal, no lookup"
 # What a browser percent-encodes besides controls, space and non-ASCII (WHATWG URL standard).
 PATH_ESCAPED = frozenset('"<>`{}')
 QUERY_ESCAPED = frozenset("\"<>'")
-PHASES = ("dns", "connect", "tls", "send", "ttfb", "transfer", "close")
 
 
 class ProbeError(Exception):
@@ -49,94 +60,6 @@ class ProbeError(Exception):
         super().__init__(reason)
         self.step = step
         self.server_closed = server_closed
-
-
-@dataclass
-class Step:
-    name: str  # parse, dns, connect, tls, send, ttfb, transfer, hold, close
-    start_ms: float  # since the probe started
-    duration_ms: float
-    ok: bool = True
-    detail: str = ""
-
-
-@dataclass
-class Response:
-    status: int | None
-    bytes: int
-    ttfb_ms: float | None
-    total_ms: float | None
-    error: str | None = None
-    closing: str | None = None  # why the server will close after this response, if it said so
-
-
-@dataclass
-class ConnectionRecord:
-    index: int
-    local_ip: str | None = None
-    local_port: int | None = None
-    remote_ip: str | None = None
-    remote_port: int | None = None
-    steps: list[Step] = field(default_factory=list)
-    responses: list[Response] = field(default_factory=list)
-    error: str | None = None
-    closed: bool = False
-
-    @property
-    def four_tuple(self) -> tuple[str, str, int, str | None, int | None] | None:
-        if self.local_ip is None or self.local_port is None:
-            return None
-        return ("tcp", self.local_ip, self.local_port, self.remote_ip, self.remote_port)
-
-    def phase_ms(self, name: str, shared: Sequence[Step] = ()) -> float | None:
-        """The first request's time in one phase (the probe's shared DNS step included), or None."""
-        for step in (*shared, *self.steps):
-            if step.name == name:
-                return round(step.duration_ms, 3)
-        return None
-
-    def to_json(self, shared: Sequence[Step]) -> dict:
-        return {
-            "local_ip": self.local_ip,
-            "local_port": self.local_port,
-            "remote_ip": self.remote_ip,
-            "remote_port": self.remote_port,
-            "phases": {f"{name}_ms": self.phase_ms(name, shared) for name in PHASES},
-            "responses": [
-                {"status": r.status, "bytes": r.bytes, "ttfb_ms": r.ttfb_ms, "total_ms": r.total_ms}
-                for r in self.responses
-            ],
-            "error": self.error,
-        }
-
-
-@dataclass
-class ProbeResult:
-    url: str
-    mode: str
-    count: int
-    connections: list[ConnectionRecord] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)  # before any connection: parse, dns
-    error: str | None = None
-    done: bool = False
-
-    @property
-    def first_error(self) -> str | None:
-        return self.error or next((c.error for c in self.connections if c.error), None)
-
-    @property
-    def ok(self) -> bool:
-        answered = sum(1 for c in self.connections for r in c.responses if r.error is None and r.status is not None)
-        return self.done and self.first_error is None and answered == self.count
-
-    def to_json(self) -> dict:
-        return {
-            "url": self.url,
-            "mode": self.mode,
-            "ok": self.ok,
-            "error": self.first_error,
-            "connections": [c.to_json(self.steps) for c in self.connections],
-        }
 
 
 @dataclass(frozen=True)
@@ -154,10 +77,16 @@ class Target:
         return host if self.port == default else f"{host}:{self.port}"
 
 
+def with_scheme(url: str) -> str:
+    """The URL without its surrounding blanks, and with `http://` in front when it names no scheme."""
+    url = url.strip()
+    return url if SCHEME.match(url) else f"http://{url}"
+
+
 def parse_url(url: str) -> Target:
     """Steps 1 and 3: the host and the port, from the URL. Raises ValueError with the reason."""
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(with_scheme(url))
         port = parts.port
     except ValueError as error:
         raise ValueError(f"invalid URL {url!r}: {error}") from None
@@ -223,7 +152,7 @@ class Probe:
             raise ValueError(f"count must be 1..{MAX_PROBE_COUNT}")
         if hold < 0 or timeout <= 0:
             raise ValueError("hold must be >= 0 and timeout > 0")
-        self.result = ProbeResult(url, mode, count)
+        self.result = ProbeResult(with_scheme(url), mode, count)
         self.hold, self.timeout, self.insecure = hold, timeout, insecure
         self.observer = observer
         self._started = 0.0
@@ -270,8 +199,10 @@ class Probe:
             result.steps.append(
                 Step("parse", start, self._now_ms() - start, True, f"host {target.host}, port {target.port}")
             )
-            addresses = await self._timed(result.steps, "dns", self._resolve(target))
-            result.steps[-1].detail = ", ".join(address[0] for address in addresses[:3])
+            addresses = self._literal_address(target)
+            if not addresses:
+                addresses = await self._timed(result.steps, "dns", self._resolve(target))
+                result.steps[-1].detail = ", ".join(address[0] for address in addresses[:3])
             if result.mode == "parallel":
                 await asyncio.gather(*(self._connection(target, addresses, index, 1) for index in range(result.count)))
             elif result.mode == "single":  # a client without keep-alive: a new connection per request
@@ -288,6 +219,21 @@ class Probe:
             result.done = True
             self._changed()
         return result
+
+    def _literal_address(self, target: Target) -> list[tuple]:
+        """Step 2 for an IP-literal host: its address as it is, no lookup and no thread (a
+        browser's way); recorded as a DNS step of ~0 ms. [] for a name."""
+        start = self._now_ms()
+        try:
+            ip = ipaddress.ip_address(target.host)
+        except ValueError:
+            return []
+        if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:  # an interface name: the resolver maps it
+            return []
+        address = (str(ip), target.port) if ip.version == 4 else (str(ip), target.port, 0, 0)
+        self.result.steps.append(Step("dns", start, self._now_ms() - start, True, LITERAL_DETAIL))
+        self._changed()
+        return [address]
 
     async def _resolve(self, target: Target) -> list[tuple]:
         """getaddrinfo on a daemon thread of its own: a resolver that hangs past our timeout is
@@ -337,7 +283,6 @@ class Probe:
             if writer is not None:
                 with contextlib.suppress(ProbeError):
                     await self._timed(record.steps, "close", self._close(writer))
-                record.closed = True
             self._changed()
         return record
 
@@ -347,7 +292,7 @@ class Probe:
             local, remote = sock.getsockname(), sock.getpeername()
             record.local_ip, record.local_port = local[0], local[1]
             record.remote_ip, record.remote_port = remote[0], remote[1]
-            record.steps[-1].detail = f"{_endpoint(local)} → {_endpoint(remote)}"
+            record.steps[-1].detail = f"{format_endpoint(*local[:2])} → {format_endpoint(*remote[:2])}"
             self._changed()
             if target.scheme == "https":
                 context = ssl.create_default_context()
@@ -582,11 +527,6 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, ValueError):
         return str(error)
     return f"{type(error).__name__}: {error}"
-
-
-def _endpoint(address: tuple) -> str:
-    host = f"[{address[0]}]" if ":" in address[0] else address[0]
-    return f"{host}:{address[1]}"
 
 
 async def probe(url: str, mode: str = "single", count: int = 1, **options) -> ProbeResult:

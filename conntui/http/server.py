@@ -8,7 +8,8 @@ RFC 3986's grammar, a number that is not plain decimal or is beyond its maximum,
 Content-Length that is not plain decimal or conflicts with another), an oversize request line
 414 and oversize headers 431. A connection idle for `idle_timeout` is closed; one whose client
 stops reading is dropped (reset) when a write has made no progress for `write_timeout`.
-Nothing a client sends can crash it.
+Nothing a client sends can crash it. Each answered request can be reported to `on_request` as
+a `Served` record (`conntui serve` prints one line per request from it).
 
 `Connection: close` is honoured: the server answers and closes. conntui's own probe adds
 `Conntui-Client-Closes: 1` to such a request; the server then reads no further request and
@@ -29,11 +30,16 @@ import socket
 import ssl
 import struct
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
+from typing import NamedTuple
 from urllib.parse import parse_qs
 
-CLIENT_CLOSES_HEADER = "Conntui-Client-Closes"
+from conntui.http.records import CLIENT_CLOSES_HEADER
+from conntui.model import format_endpoint
+
 MAX_REQUEST_LINE = 8 * 1024
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADERS = 100
@@ -50,6 +56,13 @@ BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: cl
 # RFC 3986's origin-form: an absolute path of pchars and '/', then an optional query.
 _PCHAR = r"[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2}"
 REQUEST_TARGET = re.compile(rf"/(?:{_PCHAR}|/)*(?:\?(?:{_PCHAR}|[/?])*)?")
+# What `conntui serve` lists at start: each path and what it answers.
+ENDPOINTS = (
+    ("/", "a small page"),
+    ("/delay?ms=N", f"answers after N ms (N up to {MAX_DELAY_MS:,})"),
+    ("/bytes?n=N", "an N-byte body, streamed (N up to 1 GiB)"),
+    ("/close", "answers, then closes the connection from the server's side"),
+)
 PAGE = b"<!doctype html><title>conntui test server</title><p>Hello from the conntui test server.</p>\n"
 REASONS = {
     200: "OK",
@@ -87,6 +100,39 @@ class Request:
         return "close" in connection
 
 
+class Answer(NamedTuple):
+    status: int
+    body_bytes: int  # as sent: 0 for HEAD
+    server_closes: bool  # the server closes the connection itself after this answer
+
+
+@dataclass(frozen=True)
+class Served:
+    """One request answered: who asked (the client's four-tuple), what, and how it went."""
+
+    client: tuple[str, int]
+    server: tuple[str, int]
+    method: str  # "-" when the request line could not be read
+    target: str
+    status: int
+    body_bytes: int
+    ms: float  # from the request read to the answer handed to the kernel
+
+    @property
+    def line(self) -> str:
+        """`tcp 127.0.0.1:51234 → 127.0.0.1:8080  GET /delay?ms=5  200  13 B  5.21 ms`."""
+        client, server = format_endpoint(*self.client), format_endpoint(*self.server)
+        request = f"{self.method} {self.target}"
+        return f"tcp {client} → {server}  {request}  {self.status}  {self.body_bytes} B  {self.ms:.2f} ms"
+
+
+def bind_addresses(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to for listening. Raises OSError (socket.gaierror) or
+    ValueError (a name IDNA refuses) when it does not resolve."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return sorted({str(info[4][0]) for info in infos})
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -109,8 +155,10 @@ class TestServer:
         tls: ssl.SSLContext | None = None,
         write_timeout: float = WRITE_TIMEOUT,
         max_connections: int | None = None,
+        on_request: Callable[[Served], None] | None = None,
     ) -> None:
         self.host, self.port, self.idle_timeout, self.tls = host, port, idle_timeout, tls
+        self.on_request = on_request
         self.write_timeout = write_timeout
         self.max_connections = max_connections if max_connections is not None else _connection_cap()
         self._last_accept_error = 0.0
@@ -119,8 +167,7 @@ class TestServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
+        return f"{'https' if self.tls else 'http'}://{format_endpoint(self.host, self.port)}/"
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -158,6 +205,7 @@ class TestServer:
         if len(self._handlers) >= self.max_connections:
             with contextlib.suppress(ConnectionError):
                 writer.write(BUSY)
+            self._served(writer, "-", "-", Answer(503, 0, True), time.perf_counter())
             writer.close()
             return
         self._handlers.add(task)
@@ -183,13 +231,17 @@ class TestServer:
             try:
                 request = await asyncio.wait_for(self._read_request(reader), self.idle_timeout)
             except BadRequest as bad:
-                await self._respond(writer, bad.status, f"{bad}\n".encode(), close=True)
+                started = time.perf_counter()
+                answer = await self._respond(writer, bad.status, f"{bad}\n".encode(), close=True)
+                self._served(writer, "-", "-", answer, started)
                 return
             if request is None:  # the client closed, or stayed idle too long
                 return
             close = request.wants_close
-            server_closes = await self._answer(request, writer, close)
-            if server_closes:
+            started = time.perf_counter()
+            answer = await self._answer(request, writer, close)
+            self._served(writer, request.method, request.target, answer, started)
+            if answer.server_closes:
                 return
             if not close:
                 continue
@@ -252,35 +304,32 @@ class TestServer:
         if length:
             await reader.readexactly(length)
 
-    async def _answer(self, request: Request, writer: asyncio.StreamWriter, close: bool) -> bool:
-        """Write the response; True when the server closes the connection itself."""
+    async def _answer(self, request: Request, writer: asyncio.StreamWriter, close: bool) -> Answer:
+        """Write the response; its `server_closes` when the server closes the connection itself."""
         if request.method not in ("GET", "HEAD"):
-            await self._respond(writer, 405, b"only GET and HEAD\n", close, extra={"Allow": "GET, HEAD"})
-            return False
+            return await self._respond(writer, 405, b"only GET and HEAD\n", close, extra={"Allow": "GET, HEAD"})
         head = request.method == "HEAD"
         path, _, query_text = request.target.partition("?")
         query = parse_qs(query_text)
         if path == "/":
-            await self._respond(writer, 200, PAGE, close, head=head, content_type="text/html")
-        elif path == "/delay":
+            return await self._respond(writer, 200, PAGE, close, head=head, content_type="text/html")
+        if path == "/delay":
             ms = _number(query, "ms", MAX_DELAY_MS)
             if ms is None:
-                await self._respond(writer, 400, f"ms must be 0..{MAX_DELAY_MS}\n".encode(), True, head=head)
-                return True
+                answer = await self._respond(writer, 400, f"ms must be 0..{MAX_DELAY_MS}\n".encode(), True, head=head)
+                return answer._replace(server_closes=True)
             await asyncio.sleep(ms / 1000)
-            await self._respond(writer, 200, f"waited {ms} ms\n".encode(), close, head=head)
-        elif path == "/bytes":
+            return await self._respond(writer, 200, f"waited {ms} ms\n".encode(), close, head=head)
+        if path == "/bytes":
             size = _number(query, "n", MAX_BYTES)
             if size is None:
-                await self._respond(writer, 400, f"n must be 0..{MAX_BYTES}\n".encode(), True, head=head)
-                return True
-            await self._stream(writer, size, close, head)
-        elif path == "/close":
-            await self._respond(writer, 200, b"closing\n", True, head=head)
-            return True
-        else:
-            await self._respond(writer, 404, b"not found\n", close, head=head)
-        return False
+                answer = await self._respond(writer, 400, f"n must be 0..{MAX_BYTES}\n".encode(), True, head=head)
+                return answer._replace(server_closes=True)
+            return await self._stream(writer, size, close, head)
+        if path == "/close":
+            answer = await self._respond(writer, 200, b"closing\n", True, head=head)
+            return answer._replace(server_closes=True)
+        return await self._respond(writer, 404, b"not found\n", close, head=head)
 
     async def _respond(
         self,
@@ -292,13 +341,16 @@ class TestServer:
         head: bool = False,
         content_type: str = "text/plain",
         extra: dict[str, str] | None = None,
-    ) -> None:
+    ) -> Answer:
+        """Write one response (`close`: announce Connection: close); the caller says whether
+        the server then closes the connection itself."""
         writer.write(self._head(status, len(body), close, content_type, extra))
         if not head:
             writer.write(body)
         await self._drain(writer)
+        return Answer(status, 0 if head else len(body), server_closes=False)
 
-    async def _stream(self, writer: asyncio.StreamWriter, size: int, close: bool, head: bool) -> None:
+    async def _stream(self, writer: asyncio.StreamWriter, size: int, close: bool, head: bool) -> Answer:
         writer.write(self._head(200, size, close, "application/octet-stream"))
         if not head:
             chunk = b"x" * CHUNK
@@ -309,6 +361,16 @@ class TestServer:
                 remaining -= len(part)
                 await self._drain(writer)
         await self._drain(writer)
+        return Answer(200, 0 if head else size, False)
+
+    def _served(self, writer: asyncio.StreamWriter, method: str, target: str, answer: Answer, started: float) -> None:
+        if self.on_request is None:
+            return
+        client, server = writer.get_extra_info("peername"), writer.get_extra_info("sockname")
+        if not client or not server:  # the connection is already gone
+            return
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.on_request(Served(client[:2], server[:2], method, target, answer.status, answer.body_bytes, elapsed_ms))
 
     async def _drain(self, writer: asyncio.StreamWriter) -> None:
         """Wait for the client to take what was written; TimeoutError if it makes no room in time."""
@@ -406,7 +468,7 @@ class ServerThread:
         self._loop.close()
 
 
-async def serve_until_stopped(server: TestServer, announce) -> None:
+async def serve_until_stopped(server: TestServer, announce: Callable[[str], None]) -> None:
     """`conntui serve`: run until Ctrl+C or SIGTERM, then stop cleanly."""
     await server.start()
     announce(server.url)

@@ -1,0 +1,7 @@
+"""The HTTP half of conntui: test connections whose every step is seen.
+
+`client` (the instrumented client: the seven steps, timed), `records` (what a probe records:
+steps, responses, connections, results; the modes and limits), `timeline` (a record as the
+step bars people read), `server` (the loopback HTTP/1.1 test server). None of it imports
+Textual; the socket half (`conntui.sources`) never imports it.
+"""
