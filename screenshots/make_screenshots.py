@@ -30,9 +30,9 @@ async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
         await pilot.pause(0.1)
 
 
-async def shoot(filter_text: str, name: str, keys: tuple[str, ...] = ()) -> None:
+async def shoot(filter_text: str, name: str, keys: tuple[str, ...] = (), size: tuple[int, int] = SIZE) -> None:
     app = ConntuiApp(Poller(open_source(), "inet"), interval=0.5, filter_text=filter_text)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await wait_until(pilot, lambda: app.poll_count >= 2)
         await pilot.press(*keys)
         await pilot.pause(0.3)
@@ -71,6 +71,7 @@ def main() -> None:
     try:
         asyncio.run(shoot(f"port:{port}", "dashboard.svg"))
         asyncio.run(shoot(f"port:{port}", "detail.svg", ("down", "down", "enter")))
+        asyncio.run(shoot(f"port:{port}", "dashboard-80x24.svg", size=(80, 24)))  # the terminal most people have
         asyncio.run(shoot_tests("tests.svg"))
     finally:
         for sock in opened:
