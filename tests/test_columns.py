@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from textual import events
+
 from conntui.model import Socket
 from conntui.poller import Poller
 from conntui.sources import open_source
@@ -78,6 +80,8 @@ async def test_at_80x24_every_row_shows_the_essentials_and_the_rest_scrolls_into
         await pilot.press(*["left"] * 30)
         assert table.scroll_x == 0 and header(table).endswith(MORE_HINT)
         assert {column.name for column in table.on_screen} >= ESSENTIAL
+        table.post_message(events.MouseScrollDown(table, 5, 5, 0, 1, 0, shift=True, meta=False, ctrl=False))
+        await wait_for(pilot, lambda: table.scroll_x > 0)  # shift+wheel scrolls sideways
         await pilot.press(*["right"] * 30)  # column by column, to the very last one
         assert table.on_screen[-1].name == "rx_rate" and "Rx/s" in header(table)
         assert not header(table).endswith(MORE_HINT) and header(table).startswith("←")
@@ -156,7 +160,9 @@ def test_narrow_layout_joins_endpoints_drops_by_priority_then_squeezes() -> None
     kept = [column.name for column in narrow.columns[: narrow.first_screen]]
     assert kept == ["proto", "local", "remote", "state", "pids", "process", "count"]
     assert [column.name for column in narrow.columns[narrow.first_screen :]] == ["user", "age"]
-    assert narrow.starts[narrow.first_screen] <= 80 - len(MORE_HINT)  # the kept ones fit beside the hint
+    last = narrow.first_screen - 1
+    assert narrow.starts[last] + narrow.widths[last] + 1 <= 80 - len(MORE_HINT)  # the kept ones fit beside the hint
+    assert narrow.starts[narrow.first_screen] >= 80  # and nothing of the others shows on the first screen
     widths = dict(zip(kept, narrow.widths, strict=False))
     assert widths["local"] < 47 and widths["local"] >= COLUMN_BY_NAME["local"].min_width
 

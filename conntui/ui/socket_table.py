@@ -31,7 +31,8 @@ from conntui.ui.messages import CursorMoved, ErrorOccurred, SortRequested
 from conntui.view import COLUMN_BY_NAME, COLUMNS, EMPTY_STATE, Column, Row, TableState
 
 WIDE_ENOUGH_FOR_METRICS = 200  # columns
-MORE_HINT = " → more"  # at the header's right end while columns are off screen to the right
+MORE_HINT = " → more"  # at the right end of the first screen's header when columns are off screen
+MORE_RIGHT = "→"  # in its last cell once scrolled, while columns remain to the right
 MORE_LEFT = "←"  # in the header's gutter while columns are off screen to the left
 GUTTER = 1  # the "mine" mark before the first column
 JOINED_PARTS = frozenset(part for column in COLUMNS for part in column.parts)
@@ -50,6 +51,7 @@ class Layout:
     widths: tuple[int, ...]
     starts: tuple[int, ...]  # x of each column on the line (the gutter is at 0)
     first_screen: int  # how many of `columns` fit on the first screen
+    gap: int  # blank cells between them and the rest, so that no part of the rest shows on the first screen
     width: int  # of the whole line
 
     @property
@@ -97,11 +99,14 @@ def _fit_columns(candidates: list[Column], natural: dict[str, int], width: int) 
         widths[name] -= 1
         excess -= 1
     ordered = kept + [column for column in candidates if column not in kept]
-    starts, x = [], GUTTER
-    for column in ordered:
+    starts, x, gap = [], GUTTER, 0
+    for index, column in enumerate(ordered):
+        if index == len(kept):  # the first screen shows no part of the columns it has no room for
+            gap = max(0, width - x)
+            x += gap
         starts.append(x)
         x += widths[column.name] + 1
-    return Layout(tuple(ordered), tuple(widths[column.name] for column in ordered), tuple(starts), len(kept), x)
+    return Layout(tuple(ordered), tuple(widths[column.name] for column in ordered), tuple(starts), len(kept), gap, x)
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +344,9 @@ class SocketTable(ScrollView, can_focus=True):
     def _header_strip(self, layout: Layout, left: int, width: int) -> Strip:
         style = self.get_component_rich_style("socket-table--header")
         segments = [Segment(" " * GUTTER, style)]
-        for column, column_width in zip(layout.columns, layout.widths, strict=True):
+        for index, (column, column_width) in enumerate(zip(layout.columns, layout.widths, strict=True)):
+            if index == layout.first_screen and layout.gap:
+                segments.append(Segment(" " * layout.gap, style))
             title = column.title
             if self._is_sorted_by(column):
                 title += "▼" if self.state.sort_reverse else "▲"
@@ -348,8 +355,9 @@ class SocketTable(ScrollView, can_focus=True):
         hint = self.get_component_rich_style("socket-table--more")
         if left > 0:
             strip = Strip.join([Strip([Segment(MORE_LEFT, style + hint)]), strip.crop(1, width)])
-        if left + width < layout.width:
-            strip = Strip.join([strip.crop(0, width - len(MORE_HINT)), Strip([Segment(MORE_HINT, style + hint)])])
+        if left + width < layout.width:  # the first screen keeps room for the words; scrolled, an arrow
+            more = MORE_HINT if left == 0 else MORE_RIGHT
+            strip = Strip.join([strip.crop(0, width - len(more)), Strip([Segment(more, style + hint)])])
         return strip
 
     def _row_strip(self, row: Row, texts: dict[str, str], is_cursor: bool, layout: Layout) -> Strip:
@@ -362,7 +370,9 @@ class SocketTable(ScrollView, can_focus=True):
         if is_cursor:
             base = base + component("socket-table--cursor")
         segments = [Segment("●" if mine else " ", base + component("socket-table--mine") if mine else base)]
-        for column, column_width in zip(layout.columns, layout.widths, strict=True):
+        for index, (column, column_width) in enumerate(zip(layout.columns, layout.widths, strict=True)):
+            if index == layout.first_screen and layout.gap:
+                segments.append(Segment(" " * layout.gap, base))
             text = _fit(texts[column.name], column_width, column) + " "
             style = base
             if column.name == "state":
@@ -396,7 +406,7 @@ def _fit(text: str, width: int, column: Column) -> str:
     """The text cut (with …) or padded to `width`, as the column aligns and clips."""
     if len(text) > width:
         if column.clip == "middle" and width >= 5:  # `192.168…0:55555`: the port stays readable
-            tail = width // 2
-            return text[: width - 1 - tail] + "…" + text[-tail:]
+            head = (width - 1) // 3
+            return text[:head] + "…" + text[head + 1 - width :]
         return text[: max(0, width - 1)] + "…"
     return text.rjust(width) if column.align == "right" else text.ljust(width)
