@@ -1,5 +1,9 @@
 """`conntui list` renderings of a snapshot: JSON, CSV and a plain text table.
 
+JSON and CSV read one field table (`FIELDS`: name, value, whether it is the system's own text);
+the plain table reads the dashboard's own columns (`conntui.view.COLUMNS`), so its cells are the
+dashboard's.
+
 The table and the CSV are read by people: their text passes through `printable`, so a process
 name cannot write control sequences to the terminal or start a row of its own. JSON carries the
 real value, escaped by the encoder.
