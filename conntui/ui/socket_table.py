@@ -68,7 +68,7 @@ def lay_out(columns: Sequence[Column], natural: dict[str, int], width: int) -> L
     still do not fit, the widest of them give up characters down to their minimum width.
     """
     split = _fit_columns([column for column in columns if not column.parts], natural, width)
-    if not any(not column.metric for column in split.columns[split.first_screen :]) and _unsqueezed(split, natural):
+    if all(column.metric for column in split.columns[split.first_screen :]) and _unsqueezed(split, natural):
         return split
     return _fit_columns([column for column in columns if column.name not in JOINED_PARTS], natural, width)
 
@@ -111,7 +111,7 @@ def _fit_columns(candidates: list[Column], natural: dict[str, int], width: int) 
 
 @dataclass(frozen=True, slots=True)
 class _Page:
-    """The rows on screen, their cell texts (one per column of `layout`) and the layout they need."""
+    """The rows on screen, their cell texts (for every column, split and joined) and the layout they need."""
 
     key: tuple
     top: int
