@@ -215,7 +215,7 @@ def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource) 
     elif args.csv:
         text = output.to_csv(output.records(snapshot, shown))
     else:
-        text = output.to_table(output.records(snapshot, shown))
+        text = output.to_table(snapshot, shown)
     try:
         sys.stdout.write(text)
         sys.stdout.flush()

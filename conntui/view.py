@@ -37,36 +37,6 @@ class Row:
     history: deque[tuple[float, float]] | None = None  # (tx, rx) per poll, once there was traffic
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
-    name: str  # the id used by sort and by tests
-    title: str
-    width: int  # minimum width; address columns grow
-    align: str = "left"
-    metric: bool = False  # a TCP metrics column, shown when metrics are switched on
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("proto", "Proto", 6),
-    Column("local_ip", "Local address", 15),
-    Column("local_port", "LPort", 6, "right"),
-    Column("remote_ip", "Remote address", 15),
-    Column("remote_port", "RPort", 6, "right"),
-    Column("state", "State", 12),
-    Column("pids", "PIDs", 8),
-    Column("process", "Process", 12),
-    Column("user", "User", 9),
-    Column("age", "Age", 7, "right"),
-    Column("count", "×N", 4),
-    Column("rtt", "RTT ms", 8, "right", metric=True),
-    Column("retrans", "Retr", 5, "right", metric=True),
-    Column("sent", "Sent", 7, "right", metric=True),
-    Column("received", "Recv", 7, "right", metric=True),
-    Column("tx_rate", "Tx/s", 7, "right", metric=True),
-    Column("rx_rate", "Rx/s", 7, "right", metric=True),
-)
-COLUMN_NAMES = tuple(column.name for column in COLUMNS)
-
 _ip_sort_keys: dict[str, bytes] = {}
 
 
@@ -93,13 +63,16 @@ def format_age(seconds: float) -> str:
 
 
 def format_bytes(count: float | None) -> str:
+    """Bytes for people: `512 B`, `1.5 KiB`, `71.0 MiB`; `-` when unknown."""
     if count is None:
         return "-"
-    for unit in ("", "K", "M", "G", "T"):
-        if abs(count) < 1024 or unit == "T":
-            return f"{count:.0f}{unit}" if unit == "" else f"{count:.1f}{unit}"
+    if abs(round(count)) < 1024:
+        return f"{count:.0f} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
         count /= 1024
-    return "-"  # unreachable
+        if abs(round(count, 1)) < 1024 or unit == "TiB":
+            break
+    return f"{count:.1f} {unit}"
 
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -139,69 +112,92 @@ class TableState:
 EMPTY_STATE = TableState([], None, Counter(), Counter(), frozenset(), "local_port", False, MATCH_ALL, 0)
 
 
-def cell(state: TableState, row: Row, column: str, now: float) -> str:
-    """The text the table shows for one cell."""
-    sock = row.sock
-    if column == "proto":
-        return f"{sock.proto}{sock.family}"
-    if column == "local_ip":
-        return sock.local_ip
-    if column == "local_port":
-        return str(sock.local_port)
-    if column == "remote_ip":
-        return sock.remote_ip or "*"
-    if column == "remote_port":
-        return "*" if sock.remote_port is None else str(sock.remote_port)
-    if column == "state":
-        return sock.state
-    if column == "pids":
-        return ",".join(map(str, sock.pids)) or "-"
-    if column == "process":
-        return printable(sock.process) if sock.process else "-"
-    if column == "user":
-        return printable(sock.user) if sock.user else "-"
-    if column == "age":
-        age = format_age(now - row.first_seen)
-        return age if row.seen_opening else f"≥{age}"
-    if column == "count":
-        count = state.tuple_counts.get(sock.four_tuple, 1)
-        return f"×{count}" if count > 1 else ""
-    if column == "rtt":
-        return "-" if sock.rtt_ms is None else f"{sock.rtt_ms:.2f}"
-    if column == "retrans":
-        return "-" if sock.retrans is None else str(sock.retrans)
-    if column == "sent":
-        return format_bytes(sock.bytes_sent)
-    if column == "received":
-        return format_bytes(sock.bytes_received)
-    if column == "tx_rate":
-        return format_bytes(row.tx_rate)
-    return format_bytes(row.rx_rate)
+def format_pids(pids: tuple[int, ...]) -> str:
+    """The first owner and how many more: `26682`, `26682 +1`; `-` when no owner is seen."""
+    if not pids:
+        return "-"
+    return str(pids[0]) if len(pids) == 1 else f"{pids[0]} +{len(pids) - 1}"
 
 
 def _minus_one(value: float | None) -> float:
     return -1 if value is None else value
 
 
-SORT_KEYS: dict[str, Callable[[Row, Counter[FourTuple]], object]] = {
-    "proto": lambda row, counts: (row.sock.proto, row.sock.family),
-    "local_ip": lambda row, counts: ip_sort_key(row.sock.local_ip),
-    "local_port": lambda row, counts: row.sock.local_port,
-    "remote_ip": lambda row, counts: ip_sort_key(row.sock.remote_ip),
-    "remote_port": lambda row, counts: _minus_one(row.sock.remote_port),
-    "state": lambda row, counts: row.sock.state,
-    "pids": lambda row, counts: row.sock.pids,
-    "process": lambda row, counts: (row.sock.process or "").lower(),
-    "user": lambda row, counts: row.sock.user or "",
-    "age": lambda row, counts: -row.first_seen,
-    "count": lambda row, counts: counts.get(row.sock.four_tuple, 1),
-    "rtt": lambda row, counts: _minus_one(row.sock.rtt_ms),
-    "retrans": lambda row, counts: _minus_one(row.sock.retrans),
-    "sent": lambda row, counts: _minus_one(row.sock.bytes_sent),
-    "received": lambda row, counts: _minus_one(row.sock.bytes_received),
-    "tx_rate": lambda row, counts: _minus_one(row.tx_rate),
-    "rx_rate": lambda row, counts: _minus_one(row.rx_rate),
-}
+def _age(row: Row, now: float) -> str:
+    age = format_age(now - row.first_seen)
+    return age if row.seen_opening else f"≥{age}"
+
+
+CellText = Callable[[Row, Counter[FourTuple], float], str]  # (row, sockets per four-tuple, now) -> text
+SortKey = Callable[[Row, Counter[FourTuple]], object]  # (row, sockets per four-tuple) -> a comparable
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of the table, declared once: what it shows, how it sorts, how it yields room."""
+
+    name: str  # the id used by sort, by `list` and by tests
+    title: str
+    text: CellText
+    sort_key: SortKey
+    align: str = "left"  # or "right"
+    priority: int = 1  # 1: on every row however narrow the terminal; higher numbers leave the screen first
+    min_width: int = 1  # squeezed no narrower than this when even the priority-1 columns do not fit
+    max_width: int = 20  # a wider text is cut (with …) even when there is room
+    metric: bool = False  # a TCP metrics column, shown when metrics are switched on
+    parts: tuple[str, ...] = ()  # when narrow, this one column (an `ip:port`) replaces these split ones
+    clip: str = "end"  # where a text too long is cut: "end", or "middle" (an endpoint keeps its port)
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("proto", "Proto", lambda row, counts, now: f"{row.sock.proto}{row.sock.family}",
+           lambda row, counts: (row.sock.proto, row.sock.family), min_width=4, max_width=4),
+    Column("local", "Local address", lambda row, counts, now: row.sock.local,
+           lambda row, counts: (ip_sort_key(row.sock.local_ip), row.sock.local_port),
+           min_width=13, max_width=47, parts=("local_ip", "local_port"), clip="middle"),
+    Column("local_ip", "Local address", lambda row, counts, now: row.sock.local_ip,
+           lambda row, counts: ip_sort_key(row.sock.local_ip), min_width=7, max_width=39, clip="middle"),
+    Column("local_port", "LPort", lambda row, counts, now: str(row.sock.local_port),
+           lambda row, counts: row.sock.local_port, "right", min_width=5, max_width=5),
+    Column("remote", "Remote address", lambda row, counts, now: row.sock.remote,
+           lambda row, counts: (ip_sort_key(row.sock.remote_ip), _minus_one(row.sock.remote_port)),
+           min_width=13, max_width=47, parts=("remote_ip", "remote_port"), clip="middle"),
+    Column("remote_ip", "Remote address", lambda row, counts, now: row.sock.remote_ip or "*",
+           lambda row, counts: ip_sort_key(row.sock.remote_ip), min_width=7, max_width=39, clip="middle"),
+    Column("remote_port", "RPort", lambda row, counts, now: "*" if row.sock.remote_port is None else
+           str(row.sock.remote_port), lambda row, counts: _minus_one(row.sock.remote_port), "right",
+           min_width=5, max_width=5),
+    Column("state", "State", lambda row, counts, now: row.sock.state, lambda row, counts: row.sock.state,
+           min_width=11, max_width=11),
+    Column("pids", "PIDs", lambda row, counts, now: format_pids(row.sock.pids), lambda row, counts: row.sock.pids,
+           min_width=4, max_width=12),
+    Column("process", "Process", lambda row, counts, now: printable(row.sock.process) if row.sock.process else "-",
+           lambda row, counts: (row.sock.process or "").lower(), min_width=7, max_width=20),
+    Column("user", "User", lambda row, counts, now: printable(row.sock.user) if row.sock.user else "-",
+           lambda row, counts: row.sock.user or "", priority=3, min_width=4, max_width=12),
+    Column("age", "Age", lambda row, counts, now: _age(row, now), lambda row, counts: -row.first_seen, "right",
+           priority=2, min_width=3, max_width=8),
+    Column("count", "×N", lambda row, counts, now: f"×{n}" if (n := counts.get(row.sock.four_tuple, 1)) > 1 else "",
+           lambda row, counts: counts.get(row.sock.four_tuple, 1), min_width=2, max_width=6),
+    Column("rtt", "RTT ms", lambda row, counts, now: "-" if row.sock.rtt_ms is None else f"{row.sock.rtt_ms:.2f}",
+           lambda row, counts: _minus_one(row.sock.rtt_ms), "right", priority=4, metric=True, max_width=9),
+    Column("retrans", "Retr", lambda row, counts, now: "-" if row.sock.retrans is None else str(row.sock.retrans),
+           lambda row, counts: _minus_one(row.sock.retrans), "right", priority=4, metric=True, max_width=7),
+    Column("sent", "Sent", lambda row, counts, now: format_bytes(row.sock.bytes_sent),
+           lambda row, counts: _minus_one(row.sock.bytes_sent), "right", priority=4, metric=True, max_width=10),
+    Column("received", "Recv", lambda row, counts, now: format_bytes(row.sock.bytes_received),
+           lambda row, counts: _minus_one(row.sock.bytes_received), "right", priority=4, metric=True, max_width=10),
+    Column("tx_rate", "Tx/s", lambda row, counts, now: format_bytes(row.tx_rate),
+           lambda row, counts: _minus_one(row.tx_rate), "right", priority=4, metric=True, max_width=10),
+    Column("rx_rate", "Rx/s", lambda row, counts, now: format_bytes(row.rx_rate),
+           lambda row, counts: _minus_one(row.rx_rate), "right", priority=4, metric=True, max_width=10),
+)  # fmt: skip
+COLUMN_BY_NAME: dict[str, Column] = {column.name: column for column in COLUMNS}
+
+
+def cell(state: TableState, row: Row, column: str, now: float) -> str:
+    """The text the table shows for one cell."""
+    return COLUMN_BY_NAME[column].text(row, state.tuple_counts, now)
 
 
 @dataclass
@@ -283,7 +279,7 @@ class ConnectionView:
         self._select()
 
     def set_sort(self, column: str, reverse: bool = False) -> None:
-        if column not in SORT_KEYS:
+        if column not in COLUMN_BY_NAME:
             raise ValueError(f"unknown column {column!r}")
         self.sort_column, self.sort_reverse = column, reverse
         self._sort()
@@ -300,7 +296,7 @@ class ConnectionView:
         )  # fmt: skip
 
     def _sort(self) -> None:
-        key, counts = SORT_KEYS[self.sort_column], self.tuple_counts
+        key, counts = COLUMN_BY_NAME[self.sort_column].sort_key, self.tuple_counts
         self._ordered = sorted(self.rows.values(), key=lambda row: key(row, counts), reverse=self.sort_reverse)
         self._select()
 

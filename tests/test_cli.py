@@ -163,22 +163,15 @@ def test_list_backends_all_work(backend: str, sockets) -> None:
     assert [row["state"] for row in rows] == ["LISTEN"]
 
 
-def test_fast_json_writer_equals_the_records(sockets) -> None:
-    from conntui import output
-    from conntui.model import Snapshot, Socket
-    from conntui.poller import Poller
-
+def test_list_table_shows_a_shared_socket_as_its_first_owner_plus_the_others(sockets, child_holding) -> None:
     listener = sockets.listener()
-    sockets.connection(listener)
-    poller = Poller(kind="inet")
-    try:
-        snapshot, _ = poller.poll()
-    finally:
-        poller.close()
-    odd = Socket("k", "tcp", 6, "::1", 1, None, None, "LISTEN", pids=(1, 2), process='we"ird\\name', user="ü")
-    every = (*snapshot.sockets, odd)
-    snapshot = Snapshot(every)
-    assert json.loads(output.to_json(snapshot, every)) == output.records(snapshot, every)
+    child_holding(listener)
+    port = str(listener.getsockname()[1])
+    selection = ("--port", port, "--filter", "state:listen")
+    (record,) = json.loads(conntui("list", "--json", *selection).stdout)
+    assert len(record["pids"]) == 2 and os.getpid() in record["pids"]  # JSON keeps every owner
+    _header, row = conntui("list", *selection).stdout.splitlines()
+    assert f"  {record['pids'][0]} +1  " in row and str(record["pids"][1]) not in row.split()
 
 
 def test_list_into_a_closed_pipe_is_quiet(sockets) -> None:

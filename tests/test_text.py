@@ -24,7 +24,7 @@ from conntui.model import Socket
 from conntui.text import escape_undecodable, printable
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.socket_table import SocketTable
-from conntui.view import COLUMN_NAMES, cell
+from conntui.view import COLUMNS, cell
 from tests.conftest import wait_for
 from tests.test_app import SIZE, make_app, plain, row_for
 
@@ -148,7 +148,7 @@ async def test_dashboard_shows_a_hostile_name_escaped_in_cells_detail_and_log(na
         row = row_for(app, port)
         assert row.sock.process == real and row.sock.pids == (pid,)
 
-        cells = {column: cell(app.state, row, column, 0.0) for column in COLUMN_NAMES}
+        cells = {column.name: cell(app.state, row, column.name, 0.0) for column in COLUMNS}
         assert cells["process"] == shown and not any(CONTROL.search(text) for text in cells.values())
         table = app.query_one(SocketTable)
         assert table.move_to_key(row.sock.key)

@@ -49,7 +49,7 @@ class DetailPane(Static):
             grid.add_row(
                 "TCP",
                 f"rtt {sock.rtt_ms:.3f} ms ± {sock.rttvar_ms:.3f}  retrans {sock.retrans}  cwnd {sock.cwnd}  "
-                f"sent {sock.bytes_sent} B  received {sock.bytes_received} B",
+                f"sent {format_bytes(sock.bytes_sent)}  received {format_bytes(sock.bytes_received)}",
             )
         if row.history:
             history = list(row.history)

@@ -5,12 +5,19 @@ draw than 40. Line 0 is the pinned column header; clicking a title asks for that
 cursor follows a socket key, so it stays on the same socket across refreshes and re-sorts.
 A row that cannot be drawn shows why in its place and is reported (`ErrorOccurred`): the rest
 of the table, and the dashboard, go on.
+
+Columns are as wide as the rows on screen need (within each column's bounds). When the terminal
+is too narrow for all of them, `lay_out` joins each address and port into one `ip:port` column,
+then moves the columns of lowest priority off the first screen to the right (the header says
+"→ more"), then squeezes the widest; `←`/`→` (or shift+wheel) scroll to every column.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from rich.segment import Segment
 from textual import events
@@ -19,12 +26,16 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from conntui.model import FourTuple
 from conntui.ui.messages import CursorMoved, ErrorOccurred, SortRequested
-from conntui.view import COLUMNS, EMPTY_STATE, Column, Row, TableState, cell
+from conntui.view import COLUMN_BY_NAME, COLUMNS, EMPTY_STATE, Column, Row, TableState
 
-GROWING = {"local_ip": 2, "remote_ip": 2, "process": 1}  # share of spare width
-MAX_ADDRESS_WIDTH = 39
 WIDE_ENOUGH_FOR_METRICS = 200  # columns
+MORE_HINT = " → more"  # at the right end of the first screen's header when columns are off screen
+MORE_RIGHT = "→"  # in its last cell once scrolled, while columns remain to the right
+MORE_LEFT = "←"  # in the header's gutter while columns are off screen to the left
+GUTTER = 1  # the "mine" mark before the first column
+JOINED_PARTS = frozenset(part for column in COLUMNS for part in column.parts)
 STATE_CLASSES = {
     "ESTABLISHED": "established", "LISTEN": "listen", "TIME_WAIT": "time-wait", "CLOSE_WAIT": "close-wait",
     "SYN_SENT": "syn", "SYN_RECV": "syn", "FIN_WAIT1": "fin", "FIN_WAIT2": "fin", "LAST_ACK": "fin",
@@ -32,10 +43,86 @@ STATE_CLASSES = {
 }  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where each column goes: those on the first screen, then those off it to the right."""
+
+    columns: tuple[Column, ...]
+    widths: tuple[int, ...]
+    starts: tuple[int, ...]  # x of each column on the line (the gutter is at 0)
+    first_screen: int  # how many of `columns` fit on the first screen
+    gap: int  # blank cells between them and the rest, so that no part of the rest shows on the first screen
+    width: int  # of the whole line
+
+    @property
+    def hidden(self) -> bool:
+        return self.first_screen < len(self.columns)
+
+
+def lay_out(columns: Sequence[Column], natural: dict[str, int], width: int) -> Layout:
+    """The columns' places for a screen `width` wide, given the width each one's text needs.
+
+    Split addresses and ports when every column but the metrics fits so; else one `ip:port`
+    column per end. Then columns leave the first screen by priority (the highest number and the
+    rightmost first) until the rest fit beside the "→ more" hint, and if the priority-1 columns
+    still do not fit, the widest of them give up characters down to their minimum width.
+    """
+    split = _fit_columns([column for column in columns if not column.parts], natural, width)
+    if all(column.metric for column in split.columns[split.first_screen :]) and _unsqueezed(split, natural):
+        return split
+    return _fit_columns([column for column in columns if column.name not in JOINED_PARTS], natural, width)
+
+
+def _unsqueezed(layout: Layout, natural: dict[str, int]) -> bool:
+    return all(natural[column.name] == width for column, width in zip(layout.columns, layout.widths, strict=True))
+
+
+def _fit_columns(candidates: list[Column], natural: dict[str, int], width: int) -> Layout:
+    kept = list(candidates)
+
+    def needed(columns: list[Column]) -> int:
+        return GUTTER + sum(natural[column.name] + 1 for column in columns)
+
+    by_priority = sorted(candidates, key=lambda column: (column.priority, candidates.index(column)), reverse=True)
+    for column in by_priority:
+        room = width - (len(MORE_HINT) if len(kept) < len(candidates) else 0)
+        if needed(kept) <= room or column.priority == 1:
+            break
+        kept.remove(column)
+    room = width - (len(MORE_HINT) if len(kept) < len(candidates) else 0)
+    widths = {column.name: natural[column.name] for column in candidates}
+    excess = needed(kept) - room
+    while excess > 0:  # squeeze the column with the most to give, one character at a time
+        slack, name = max((widths[c.name] - min(c.min_width, natural[c.name]), c.name) for c in kept)
+        if slack <= 0:
+            break
+        widths[name] -= 1
+        excess -= 1
+    ordered = kept + [column for column in candidates if column not in kept]
+    starts, x, gap = [], GUTTER, 0
+    for index, column in enumerate(ordered):
+        if index == len(kept):  # the first screen shows no part of the columns it has no room for
+            gap = max(0, width - x)
+            x += gap
+        starts.append(x)
+        x += widths[column.name] + 1
+    return Layout(tuple(ordered), tuple(widths[column.name] for column in ordered), tuple(starts), len(kept), gap, x)
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """The rows on screen, their cell texts (for every column, split and joined) and the layout they need."""
+
+    key: tuple
+    top: int
+    texts: list[dict[str, str] | Exception]  # column name -> text for each row on screen, or why it has none
+    layout: Layout
+
+
 class SocketTable(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {
         "socket-table--header", "socket-table--cursor", "socket-table--new", "socket-table--closed",
-        "socket-table--changed", "socket-table--mine", "socket-table--unique-warning",
+        "socket-table--changed", "socket-table--mine", "socket-table--unique-warning", "socket-table--more",
         *(f"socket-table--state-{name}" for name in set(STATE_CLASSES.values())),
     }  # fmt: skip
     BINDINGS = [
@@ -44,6 +131,8 @@ class SocketTable(ScrollView, can_focus=True):
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home", "jump(0)", "First", show=False),
+        Binding("left", "scroll_columns(-1)", "Columns left", show=False),
+        Binding("right", "scroll_columns(1)", "Columns right", show=False),
         Binding("end", "jump(-1)", "Last", show=False),
         Binding("s", "sort_next", "Sort"),
         Binding("S", "sort_reverse", "Reverse", show=False),
@@ -58,20 +147,31 @@ class SocketTable(ScrollView, can_focus=True):
         self._metrics_chosen = False  # once the user toggles them, the width no longer decides
         self.cursor_index = 0
         self.cursor_key: object | None = None
-        self._widths: tuple[int, ...] = ()
-        self._widths_for: tuple[int, bool] = (-1, False)
+        self._page_cache: _Page | None = None
         self._drawing_error = ""
 
     @property
     def columns(self) -> tuple[Column, ...]:
-        return tuple(column for column in COLUMNS if self.show_metrics or not column.metric)
+        """Every column drawn, in order: those on the first screen, then those off it to the right."""
+        return self._page().layout.columns
+
+    @property
+    def on_screen(self) -> list[Column]:
+        """The columns wholly inside the screen at the current horizontal scroll."""
+        layout, left = self._page().layout, int(self.scroll_x)
+        right = left + self.scrollable_content_region.width
+        return [
+            column
+            for column, start, width in zip(layout.columns, layout.starts, layout.widths, strict=True)
+            if start >= left and start + width <= right
+        ]
 
     # -- data --------------------------------------------------------------------------------
 
     def show(self, state: TableState) -> None:
         """Draw a new state; the cursor stays on its socket (or its place, if that is gone)."""
         self.state = state
-        self.virtual_size = Size(self.size.width, len(state.visible) + 1)
+        self.virtual_size = Size(self.virtual_size.width, len(state.visible) + 1)
         position = state.position(self.cursor_key) if self.cursor_key is not None else None
         if position is None:
             position = min(self.cursor_index, max(0, len(state.visible) - 1))
@@ -124,9 +224,23 @@ class SocketTable(ScrollView, can_focus=True):
         self.refresh()
 
     def action_sort_next(self) -> None:
-        names = [column.name for column in self.columns]
-        current = names.index(self.state.sort_column) if self.state.sort_column in names else -1
+        """Sort by the next column on screen (what cannot be seen is not sorted by)."""
+        shown = self.on_screen
+        if not shown:
+            return
+        names = [column.name for column in shown]
+        current = next((index for index, column in enumerate(shown) if self._is_sorted_by(column)), -1)
         self.post_message(SortRequested(names[(current + 1) % len(names)], False))
+
+    def action_scroll_columns(self, direction: int) -> None:
+        """Scroll sideways to the next column's start (`→`) or the previous one's (`←`)."""
+        x = int(self.scroll_x)
+        starts = [0, *self._page().layout.starts[1:]]
+        if direction > 0:
+            target = next((start for start in starts if start > x), x)
+        else:
+            target = next((start for start in reversed(starts) if start < x), 0)
+        self.scroll_to(x=target, animate=False, immediate=True, force=True)
 
     def action_sort_reverse(self) -> None:
         self.post_message(SortRequested(self.state.sort_column, not self.state.sort_reverse))
@@ -135,6 +249,11 @@ class SocketTable(ScrollView, can_focus=True):
         """Show or hide the TCP metrics columns (RTT, retransmits, bytes, rates)."""
         self.show_metrics = not self.show_metrics
         self._metrics_chosen = True
+        if self.show_metrics:  # bring them into view, even if they had to go off screen
+            layout = self._page().layout
+            first = next(index for index, column in enumerate(layout.columns) if column.metric)
+            if first >= layout.first_screen:
+                self.scroll_to(x=layout.starts[first], animate=False, immediate=True, force=True)
         self.refresh()
 
     async def _on_click(self, event: events.Click) -> None:
@@ -151,41 +270,66 @@ class SocketTable(ScrollView, can_focus=True):
             self.refresh()
 
     def _column_at(self, x: int) -> str | None:
-        position = 1  # after the "mine" gutter
-        for column, width in zip(self.columns, self._column_widths(), strict=True):
-            if position <= x < position + width + 1:
+        layout = self._page().layout
+        for column, start, width in zip(layout.columns, layout.starts, layout.widths, strict=True):
+            if start <= x < start + width + 1:
                 return column.name
-            position += width + 1
         return None
+
+    def _is_sorted_by(self, column: Column) -> bool:
+        """Whether this column shows the order: its own, a part's (joined), or its whole's (split)."""
+        sort_column = self.state.sort_column
+        if column.name == sort_column or sort_column in column.parts:
+            return True
+        whole = COLUMN_BY_NAME.get(sort_column)
+        return whole is not None and whole.parts[:1] == (column.name,)
 
     # -- drawing -----------------------------------------------------------------------------
 
-    def _column_widths(self) -> tuple[int, ...]:
-        width = self.scrollable_content_region.width
-        if (width, self.show_metrics) != self._widths_for:
-            columns = self.columns
-            widths = [column.width for column in columns]
-            spare = width - 1 - sum(widths) - len(widths)
-            if spare > 0:
-                shares = sum(GROWING.values())
-                for index, column in enumerate(columns):
-                    if column.name in GROWING:
-                        grown = widths[index] + spare * GROWING[column.name] // shares
-                        widths[index] = min(grown, MAX_ADDRESS_WIDTH) if column.name.endswith("_ip") else grown
-            self._widths, self._widths_for = tuple(widths), (width, self.show_metrics)
-        return self._widths
+    def _page(self) -> _Page:
+        """The rows on screen and the layout they need, built once per change (not once per line)."""
+        region = self.scrollable_content_region
+        top, now = int(self.scroll_y), self.clock()
+        key = (self.state, top, region.width, region.height, self.show_metrics, int(now))
+        page = self._page_cache
+        if page is not None and page.key == key:
+            return page
+        state = self.state
+        columns = [column for column in COLUMNS if self.show_metrics or not column.metric]
+        counts = state.tuple_counts
+        rows = state.visible[top : top + max(0, region.height - 1)]
+        texts = [_cell_texts(row, columns, counts, now) for row in rows]
+        drawable = [row_texts for row_texts in texts if not isinstance(row_texts, Exception)]
+        natural = {}
+        for column in columns:
+            title = len(column.title) + (1 if self._is_sorted_by(column) else 0)
+            widest = max((len(row_texts[column.name]) for row_texts in drawable), default=0)
+            natural[column.name] = max(title, min(column.max_width, widest))  # titles are never cut for room
+        layout = lay_out(columns, natural, region.width)
+        self._page_cache = page = _Page(key, top, texts, layout)
+        if self.virtual_size.width != layout.width:  # the next frame scrolls as far as the last column
+            self.virtual_size = Size(layout.width, len(state.visible) + 1)
+        return page
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        widths = self._column_widths()
+        page = self._page()
+        left = int(self.scroll_x)
         if y == 0:
-            return self._header_strip(widths, width)
-        index = int(self.scroll_y) + y - 1
+            return self._header_strip(page.layout, left, width)
+        index = page.top + y - 1
         visible = self.state.visible
         if index >= len(visible):
             return Strip.blank(width, self.rich_style)
+        row = visible[index]
+        if y - 1 < len(page.texts):
+            texts = page.texts[y - 1]
+        else:  # a line below the page (asked for directly)
+            texts = _cell_texts(row, page.layout.columns, self.state.tuple_counts, self.clock())
         try:
-            return self._row_strip(visible[index], index == self.cursor_index, widths, width)
+            if isinstance(texts, Exception):
+                raise texts
+            return self._row_strip(row, texts, index == self.cursor_index, page.layout).crop(left, left + width)
         except Exception as error:  # one row that cannot be drawn must not end the dashboard
             return self._undrawable_row_strip(error, width)
 
@@ -197,30 +341,39 @@ class SocketTable(ScrollView, can_focus=True):
         style = self.rich_style + self.get_component_rich_style("socket-table--closed")
         return Strip([Segment(f" {reason}", style)]).adjust_cell_length(width, style)
 
-    def _header_strip(self, widths: tuple[int, ...], width: int) -> Strip:
+    def _header_strip(self, layout: Layout, left: int, width: int) -> Strip:
         style = self.get_component_rich_style("socket-table--header")
-        segments = [Segment(" ", style)]
-        for column, column_width in zip(self.columns, widths, strict=True):
+        segments = [Segment(" " * GUTTER, style)]
+        for index, (column, column_width) in enumerate(zip(layout.columns, layout.widths, strict=True)):
+            if index == layout.first_screen and layout.gap:
+                segments.append(Segment(" " * layout.gap, style))
             title = column.title
-            if column.name == self.state.sort_column:
+            if self._is_sorted_by(column):
                 title += "▼" if self.state.sort_reverse else "▲"
             segments.append(Segment(_fit(title, column_width, column) + " ", style))
-        return Strip(segments).adjust_cell_length(width, style)
+        strip = Strip(segments).adjust_cell_length(max(width, layout.width), style).crop(left, left + width)
+        hint = self.get_component_rich_style("socket-table--more")
+        if left > 0:
+            strip = Strip.join([Strip([Segment(MORE_LEFT, style + hint)]), strip.crop(1, width)])
+        if left + width < layout.width:  # the first screen keeps room for the words; scrolled, an arrow
+            more = MORE_HINT if left == 0 else MORE_RIGHT
+            strip = Strip.join([strip.crop(0, width - len(more)), Strip([Segment(more, style + hint)])])
+        return strip
 
-    def _row_strip(self, row: Row, is_cursor: bool, widths: tuple[int, ...], width: int) -> Strip:
+    def _row_strip(self, row: Row, texts: dict[str, str], is_cursor: bool, layout: Layout) -> Strip:
         component = self.get_component_rich_style
-        state = self.state
         base = self.rich_style
         sock = row.sock
-        mine = sock.four_tuple in state.mine
+        mine = sock.four_tuple in self.state.mine
         if row.mark:
             base = base + component(f"socket-table--{row.mark}")
         if is_cursor:
             base = base + component("socket-table--cursor")
         segments = [Segment("●" if mine else " ", base + component("socket-table--mine") if mine else base)]
-        now = self.clock()
-        for column, column_width in zip(self.columns, widths, strict=True):
-            text = _fit(cell(state, row, column.name, now), column_width, column) + " "
+        for index, (column, column_width) in enumerate(zip(layout.columns, layout.widths, strict=True)):
+            if index == layout.first_screen and layout.gap:
+                segments.append(Segment(" " * layout.gap, base))
+            text = _fit(texts[column.name], column_width, column) + " "
             style = base
             if column.name == "state":
                 style = base + component(f"socket-table--state-{STATE_CLASSES.get(sock.state, 'none')}")
@@ -231,15 +384,29 @@ class SocketTable(ScrollView, can_focus=True):
             elif column.name == "count" and text.strip():
                 style = base + component("socket-table--unique-warning")
             segments.append(Segment(text, style))
-        return Strip(segments).adjust_cell_length(width, base)
+        return Strip(segments).adjust_cell_length(max(self.scrollable_content_region.width, layout.width), base)
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.state.visible) + 1)
+        self.virtual_size = Size(self.virtual_size.width, len(self.state.visible) + 1)
         if not self._metrics_chosen:  # shown by default when there is room for them
             self.show_metrics = self.size.width >= WIDE_ENOUGH_FOR_METRICS
 
 
+def _cell_texts(
+    row: Row, columns: Sequence[Column], counts: Counter[FourTuple], now: float
+) -> dict[str, str] | Exception:
+    """Column name -> the row's text, or the error that stops the row from being drawn."""
+    try:
+        return {column.name: column.text(row, counts, now) for column in columns}
+    except Exception as error:
+        return error
+
+
 def _fit(text: str, width: int, column: Column) -> str:
+    """The text cut (with …) or padded to `width`, as the column aligns and clips."""
     if len(text) > width:
+        if column.clip == "middle" and width >= 5:  # `192.168…0:55555`: the port stays readable
+            head = (width - 1) // 3
+            return text[:head] + "…" + text[head + 1 - width :]
         return text[: max(0, width - 1)] + "…"
     return text.rjust(width) if column.align == "right" else text.ljust(width)
