@@ -45,6 +45,10 @@ def plain_renderable(renderable) -> str:
     return console.export_text()
 
 
+def pane_text(pane: TestsPane) -> str:
+    return "\n".join(line.strip.text for line in pane.lines)
+
+
 def status_text(app: ConntuiApp) -> str:
     return plain(app.query_one(StatusBar))
 
@@ -207,13 +211,13 @@ async def test_launch_a_test_from_the_dialog_and_see_its_rows_marked_mine() -> N
         )  # still marked as mine once the client side moved to TIME_WAIT
         await pilot.press("enter", "escape")  # leave the filter box, clear the filter
         pane = app.query_one(TestsPane)
-        assert not pane.has_class("hidden") and pane.option_count == 1
-        text = plain_renderable(pane.get_option_at_index(0).prompt)
+        assert not pane.has_class("hidden") and list(pane.results) == [1]
+        text = pane_text(pane)
         for label in ("2   resolve", "4   connect", "5   send", "6   first byte", "7   close", "HTTP 200"):
             assert label in text
         pane.focus()
-        pane.highlighted = 0
-        await pilot.press("enter")  # selecting the test jumps to its socket
+        pane.action_jump(next(i for i, line in enumerate(pane.lines) if "connection 1" in line.strip.text))
+        await pilot.press("enter")  # enter on a connection's line shows its socket
         assert app.query_one(SocketTable).cursor_row.sock.four_tuple == client
 
 
@@ -229,7 +233,7 @@ async def test_an_unreachable_target_is_a_failed_step_not_a_crash() -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.tests.get(1) and app.tests[1].done)
         assert app.tests[1].first_error == "connect: connection refused"
-        text = plain_renderable(app.query_one(TestsPane).get_option_at_index(0).prompt)
+        text = pane_text(app.query_one(TestsPane))
         assert "connection refused" in text and "FAILED" in text
         await pilot.press("t")
         app.screen.query_one("#count", Input).value = "0"
@@ -274,16 +278,40 @@ async def test_metrics_columns_and_rates_of_a_busy_connection(sockets) -> None:
 async def test_every_key_is_in_the_command_palette() -> None:
     app = make_app()
     async with app.run_test(size=SIZE):
-        titles = {command.title for command in app.get_system_commands(app.screen)}
-        for title in ("Filter", "Clear filter", "Pause / resume", "Refresh now", "Detail pane", "Jump to peer",
-                      "Event log", "Test connection", "Tests pane", "Keys", "Sort by the next column",
-                      "Reverse the sort", "TCP metrics columns", "Quit"):  # fmt: skip
-            assert title in titles
-        metrics = next(c for c in app.get_system_commands(app.screen) if c.title == "TCP metrics columns")
+        commands = list(app.get_system_commands(app.screen))
+        titles = [command.title for command in commands]
+        assert len(titles) == len(set(titles))  # no command twice ("Keys" was)
+        key_actions = [key_action for key_action in app.key_actions() if key_action.is_command]
+        assert {"filter", "pause", "zoom", "help", "sort_next", "metrics", "show_socket"} <= {
+            key_action.action for key_action in key_actions
+        }  # the App's bindings and those of the table and the tests pane
+        for key_action in key_actions:
+            assert key_action.title in titles, key_action
+        metrics = next(c for c in commands if c.title == "Metrics")
         table = app.query_one(SocketTable)
         shown = table.show_metrics
         metrics.callback()
         assert table.show_metrics is not shown
+
+
+async def test_the_help_screen_lists_every_key_and_scrolls_to_the_filter_syntax_at_80_columns() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        help_box = app.screen.query_one("#help")
+        assert help_box.region.right <= 80
+        keys = plain_renderable(app.screen.query_one("#help-keys").content)
+        for key_action in app.key_actions():
+            assert " ".join(key_action.keys) in keys
+        filter_section = app.screen.query_one("#help-filter")
+        assert not help_box.region.contains_region(filter_section.region)  # below the fold at first
+        await pilot.press("end")
+        await pilot.pause()
+        assert help_box.scroll_y > 0
+        assert help_box.region.contains_region(app.screen.query_one("#help-filter-title").region)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
 
 
 async def test_metrics_are_shown_by_default_only_when_there_is_room() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from conntui.model import Snapshot
+from conntui.model import FourTuple, Snapshot
 from conntui.probe import ProbeResult
 from conntui.view import TableState
 
@@ -78,3 +78,11 @@ class LaunchProbe(Message):
         self.mode = mode
         self.count = count
         self.hold = hold
+
+
+class SocketWanted(Message):
+    """The tests pane asks the table to show a test connection's socket: the first of `four_tuples` found."""
+
+    def __init__(self, four_tuples: tuple[FourTuple, ...]) -> None:
+        super().__init__()
+        self.four_tuples = four_tuples
