@@ -320,3 +320,56 @@ async def test_metrics_are_shown_by_default_only_when_there_is_room() -> None:
         async with app.run_test(size=(width, 40)) as pilot:
             await pilot.pause()
             assert app.query_one(SocketTable).show_metrics is shown
+
+
+async def test_at_80x24_with_every_pane_open_the_table_keeps_five_rows_and_the_status_line_shows(sockets) -> None:
+    listener = sockets.listener()
+    for _ in range(8):
+        sockets.connection(listener)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.visible) >= 17)
+        await pilot.press("enter", "T", "l")
+        await pilot.pause()
+        screen = app.screen.region
+        table = app.query_one(SocketTable)
+        assert table.scrollable_content_region.height - 1 >= 5  # under the column titles
+        for selector in ("#detail", "#tests", "#events", "#filter", "#status", "Footer"):
+            widget = app.query_one(selector)
+            assert widget.region.height >= 1 and screen.contains_region(widget.region), selector
+        assert app.query_one(StatusBar).region.bottom <= app.query_one("Footer").region.y
+        table.focus()
+        await pilot.press("z")  # zoom the table to the whole screen, and back
+        assert app.screen.maximized is table
+        await pilot.press("z")
+        assert app.screen.maximized is None
+
+
+async def test_the_tests_pane_follows_a_running_test_and_scrolls_by_line() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("t")
+        app.screen.query_one("#count", Input).value = "3"
+        app.screen.query_one("#hold", Input).value = "1"  # the hold and close steps come a second later
+        await pilot.press("enter")
+        pane = app.query_one(TestsPane)
+        seen_heights: set[int] = set()
+
+        def followed() -> bool:
+            seen_heights.add(len(pane.lines))
+            height = pane.scrollable_content_region.height
+            assert pane.cursor == len(pane.lines) - 1  # on the newest line
+            assert int(pane.scroll_y) <= pane.cursor < int(pane.scroll_y) + height  # and in view
+            return bool(app.tests.get(1) and app.tests[1].done)
+
+        await wait_for(pilot, followed, timeout=15)
+        followed()
+        assert len(seen_heights) > 1 and len(pane.lines) > pane.scrollable_content_region.height
+        pane.focus()
+        top = int(pane.scroll_y)
+        await pilot.press("up")  # the cursor moves one line; the view does not jump
+        assert pane.cursor == len(pane.lines) - 2 and int(pane.scroll_y) == top
+        await pilot.press(*["up"] * (pane.scrollable_content_region.height - 1))
+        assert int(pane.scroll_y) == top - 1  # one line further up scrolls by one line
+        await pilot.press("home")
+        assert pane.cursor == 0 and pane.scroll_y == 0
