@@ -42,7 +42,7 @@ from conntui.probe import Probe, ProbeResult
 from conntui.testserver import ServerThread
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.help_screen import HelpScreen
-from conntui.ui.keys import KeyAction, key_actions
+from conntui.ui.keys import KeyAction, help_rows, key_actions
 from conntui.ui.messages import (
     CursorMoved,
     ErrorOccurred,
@@ -290,7 +290,8 @@ class ConntuiApp(App[None]):
 
     def _refresh_detail(self) -> None:
         """Describe the cursor's socket on a worker thread: counting who shares its tuple is O(n)."""
-        if self.query_one(DetailPane).has_class("hidden"):
+        detail = self.query(DetailPane)  # none while the app tears down: the table's last CursorMoved may come after
+        if not detail or detail.first().has_class("hidden"):
             return
         self._detail_version += 1
         row, snapshot, version = self.query_one(SocketTable).cursor_row, self.state.snapshot, self._detail_version
@@ -374,7 +375,7 @@ class ConntuiApp(App[None]):
         if isinstance(self.screen, HelpScreen):
             return
         palette_key = self.get_key_display(Binding(self.COMMAND_PALETTE_BINDING, "command_palette"))
-        rows = [(" ".join(key_action.keys), key_action.help) for key_action in self.key_actions()]
+        rows = help_rows(self.key_actions())
         self.push_screen(HelpScreen([*rows, (palette_key, "Command palette: every action by name")]))
 
     def action_zoom(self) -> None:

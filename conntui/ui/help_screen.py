@@ -30,7 +30,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
             yield Static(Text("Keys", "bold"), classes="help-title")
-            yield Static(_two_columns(self.keys), id="help-keys")
+            yield Static(_two_columns(self.keys, typed_width=12), id="help-keys")
             yield Static(Text("Filter", "bold"), classes="help-title", id="help-filter-title")
             yield Static(FILTER_INTRO)
             yield Static(_two_columns(filter_help_rows()), id="help-filter")
@@ -40,10 +40,10 @@ class HelpScreen(ModalScreen[None]):
         self.query_one("#help").focus()
 
 
-def _two_columns(rows: Iterable[tuple[str, str]]) -> Table:
-    """What is typed, then what it does, wrapped within the screen's width."""
+def _two_columns(rows: Iterable[tuple[str, str]], typed_width: int | None = None) -> Table:
+    """What is typed (wrapped beyond `typed_width`), then what it does, wrapped within the screen's width."""
     grid = Table.grid(padding=(0, 2), expand=True)
-    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column(no_wrap=typed_width is None, max_width=typed_width, style="bold")
     grid.add_column(ratio=1)
     for typed, meaning in rows:
         grid.add_row(typed, meaning)

@@ -45,3 +45,25 @@ def key_actions(app: App, owners: list[DOMNode]) -> list[KeyAction]:
 def _split(binding: Binding) -> list[Binding]:
     """A binding of "a,b" as one binding per key, so each key is shown as Textual shows it."""
     return [Binding(key.strip(), binding.action) for key in binding.key.split(",")]
+
+
+def help_rows(actions: list[KeyAction]) -> list[tuple[str, str]]:
+    """(keys, what they do) for the help screen: one row per command; one owner's moves (actions
+    with arguments) share a row; a row that another owner already listed is not repeated."""
+    rows: list[tuple[str, str]] = []
+    moves: list[KeyAction] = []
+
+    def add_moves() -> None:
+        if moves:
+            rows.append((" ".join(key for move in moves for key in move.keys), ", ".join(m.title for m in moves)))
+            moves.clear()
+
+    for key_action in actions:
+        if moves and (key_action.is_command or key_action.owner is not moves[0].owner):
+            add_moves()
+        if key_action.is_command:
+            rows.append((" ".join(key_action.keys), key_action.help))
+        else:
+            moves.append(key_action)
+    add_moves()
+    return list(dict.fromkeys(rows))
