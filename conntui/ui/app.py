@@ -404,7 +404,13 @@ class ConntuiApp(App[None]):
         self.push_screen(TestDialog(hint, last.url, last.mode, last.count, last.hold))
 
     def action_tests_pane(self) -> None:
-        self.query_one(TestsPane).toggle_class("hidden")
+        """Show the pane with the keyboard in it (its lines move with the keys), or hide it."""
+        pane = self.query_one(TestsPane)
+        pane.toggle_class("hidden")
+        if not pane.has_class("hidden"):
+            pane.focus()
+        elif self.screen.focused is None or pane.has_focus:
+            self.query_one(SocketTable).focus()
 
     # -- test connections --------------------------------------------------------------------
 

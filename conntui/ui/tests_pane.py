@@ -89,9 +89,11 @@ class TestsPane(ScrollView, can_focus=True):
         self.refresh()
 
     def on_resize(self, _event: Resize) -> None:
+        """Redraw at a new width; keep the cursor in view at any new height (and on the last line if it was)."""
+        following = self.cursor >= len(self.lines) - 1
         if self.scrollable_content_region.width != self._drawn_width and self.results:
             self._draw_lines()
-            self._move_cursor(self.cursor)
+        self._move_cursor(len(self.lines) - 1 if following else self.cursor)
 
     def _move_cursor(self, index: int) -> None:
         self.cursor = max(0, min(index, len(self.lines) - 1))
