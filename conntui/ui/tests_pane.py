@@ -96,13 +96,15 @@ class TestsPane(ScrollView, can_focus=True):
         self._move_cursor(len(self.lines) - 1 if following else self.cursor)
 
     def _move_cursor(self, index: int) -> None:
+        """Put the cursor on line `index` and scroll it into view; forced, because the scrollbar that
+        permits scrolling appears only after the next layout, when the lines just outgrew the pane."""
         self.cursor = max(0, min(index, len(self.lines) - 1))
         height = max(1, self.scrollable_content_region.height)
         top = int(self.scroll_y)
         if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+            self.scroll_to(y=self.cursor, animate=False, immediate=True, force=True)
         elif self.cursor >= top + height:
-            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True, force=True)
         self.refresh()
 
     def action_cursor(self, delta: int) -> None:
