@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from conntui import __version__
-from conntui.filters import Filter, FilterError, parse_filter
+from conntui.filters import FILTER_HELP, Filter, FilterError, parse_filter
 from conntui.http.records import MAX_PROBE_COUNT, PROBE_MODES
 from conntui.model import KINDS, count_hidden_owners, hidden_owners_note
 from conntui.sources import BACKENDS, SocketSource, SourceError, open_source
@@ -97,26 +97,44 @@ def _add_selection(parser: argparse.ArgumentParser, *, inherited: bool = False) 
         metavar="SPEC",
         help="only sockets with this port at either end (80, https, 8000-8100, or a comma list)",
     )
-    parser.add_argument("--filter", default=default(""), metavar="EXPR", help="filter expression (see README)")
+    parser.add_argument("--filter", default=default(""), metavar="EXPR", help="filter expression (syntax below)")
     parser.add_argument("--kind", choices=sorted(KINDS), default=default("inet"), help="socket kinds (default: inet)")
     parser.add_argument("--backend", choices=BACKENDS, default=default("auto"), help="socket source (default: auto)")
 
 
+FILTER_EPILOG = f"Filter syntax (--filter, and / in the dashboard):\n{FILTER_HELP}"
+
+
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="conntui", description="Live dashboard of the machine's connections.")
+    """The parser; each one (the top's and each subcommand's) is `args.parser`, so errors name the command."""
+    parser = ArgumentParser(
+        prog="conntui",
+        description="Live dashboard of the machine's connections.",
+        epilog=FILTER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(parser=parser)
     parser.add_argument("--version", action="version", version=f"conntui {__version__}")
     interval_help = f"seconds between polls, {MIN_INTERVAL:g}–{MAX_INTERVAL:g} (default 1)"
     parser.add_argument("--interval", type=_seconds_from(MIN_INTERVAL, MAX_INTERVAL), default=1.0, help=interval_help)
     _add_selection(parser)
     commands = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
 
-    listing = commands.add_parser("list", help="print one snapshot and exit")
+    listing = commands.add_parser(
+        "list",
+        help="print one snapshot and exit",
+        description="Print one snapshot of the machine's sockets and exit.",
+        epilog=FILTER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    listing.set_defaults(parser=listing)
     formats = listing.add_mutually_exclusive_group()
     formats.add_argument("--json", action="store_true", help="a JSON array of sockets")
     formats.add_argument("--csv", action="store_true", help="CSV with a header row")
     _add_selection(listing, inherited=True)
 
     probing = commands.add_parser("probe", help="open test HTTP connections and time their seven steps")
+    probing.set_defaults(parser=probing)
     probing.add_argument("url", help="http:// or https:// URL; without a scheme, http:// (as curl)")
     probing.add_argument("--mode", choices=PROBE_MODES, default="single", help="connection pattern (default: single)")
     probing.add_argument(
@@ -130,11 +148,11 @@ def build_parser() -> ArgumentParser:
     )
     probing.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     probing.add_argument("--json", action="store_true", help="print the record as JSON")
-    probing.set_defaults(command_parser=probing)  # its errors start with `conntui probe`
 
     serving = commands.add_parser(
         "serve", help="run the loopback HTTP/1.1 test server; it prints one line per request it answers"
     )
+    serving.set_defaults(parser=serving)
     serving.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serving.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
     serving.add_argument(
@@ -169,19 +187,20 @@ def selection_filter(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parse_args(parser, sys.argv[1:] if argv is None else argv)
+    command_parser = args.parser  # its errors start with the command: `conntui list: error: …`
     if args.command == "probe":
-        return run_probe(args.command_parser, args)
+        return run_probe(command_parser, args)
     if args.command == "serve":
         return run_serve(args)
-    selection = selection_filter(parser, args)
+    selection = selection_filter(command_parser, args)
     if args.command is None and not _on_a_terminal():
-        message = "conntui: the dashboard needs a terminal; for a snapshot into a file or pipe use `conntui list`"
-        print(message, file=sys.stderr)
+        message = "the dashboard needs a terminal; for a snapshot into a file or pipe use `conntui list`"
+        print(f"conntui: error: {message}", file=sys.stderr)
         return 2
     try:
         source = open_source(args.backend)
     except SourceError as error:
-        parser.error(str(error))
+        command_parser.error(str(error))
     if args.command == "list":
         return run_list(args, selection, source)
     from conntui.poller import Poller
@@ -208,7 +227,7 @@ def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource) 
         poller.close()
     shown = [sock for sock in snapshot.sockets if selection.matches(sock)]
     if snapshot.unreadable_processes and (hidden := count_hidden_owners(shown)):
-        print(f"conntui: {hidden_owners_note(hidden, snapshot.unreadable_processes)}", file=sys.stderr)
+        print(f"conntui list: {hidden_owners_note(hidden, snapshot.unreadable_processes)}", file=sys.stderr)
     shown.sort(key=lambda sock: (sock.proto, sock.family, sock.local_port, sock.local_ip, sock.remote_port or 0))
     if args.json:
         text = output.to_json(snapshot, shown) + "\n"
@@ -249,7 +268,7 @@ def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         sys.stdout.write(format_text(result))
     if not result.ok:
         reason = printable(result.first_error or "not every request was answered")
-        print(f"conntui probe: {reason}", file=sys.stderr)
+        print(f"conntui probe: error: {reason}", file=sys.stderr)
         return 1
     return 0
 
@@ -264,7 +283,7 @@ def run_serve(args: argparse.Namespace) -> int:
         addresses = bind_addresses(args.host, args.port)
     except (OSError, ValueError) as error:  # socket.gaierror; a name IDNA refuses
         reason = getattr(error, "strerror", None) or str(error)
-        print(f"conntui serve: cannot resolve --host {host}: {printable(reason)}", file=sys.stderr)
+        print(f"conntui serve: error: cannot resolve --host {host}: {printable(reason)}", file=sys.stderr)
         return 1
     if not all(is_loopback(address) for address in addresses):
         print(
@@ -289,7 +308,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve_until_stopped(server, announce))
     except OSError as error:
-        print(f"conntui serve: cannot listen on {host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        print(f"conntui serve: error: cannot listen on {host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # a second Ctrl+C while stopping
         pass

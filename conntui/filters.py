@@ -1,7 +1,8 @@
 """The filter language shared by the dashboard and `conntui list`: parse text -> predicate.
 
-The syntax is `FILTER_HELP` below. A term that cannot be understood raises `FilterError`,
-which names it.
+The language is `FILTER_TERMS` below: each key with its parser and help line; the parser,
+`FILTER_HELP`, `--help` and the dashboard's `?` screen are made from it. A term that cannot be
+understood raises `FilterError`, which names it.
 """
 
 from __future__ import annotations
@@ -17,28 +18,23 @@ from conntui.model import STATE_NAMES, FourTuple, Socket
 Test = Callable[[Socket, Collection[FourTuple]], bool]
 MAX_PID = 2**32 - 1  # a pid is at most a 32-bit number on every system
 
-FILTER_HELP = """\
-Whitespace-separated terms, all of which must match; !term or -term negates one.
-  port:SPEC  lport:/sport:SPEC  rport:/dport:SPEC     SPEC = 80,https,8000-8100
-  state:LISTEN,time-wait   pid:N[,N]   proc:TEXT   proto:tcp|udp   family:4|6
-  ip:ADDR|CIDR  lip:  rip:   mine (your test connections)
-  N alone means port:N; a word alone matches a process name, an address or a state."""
+Parser = Callable[[str, str], Test]  # (the whole term, its value) -> the test; FilterError if bad
 
-FILTER_KEYS = (
-    "port",
-    "lport",
-    "sport",
-    "rport",
-    "dport",
-    "state",
-    "pid",
-    "proc",
-    "ip",
-    "lip",
-    "rip",
-    "proto",
-    "family",
-)
+FILTER_INTRO = "Whitespace-separated terms, all of which must match:"
+
+
+@dataclass(frozen=True)
+class FilterTerm:
+    """One `key:VALUE` term of the language: its keys (aliases), its value's syntax, help and parser."""
+
+    keys: tuple[str, ...]
+    value: str
+    help: str
+    parse: Parser
+
+    @property
+    def syntax(self) -> str:
+        return " ".join(f"{key}:{self.value}" for key in self.keys)
 
 
 class FilterError(ValueError):
@@ -86,43 +82,98 @@ def _parse_term(term: str) -> Test:
 
 def _parse_positive(term: str, body: str) -> Test:
     key, colon, value = body.partition(":")
-    if not colon or key.lower() not in FILTER_KEYS:
+    filter_term = TERMS_BY_KEY.get(key.lower()) if colon else None
+    if filter_term is None:
         if colon and _is_address(body):
             return _ip_test(term, body, "either")
         if colon:
             raise FilterError(term, f"unknown key {key!r} (keys: {', '.join(FILTER_KEYS)})")
         return _bare_test(term, body)
-    key = key.lower()
     if not value:
-        raise FilterError(term, f"{key}: needs a value")
-    if key in ("port", "lport", "sport", "rport", "dport"):
+        raise FilterError(term, f"{key.lower()}: needs a value")
+    return filter_term.parse(term, value)
+
+
+def _port_test(end: str) -> Parser:
+    def parse(term: str, value: str) -> Test:
         ports = _parse_ports(term, value)
-        if key == "port":
-            return lambda sock, mine: sock.local_port in ports or sock.remote_port in ports
-        if key in ("lport", "sport"):
+        if end == "local":
             return lambda sock, mine: sock.local_port in ports
-        return lambda sock, mine: sock.remote_port in ports
-    if key == "state":
-        states = {_parse_state(term, name) for name in value.split(",")}
-        return lambda sock, mine: sock.state in states
-    if key == "pid":
-        pids = {_whole_number(term, pid, "pid", MAX_PID) for pid in value.split(",")}
-        return lambda sock, mine: not pids.isdisjoint(sock.pids)
-    if key == "proc":
-        needle = value.lower()
-        return lambda sock, mine: sock.process is not None and needle in sock.process.lower()
-    if key in ("ip", "lip", "rip"):
-        return _ip_test(term, value, {"ip": "either", "lip": "local", "rip": "remote"}[key])
-    if key == "proto":
-        proto = value.lower()
-        if proto not in ("tcp", "udp"):
-            raise FilterError(term, "proto: is tcp or udp")
-        return lambda sock, mine: sock.proto == proto
-    # family
+        if end == "remote":
+            return lambda sock, mine: sock.remote_port in ports
+        return lambda sock, mine: sock.local_port in ports or sock.remote_port in ports
+
+    return parse
+
+
+def _state_test(term: str, value: str) -> Test:
+    states = {_parse_state(term, name) for name in value.split(",")}
+    return lambda sock, mine: sock.state in states
+
+
+def _pid_test(term: str, value: str) -> Test:
+    pids = {_whole_number(term, pid, "pid", MAX_PID) for pid in value.split(",")}
+    return lambda sock, mine: not pids.isdisjoint(sock.pids)
+
+
+def _process_test(term: str, value: str) -> Test:
+    needle = value.lower()
+    return lambda sock, mine: sock.process is not None and needle in sock.process.lower()
+
+
+def _address_test(end: str) -> Parser:
+    return lambda term, value: _ip_test(term, value, end)
+
+
+def _proto_test(term: str, value: str) -> Test:
+    proto = value.lower()
+    if proto not in ("tcp", "udp"):
+        raise FilterError(term, "proto: is tcp or udp")
+    return lambda sock, mine: sock.proto == proto
+
+
+def _family_test(term: str, value: str) -> Test:
     if value not in ("4", "6"):
         raise FilterError(term, "family: is 4 or 6")
     family = int(value)
     return lambda sock, mine: sock.family == family
+
+
+FILTER_TERMS = (
+    FilterTerm(("port",), "SPEC", "a port at either end: 80,https,8000-8100",
+               _port_test("either")),
+    FilterTerm(("lport", "sport"), "SPEC", "the local (source) port", _port_test("local")),
+    FilterTerm(("rport", "dport"), "SPEC", "the remote (destination) port", _port_test("remote")),
+    FilterTerm(("state",), "NAMES", "TCP states: LISTEN,time-wait,… (NONE for UDP)", _state_test),
+    FilterTerm(("pid",), "N[,N]", "any owner pid", _pid_test),
+    FilterTerm(("proc",), "TEXT", "part of the process name, any case", _process_test),
+    FilterTerm(("ip",), "ADDR|CIDR", "either end's address: ip:127.0.0.0/8, ip:::1", _address_test("either")),
+    FilterTerm(("lip",), "ADDR|CIDR", "the local address", _address_test("local")),
+    FilterTerm(("rip",), "ADDR|CIDR", "the remote address", _address_test("remote")),
+    FilterTerm(("proto",), "tcp|udp", "the protocol", _proto_test),
+    FilterTerm(("family",), "4|6", "the address family", _family_test),
+)  # fmt: skip
+TERMS_BY_KEY = {key: filter_term for filter_term in FILTER_TERMS for key in filter_term.keys}
+FILTER_KEYS = tuple(TERMS_BY_KEY)
+# The forms without a key, for the help: (what is typed, what it matches).
+BARE_TERMS = (
+    ("N", "a bare number means port:N"),
+    ("WORD", "part of a process name, an address or a state"),
+    ("mine", "sockets of tests launched from the dashboard"),
+    ("!term -term", "negates the term"),
+)
+
+
+def filter_help_rows() -> list[tuple[str, str]]:
+    """The filter language as (syntax, meaning) rows: every keyed term, then the bare forms."""
+    rows = [(filter_term.syntax, filter_term.help) for filter_term in FILTER_TERMS]
+    return rows + list(BARE_TERMS)
+
+
+def _help_text() -> str:
+    width = max(len(syntax) for syntax, _ in filter_help_rows())
+    lines = [f"  {syntax:<{width}}  {meaning}" for syntax, meaning in filter_help_rows()]
+    return "\n".join([FILTER_INTRO, *lines])
 
 
 def _bare_test(term: str, word: str) -> Test:
@@ -246,3 +297,6 @@ def _ip_test(term: str, value: str, end: str) -> Test:
     if end == "remote":
         return lambda sock, mine: within(sock.remote_ip)
     return lambda sock, mine: within(sock.local_ip) or within(sock.remote_ip)
+
+
+FILTER_HELP = _help_text()

@@ -45,6 +45,10 @@ def plain_renderable(renderable) -> str:
     return console.export_text()
 
 
+def pane_text(pane: TestsPane) -> str:
+    return "\n".join(line.strip.text for line in pane.lines)
+
+
 def status_text(app: ConntuiApp) -> str:
     return plain(app.query_one(StatusBar))
 
@@ -211,13 +215,13 @@ async def test_launch_a_test_from_the_dialog_and_see_its_rows_marked_mine() -> N
         )  # still marked as mine once the client side moved to TIME_WAIT
         await pilot.press("enter", "escape")  # leave the filter box, clear the filter
         pane = app.query_one(TestsPane)
-        assert not pane.has_class("hidden") and pane.option_count == 1
-        text = plain_renderable(pane.get_option_at_index(0).prompt)
+        assert not pane.has_class("hidden") and list(pane.results) == [1]
+        text = pane_text(pane)
         for label in ("2   resolve", "4   connect", "5   send", "6   first byte", "7   close", "HTTP 200"):
             assert label in text
         pane.focus()
-        pane.highlighted = 0
-        await pilot.press("enter")  # selecting the test jumps to its socket
+        pane.action_jump(next(i for i, line in enumerate(pane.lines) if "connection 1" in line.strip.text))
+        await pilot.press("enter")  # enter on a connection's line shows its socket
         assert app.query_one(SocketTable).cursor_row.sock.four_tuple == client
 
 
@@ -233,7 +237,7 @@ async def test_an_unreachable_target_is_a_failed_step_not_a_crash() -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.tests.get(1) and app.tests[1].done)
         assert app.tests[1].first_error == "connect: connection refused"
-        text = plain_renderable(app.query_one(TestsPane).get_option_at_index(0).prompt)
+        text = pane_text(app.query_one(TestsPane))
         assert "connection refused" in text and "FAILED" in text
         await pilot.press("t")
         app.screen.query_one("#count", Input).value = "0"
@@ -262,7 +266,7 @@ async def test_a_bad_url_is_said_in_the_dialog_and_the_last_valid_one_is_offered
         await wait_for(pilot, lambda: app.tests.get(1) and app.tests[1].done)
         result = app.tests[1]
         assert result.url == f"http://{valid}" and result.first_error == "connect: connection refused"
-        text = plain_renderable(app.query_one(TestsPane).get_option_at_index(0).prompt)
+        text = pane_text(app.query_one(TestsPane))
         assert "literal, no lookup" in text  # an IP literal: no DNS lookup, as in a browser
         await pilot.press("t")
         app.screen.query_one("#url", Input).value = "http://"
@@ -307,16 +311,42 @@ async def test_metrics_columns_and_rates_of_a_busy_connection(sockets) -> None:
 async def test_every_key_is_in_the_command_palette() -> None:
     app = make_app()
     async with app.run_test(size=SIZE):
-        titles = {command.title for command in app.get_system_commands(app.screen)}
-        for title in ("Filter", "Clear filter", "Pause / resume", "Refresh now", "Detail pane", "Jump to peer",
-                      "Event log", "Test connection", "Tests pane", "Keys", "Sort by the next column",
-                      "Reverse the sort", "TCP metrics columns", "Quit"):  # fmt: skip
-            assert title in titles
-        metrics = next(c for c in app.get_system_commands(app.screen) if c.title == "TCP metrics columns")
+        commands = list(app.get_system_commands(app.screen))
+        titles = [command.title for command in commands]
+        assert len(titles) == len(set(titles))  # no command twice ("Keys" was)
+        key_actions = [key_action for key_action in app.key_actions() if key_action.is_command]
+        assert {"filter", "pause", "zoom", "help", "sort_next", "metrics", "show_socket"} <= {
+            key_action.action for key_action in key_actions
+        }  # the App's bindings and those of the table and the tests pane
+        for key_action in key_actions:
+            assert key_action.title in titles, key_action
+        metrics = next(c for c in commands if c.title == "Metrics")
         table = app.query_one(SocketTable)
         shown = table.show_metrics
         metrics.callback()
         assert table.show_metrics is not shown
+
+
+async def test_the_help_screen_lists_every_key_and_scrolls_to_the_filter_syntax_at_80_columns() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        help_box = app.screen.query_one("#help")
+        assert help_box.region.right <= 80
+        keys = plain_renderable(app.screen.query_one("#help-keys").content)
+        for key_action in app.key_actions():
+            for key in key_action.keys:
+                assert key in keys
+            assert key_action.help in keys or not key_action.is_command
+        filter_section = app.screen.query_one("#help-filter")
+        assert not help_box.region.contains_region(filter_section.region)  # below the fold at first
+        await pilot.press("end")
+        await pilot.pause()
+        assert help_box.scroll_y > 0
+        assert help_box.region.contains_region(app.screen.query_one("#help-filter-title").region)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
 
 
 async def test_metrics_are_shown_by_default_only_when_there_is_room() -> None:
@@ -325,3 +355,56 @@ async def test_metrics_are_shown_by_default_only_when_there_is_room() -> None:
         async with app.run_test(size=(width, 40)) as pilot:
             await pilot.pause()
             assert app.query_one(SocketTable).show_metrics is shown
+
+
+async def test_at_80x24_with_every_pane_open_the_table_keeps_five_rows_and_the_status_line_shows(sockets) -> None:
+    listener = sockets.listener()
+    for _ in range(8):
+        sockets.connection(listener)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.visible) >= 17)
+        await pilot.press("enter", "T", "l")
+        await pilot.pause()
+        screen = app.screen.region
+        table = app.query_one(SocketTable)
+        assert table.scrollable_content_region.height - 1 >= 5  # under the column titles
+        for selector in ("#detail", "#tests", "#events", "#filter", "#status", "Footer"):
+            widget = app.query_one(selector)
+            assert widget.region.height >= 1 and screen.contains_region(widget.region), selector
+        assert app.query_one(StatusBar).region.bottom <= app.query_one("Footer").region.y
+        table.focus()
+        await pilot.press("z")  # zoom the table to the whole screen, and back
+        assert app.screen.maximized is table
+        await pilot.press("z")
+        assert app.screen.maximized is None
+
+
+async def test_the_tests_pane_follows_a_running_test_and_scrolls_by_line() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("t")
+        app.screen.query_one("#count", Input).value = "3"
+        app.screen.query_one("#hold", Input).value = "1"  # the hold and close steps come a second later
+        await pilot.press("enter")
+        pane = app.query_one(TestsPane)
+        seen_heights: set[int] = set()
+
+        def followed() -> bool:
+            seen_heights.add(len(pane.lines))
+            height = pane.scrollable_content_region.height
+            assert pane.cursor == len(pane.lines) - 1  # on the newest line
+            assert int(pane.scroll_y) <= pane.cursor < int(pane.scroll_y) + height  # and in view
+            return bool(app.tests.get(1) and app.tests[1].done)
+
+        await wait_for(pilot, followed, timeout=15)
+        followed()
+        assert len(seen_heights) > 1 and len(pane.lines) > pane.scrollable_content_region.height
+        pane.focus()
+        top = int(pane.scroll_y)
+        await pilot.press("up")  # the cursor moves one line; the view does not jump
+        assert pane.cursor == len(pane.lines) - 2 and int(pane.scroll_y) == top
+        await pilot.press(*["up"] * (pane.scrollable_content_region.height - 1))
+        assert int(pane.scroll_y) == top - 1  # one line further up scrolls by one line
+        await pilot.press("home")
+        assert pane.cursor == 0 and pane.scroll_y == 0

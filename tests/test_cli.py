@@ -142,6 +142,34 @@ def test_selection_given_before_the_subcommand_is_kept() -> None:
     assert (args.filter, args.port, args.kind) == ("-state:listen", ["22"], "inet")
 
 
+@pytest.mark.parametrize("command", [[], ["list"]])
+def test_help_shows_every_filter_term(command: list[str]) -> None:
+    from conntui.filters import filter_help_rows
+
+    result = conntui(*command, "--help")
+    assert result.returncode == 0
+    for syntax, meaning in filter_help_rows():
+        assert f"{syntax}  " in result.stdout and meaning in result.stdout  # one line each, not rewrapped
+
+
+@pytest.mark.parametrize(
+    ("args", "prefix", "status"),
+    [
+        (["list", "--filter", "foo:1"], "conntui list: error: bad filter term", 2),
+        (["list", "--port", "70000"], "conntui list: error: argument --port", 2),
+        (["--filter", "foo:1"], "conntui: error: bad filter term", 2),
+        (["--filter", "port:22"], "conntui: error: the dashboard needs a terminal", 2),
+        (["probe", "http://127.0.0.1:9/\udcff"], "conntui probe: error: the URL is not valid UTF-8", 2),
+        (["probe", "http://127.0.0.1:9/", "--timeout", "1"], "conntui probe: error: connect:", 1),
+        (["serve", "--port", "x"], "conntui serve: error: argument --port", 2),
+    ],
+)
+def test_every_error_line_starts_with_its_command(args: list[str], prefix: str, status: int) -> None:
+    result = conntui(*args)
+    assert result.returncode == status
+    assert result.stderr.startswith(prefix), result.stderr
+
+
 def test_version() -> None:
     result = conntui("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"conntui {__version__}"

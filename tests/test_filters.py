@@ -154,3 +154,17 @@ def test_any_filter_text_is_a_filter_or_a_filter_error_and_the_filter_applies(te
     mine = {real_rows[0].four_tuple, WAITING.four_tuple}
     for sock in real_rows:
         assert parsed.matches(sock, mine) in (True, False)
+
+
+def test_the_readme_documents_every_filter_term() -> None:
+    from pathlib import Path
+
+    from conntui.filters import BARE_TERMS, FILTER_TERMS
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme[readme.index("## Filter syntax") :]
+    for filter_term in FILTER_TERMS:
+        for key in filter_term.keys:
+            assert f"`{key}:" in table, key
+    for typed, _meaning in BARE_TERMS[2:]:  # mine, negation (N and WORD are shown by example)
+        assert f"`{typed.split()[0]}`" in table, typed

@@ -84,7 +84,7 @@ def test_root_without_ptrace_says_owners_are_hidden(nobodys_listener) -> None:
     (row,), stderr = conntui_list(NO_PTRACE, port)
     assert row["pids"] == [] and row["user"] == "nobody"  # the socket's own uid, at least
     (line,) = stderr.splitlines()
-    assert line.startswith("conntui: owners of ") and "hidden" in line and "CAP_SYS_PTRACE" in line
+    assert line.startswith("conntui list: owners of ") and "hidden" in line and "CAP_SYS_PTRACE" in line
 
 
 @needs_setpriv

@@ -306,7 +306,8 @@ def test_serve_with_a_host_that_does_not_resolve_fails_in_one_line_without_a_war
         timeout=60,
     )
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr.startswith("conntui serve: cannot resolve --host ") and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("conntui serve: error: cannot resolve --host ")
+    assert len(result.stderr.splitlines()) == 1
     assert "warning" not in result.stderr and "Traceback" not in result.stderr
 
 

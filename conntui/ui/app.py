@@ -28,9 +28,10 @@ from rich.console import RenderableType
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, OptionList, RichLog
+from textual.widgets import Footer, Header, Input, RichLog
 from textual.worker import Worker, WorkerState
 
 from conntui.engine import Engine
@@ -42,6 +43,7 @@ from conntui.model import FourTuple, Snapshot, peer_tuple
 from conntui.poller import Poller, Polling
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.help_screen import HelpScreen
+from conntui.ui.keys import KeyAction, help_rows, key_actions
 from conntui.ui.messages import (
     CursorMoved,
     ErrorOccurred,
@@ -49,6 +51,7 @@ from conntui.ui.messages import (
     PollFailed,
     ProbeUpdated,
     SnapshotReady,
+    SocketWanted,
     SortRequested,
     StateReady,
 )
@@ -83,37 +86,29 @@ class ConntuiApp(App[None]):
     CSS_PATH = Path(__file__).with_name("conntui.tcss")
     TITLE = "conntui"
     SUB_TITLE = "live connections by four-tuple"
+    # The one list of the App's keys: the footer, the `?` screen and the command palette read it
+    # (with the bindings of the widgets in KEY_OWNERS). The description names the action in the
+    # footer and the palette; the tooltip says what it does.
     BINDINGS = [
         # A priority binding runs before the key reaches the focused widget, so the focus has
         # moved by the time the next key (of a paste, of a fast typist) arrives.
-        Binding("slash", "filter", "Filter", priority=True),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("p", "pause", "Pause"),
-        Binding("r", "refresh", "Refresh"),
-        Binding("enter", "detail", "Detail"),
-        Binding("g", "peer", "Peer", show=False),
-        Binding("l", "log", "Log"),
-        Binding("t", "test", "Test connection"),
-        Binding("T", "tests_pane", "Tests pane", show=False),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
+        Binding("slash", "filter", "Filter", priority=True, tooltip="Filter as you type (enter leaves the box)"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter: show every socket"),
+        Binding("p", "pause", "Pause", tooltip="Pause or resume polling"),
+        Binding("r", "refresh", "Refresh", tooltip="Poll the sockets now, also while paused"),
+        Binding("enter", "detail", "Detail", tooltip="Show or hide the selected socket's details"),
+        Binding("g", "peer", "Peer", show=False, tooltip="Jump to the peer socket (the other end on this machine)"),
+        Binding("l", "log", "Log", tooltip="Show or hide the event log: opened, closed, changed sockets"),
+        Binding("t", "test", "Test", tooltip="Launch test HTTP connections and time their seven steps"),
+        Binding("T", "tests_pane", "Tests pane", show=False, tooltip="Show or hide the tests and their timelines"),
+        Binding("z", "zoom", "Zoom", tooltip="Zoom the focused pane to the whole screen, and back"),
+        Binding("question_mark", "help", "Help", tooltip="Every key, and the filter syntax"),
+        Binding("q", "quit", "Quit", tooltip="Quit conntui"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),  # as in top, htop, btop
-    ]
-    ACTIONS = (  # title, help, action ("widget-id.action" for a widget's own): the command palette
-        ("Filter", "Filter the table as you type", "filter"),
-        ("Clear filter", "Show every socket again", "clear_filter"),
-        ("Pause / resume", "Stop or restart polling", "pause"),
-        ("Refresh now", "Poll the sockets now", "refresh"),
-        ("Detail pane", "Show or hide the selected socket's details", "detail"),
-        ("Jump to peer", "Move to the other end of this connection", "peer"),
-        ("Event log", "Show or hide the log of opened/closed/changed sockets", "log"),
-        ("Test connection", "Launch test HTTP connections and watch them", "test"),
-        ("Tests pane", "Show or hide the launched tests and their timelines", "tests_pane"),
-        ("Keys", "Show every key binding", "help"),
-        ("Sort by the next column", "Cycle the table's sort column", "sockets.sort_next"),
-        ("Reverse the sort", "Flip the table's order", "sockets.sort_reverse"),
-        ("TCP metrics columns", "Show or hide RTT, retransmits, bytes and rates", "sockets.metrics"),
-    )
+    ]  # fmt: skip
+    KEY_OWNERS = (SocketTable, TestsPane)  # the widgets that declare keys of their own
+    # Textual's own palette commands that conntui's zoom replaces.
+    REPLACED_COMMANDS = frozenset({"Maximize", "Minimize"})
 
     def __init__(
         self,
@@ -157,10 +152,11 @@ class ConntuiApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield SocketTable(self.clock, id="sockets")
-        yield DetailPane(id="detail", classes="hidden")
-        yield TestsPane(id="tests", classes="hidden")
-        yield RichLog(id="events", classes="hidden", max_lines=EVENT_LOG_LINES, wrap=False)
+        with Vertical(id="panes"):  # what is left between the header and the filter box
+            yield SocketTable(self.clock, id="sockets")
+            yield DetailPane(id="detail", classes="hidden")
+            yield TestsPane(id="tests", classes="hidden")
+            yield RichLog(id="events", classes="hidden", max_lines=EVENT_LOG_LINES, wrap=False)
         yield Input(
             self.initial_filter, placeholder="/ to filter: port:8080 state:established proc:nginx …", id="filter"
         )
@@ -296,7 +292,8 @@ class ConntuiApp(App[None]):
 
     def _refresh_detail(self) -> None:
         """Describe the cursor's socket on a worker thread: counting who shares its tuple is O(n)."""
-        if self.query_one(DetailPane).has_class("hidden"):
+        detail = self.query(DetailPane)  # none while the app tears down: the table's last CursorMoved may come after
+        if not detail or detail.first().has_class("hidden"):
             return
         self._detail_version += 1
         row, snapshot, version = self.query_one(SocketTable).cursor_row, self.state.snapshot, self._detail_version
@@ -381,8 +378,22 @@ class ConntuiApp(App[None]):
                 log.write(line)
 
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+        if isinstance(self.screen, HelpScreen):
+            return
+        palette_key = self.get_key_display(Binding(self.COMMAND_PALETTE_BINDING, "command_palette"))
+        rows = help_rows(self.key_actions())
+        self.push_screen(HelpScreen([*rows, (palette_key, "Command palette: every action by name")]))
+
+    def action_zoom(self) -> None:
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+        elif screen.focused is None or not screen.maximize(screen.focused):
+            self.notify("Focus a pane to zoom it (the table, the tests, the log).", severity="warning")
+
+    def key_actions(self) -> list[KeyAction]:
+        """Every action with its keys: the App's bindings, then those of each widget in KEY_OWNERS."""
+        return key_actions(self, [self, *(self.query_one(owner) for owner in self.KEY_OWNERS)])
 
     def action_peer(self) -> None:
         table = self.query_one(SocketTable)
@@ -399,7 +410,13 @@ class ConntuiApp(App[None]):
         self.push_screen(TestDialog(hint, last.url, last.mode, last.count, last.hold))
 
     def action_tests_pane(self) -> None:
-        self.query_one(TestsPane).toggle_class("hidden")
+        """Show the pane with the keyboard in it (its lines move with the keys), or hide it."""
+        pane = self.query_one(TestsPane)
+        pane.toggle_class("hidden")
+        if not pane.has_class("hidden"):
+            pane.focus()
+        elif self.screen.focused is None or pane.has_focus:
+            self.query_one(SocketTable).focus()
 
     # -- test connections --------------------------------------------------------------------
 
@@ -459,23 +476,28 @@ class ConntuiApp(App[None]):
             self.mine = frozen = frozenset(mine)
             self.engine.submit(lambda view: view.set_mine(frozen))
 
-    @on(OptionList.OptionSelected, "#tests")
+    @on(SocketWanted)
     @_while_running
-    def _test_selected(self, event: OptionList.OptionSelected) -> None:
-        test_id = int((event.option.id or "test-0").removeprefix("test-"))
-        result = self.tests.get(test_id)
+    def _socket_wanted(self, message: SocketWanted) -> None:
         table = self.query_one(SocketTable)
-        for record in result.connections if result else ():
-            row = self.state.row_with_tuple(record.four_tuple) if record.four_tuple else None
+        for four_tuple in message.four_tuples:
+            row = self.state.row_with_tuple(four_tuple)
             if row is not None:
                 table.move_to_key(row.sock.key)
                 table.focus()
                 return
-        self.notify("This test's sockets are gone (or hidden by the filter); its record stays here.")
+        self.notify("This connection's socket is gone (or hidden by the filter); its record stays here.")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        for title, help_text, action in self.ACTIONS:
-            widget, _, name = action.rpartition(".")
-            owner = self.query_one(f"#{widget}") if widget else self
-            yield SystemCommand(title, help_text, getattr(owner, f"action_{name}"))
+        """Textual's commands, then one per action of the bindings (a title already there is not repeated)."""
+        titles: set[str] = set()
+        for command in super().get_system_commands(screen):
+            if command.title not in self.REPLACED_COMMANDS:
+                titles.add(command.title)
+                yield command
+        for key_action in self.key_actions():
+            if key_action.is_command and key_action.title not in titles:
+                titles.add(key_action.title)
+                yield SystemCommand(
+                    key_action.title, key_action.help, getattr(key_action.owner, f"action_{key_action.action}")
+                )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from conntui.http.records import ProbeResult
+from conntui.model import FourTuple
 from conntui.view import TableState
 
 
@@ -68,3 +69,10 @@ class LaunchProbe(Message):
     mode: str
     count: int
     hold: float
+
+
+@dataclass
+class SocketWanted(Message):
+    """The tests pane asks the table to show a test connection's socket: the first of `four_tuples` found."""
+
+    four_tuples: tuple[FourTuple, ...]

@@ -1,18 +1,27 @@
 """The tests pane: each launched test with its seven-step timeline, four-tuples, statuses, errors.
 
-Selecting a test (enter or click) asks the app to jump to its socket in the table.
+The pane is a list of lines with a cursor: the keys move it line by line, the view follows a
+running test as it grows while the cursor is on the last line, and enter on a connection's lines
+asks the app to show that connection's socket (elsewhere in a test: its first socket).
 """
 
 from __future__ import annotations
 
-from rich.console import Group
+from dataclasses import dataclass
+
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import OptionList
-from textual.widgets.option_list import Option, OptionDoesNotExist
+from textual.binding import Binding
+from textual.events import Click, Resize
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from conntui.http.records import ProbeResult, Step
 from conntui.http.timeline import BAR_WIDTH, scale_for, summary, timeline, tuple_text
+from conntui.model import FourTuple
+from conntui.ui.messages import SocketWanted
 
 STEP_COLOURS = {
     "parse": "grey62",
@@ -27,28 +36,126 @@ STEP_COLOURS = {
 }
 
 
-class TestsPane(OptionList):
+@dataclass(frozen=True)
+class PaneLine:
+    """One drawn line and the sockets enter on it asks for."""
+
+    strip: Strip
+    test_id: int
+    four_tuples: tuple[FourTuple, ...]
+
+
+class TestsPane(ScrollView, can_focus=True):
     __test__ = False  # not a pytest test class
 
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+        Binding("enter", "show_socket", "Show socket", tooltip="In the tests pane: show this connection's socket"),
+    ]
+    COMPONENT_CLASSES = {"tests-pane--cursor"}
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.results: dict[int, ProbeResult] = {}
+        self.lines: list[PaneLine] = []
+        self.cursor = 0
+        self._drawn_width = 0
+
     def show_test(self, test_id: int, result: ProbeResult) -> None:
-        """Add the test, or redraw it in place as its steps complete."""
-        option_id = f"test-{test_id}"
-        prompt = render_test(test_id, result)
-        try:
-            self.replace_option_prompt(option_id, prompt)
-        except OptionDoesNotExist:
-            self.add_option(Option(prompt, id=option_id))
-            self.highlighted = self.option_count - 1
+        """Add the test, or redraw it in place as its steps complete; a new test is followed."""
+        following = test_id not in self.results or self.cursor >= len(self.lines) - 1
+        self.results[test_id] = result
+        self._draw_lines()
+        if following:
+            self._move_cursor(len(self.lines) - 1)
+
+    def _draw_lines(self) -> None:
+        width = max(1, self.scrollable_content_region.width)
+        self._drawn_width = width
+        console = self.app.console
+        options = console.options.update_width(width)
+        lines: list[PaneLine] = []
+        for test_id, result in self.results.items():
+            for renderable, four_tuples in parts_of_test(test_id, result):
+                for segments in console.render_lines(renderable, options, pad=False):
+                    lines.append(PaneLine(Strip(segments), test_id, four_tuples))
+        self.lines = lines
+        self.virtual_size = Size(width, len(lines))
+        self.refresh()
+
+    def on_resize(self, _event: Resize) -> None:
+        """Redraw at a new width; keep the cursor in view at any new height (and on the last line if it was)."""
+        following = self.cursor >= len(self.lines) - 1
+        if self.scrollable_content_region.width != self._drawn_width and self.results:
+            self._draw_lines()
+        self._move_cursor(len(self.lines) - 1 if following else self.cursor)
+
+    def _move_cursor(self, index: int) -> None:
+        """Put the cursor on line `index` and scroll it into view; forced, because the scrollbar that
+        permits scrolling appears only after the next layout, when the lines just outgrew the pane."""
+        self.cursor = max(0, min(index, len(self.lines) - 1))
+        height = max(1, self.scrollable_content_region.height)
+        top = int(self.scroll_y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True, force=True)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True, force=True)
+        self.refresh()
+
+    def action_cursor(self, delta: int) -> None:
+        self._move_cursor(self.cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        self._move_cursor(self.cursor + direction * max(1, self.scrollable_content_region.height - 1))
+
+    def action_jump(self, index: int) -> None:
+        self._move_cursor(index if index >= 0 else len(self.lines) - 1)
+
+    def action_show_socket(self) -> None:
+        if self.lines:
+            self.post_message(SocketWanted(self.lines[self.cursor].four_tuples))
+
+    def on_click(self, event: Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is not None:
+            self._move_cursor(int(self.scroll_y) + offset.y)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        index = int(self.scroll_y) + y
+        if index >= len(self.lines):
+            return Strip.blank(width, self.rich_style)
+        strip = self.lines[index].strip.crop(int(self.scroll_x), int(self.scroll_x) + width)
+        strip = strip.adjust_cell_length(width, self.rich_style).apply_style(self.rich_style)
+        if index == self.cursor and self.has_focus:
+            strip = strip.apply_style(self.get_component_rich_style("tests-pane--cursor"))
+        return strip
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
 
 
-def render_test(test_id: int, result: ProbeResult) -> Group:
+def parts_of_test(test_id: int, result: ProbeResult) -> list[tuple[RenderableType, tuple[FourTuple, ...]]]:
+    """The test's renderables in order, each with the sockets enter on its lines asks for."""
+    everyone = tuple(record.four_tuple for record in result.connections if record.four_tuple is not None)
     verdict_style = "yellow" if not result.done else "green" if result.ok else "bold red"
-    parts: list = [Text.assemble((f"#{test_id} ", "bold"), (summary(result), verdict_style))]
     scale = scale_for(result)
-    parts.append(_timeline_grid(result.steps, scale))
+    parts: list[tuple[RenderableType, tuple[FourTuple, ...]]] = [
+        (Text.assemble((f"#{test_id} ", "bold"), (summary(result), verdict_style)), everyone),
+        (_timeline_grid(result.steps, scale), everyone),
+    ]
     for record in result.connections:
-        parts.append(Text(f"  connection {record.index + 1}  {tuple_text(record)}", "bold"))
-        parts.append(_timeline_grid(record.steps, scale))
+        own = (record.four_tuple,) if record.four_tuple is not None else ()
+        parts.append((Text(f"  connection {record.index + 1}  {tuple_text(record)}", "bold"), own))
+        parts.append((_timeline_grid(record.steps, scale), own))
         answers = "  ".join(
             f"{r.status} {r.bytes}B {r.total_ms:.1f}ms"
             if r.error is None and r.total_ms is not None
@@ -56,12 +163,12 @@ def render_test(test_id: int, result: ProbeResult) -> Group:
             for r in record.responses
         )
         if answers:
-            parts.append(Text(f"    responses: {answers}", "dim"))
+            parts.append((Text(f"    responses: {answers}", "dim"), own))
         if record.error:
-            parts.append(Text(f"    error: {record.error}", "bold red"))
+            parts.append((Text(f"    error: {record.error}", "bold red"), own))
     if result.error:
-        parts.append(Text(f"  error: {result.error}", "bold red"))
-    return Group(*parts)
+        parts.append((Text(f"  error: {result.error}", "bold red"), everyone))
+    return parts
 
 
 def _timeline_grid(steps: list[Step], scale: float) -> Table:
