@@ -19,7 +19,6 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from operator import attrgetter
 
 from conntui.model import FourTuple, Snapshot, Socket
@@ -60,15 +59,19 @@ TABLE_COLUMNS = tuple(
 )
 
 
-def records(snapshot: Snapshot, sockets: Sequence[Socket]) -> list[dict]:
+def records(snapshot: Snapshot, sockets: Sequence[Socket]) -> list[dict[str, object]]:
     """The JSON objects of `list --json`, one per socket, fields in `FIELDS` order."""
     counts = snapshot.tuple_counts()
-    getters = [
-        attrgetter(field.name) if field.value is None else partial(field.value, counts=counts) for field in FIELDS
-    ]
-    named = list(zip(FIELD_NAMES, getters, strict=True))
+    named = [(field.name, _getter(field, counts)) for field in FIELDS]
     with _collector_paused():
         return [{name: get(sock) for name, get in named} for sock in sockets]
+
+
+def _getter(field: Field, counts: Counter[FourTuple]) -> Callable[[Socket], object]:
+    value = field.value
+    if value is None:
+        return attrgetter(field.name)
+    return lambda sock: value(sock, counts)
 
 
 @contextlib.contextmanager
@@ -90,7 +93,7 @@ def to_json(snapshot: Snapshot, sockets: Sequence[Socket]) -> str:
     return json.dumps(records(snapshot, sockets), separators=(",", ":"))
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_csv(rows: list[dict[str, object]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(FIELD_NAMES)
@@ -104,7 +107,7 @@ def _csv_cell(value: object, system_text: bool) -> object:
         return ""
     if isinstance(value, list):
         return " ".join(str(item) for item in value)
-    return printable(value) if system_text else value
+    return printable(str(value)) if system_text else value
 
 
 def to_table(snapshot: Snapshot, sockets: Sequence[Socket]) -> str:

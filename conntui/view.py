@@ -13,6 +13,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from conntui.changes import Changes
 from conntui.filters import MATCH_ALL, Filter
@@ -129,7 +130,7 @@ def _age(row: Row, now: float) -> str:
 
 
 CellText = Callable[[Row, Counter[FourTuple], float], str]  # (row, sockets per four-tuple, now) -> text
-SortKey = Callable[[Row, Counter[FourTuple]], object]  # (row, sockets per four-tuple) -> a comparable
+SortKey = Callable[[Row, Counter[FourTuple]], Any]  # (row, sockets per four-tuple) -> a comparable
 
 
 @dataclass(frozen=True, slots=True)
