@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from conntui.model import Socket
+from conntui.model import Socket, format_pids
 from conntui.text import printable
 
 
@@ -58,4 +58,4 @@ def event_lines(changes: Changes, limit: int = 200) -> list[str]:
 
 
 def _pids(sock: Socket) -> str:
-    return ",".join(map(str, sock.pids)) or "-"
+    return format_pids(sock.pids, every=True)

@@ -2,7 +2,7 @@
 
 One thread owns the `Poller` and the `ConnectionView`. It polls every `interval` seconds (or
 at once on `refresh()`), and runs the UI's requests (`submit`: filter, sort, expire, …) in
-between, in order. After each it hands an immutable `TableState` (and, after a poll, the
+between, in order. After each it hands a new `TableState` (and, after a poll, the
 event log's lines) to the UI through the callbacks it was given, so the UI thread never
 waits on the OS, nor sorts, filters or formats 100,000 rows.
 

@@ -99,6 +99,16 @@ class Socket(NamedTuple):
         return format_endpoint(self.remote_ip, self.remote_port)
 
 
+def format_pids(pids: tuple[int, ...], *, every: bool = False) -> str:
+    """Owner pids as people read them: the first and how many more (`26682 +1`), or `every` one
+    (`26682,26690`, for the event log's owner changes); `-` when no owner is seen."""
+    if not pids:
+        return "-"
+    if every or len(pids) == 1:
+        return ",".join(map(str, pids))
+    return f"{pids[0]} +{len(pids) - 1}"
+
+
 def peer_tuple(four_tuple: FourTuple) -> FourTuple:
     """The four-tuple of a connection's other end: the same four values, the ends swapped."""
     proto, local_ip, local_port, remote_ip, remote_port = four_tuple

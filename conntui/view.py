@@ -3,7 +3,10 @@
 `ConnectionView` is mutable and lives on the dashboard's engine thread: `apply` folds in each
 poll (new rows marked for a few seconds, closed rows kept and marked, state changes flashed,
 byte rates computed), `set_filter`/`set_sort`/`set_mine`/`expire` change what is shown. After
-each change `state()` hands out an immutable `TableState`, the only thing the UI thread reads.
+each change `state()` hands out a new `TableState`, the only thing the UI thread reads. Its lists
+and counts are its own and never change; its rows are the view's `Row` objects, whose mark, rates
+and socket the engine thread updates in place (each field replaced whole, so a reader sees the
+old value or the new one). The UI only reads them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 from conntui.changes import Changes
 from conntui.filters import MATCH_ALL, Filter
-from conntui.model import FourTuple, Snapshot, Socket
+from conntui.model import FourTuple, Snapshot, Socket, format_pids
 from conntui.text import printable
 
 NEW_SECONDS = 3.0
@@ -88,7 +91,8 @@ def sparkline(values: list[float]) -> str:
 
 
 class TableState:
-    """What the table shows after one change: immutable once handed to the UI thread."""
+    """What the table shows after one change: its lists and counts never change once handed to the
+    UI thread (the rows in them are shared with the view: see the module's docstring)."""
 
     __slots__ = ("filter", "mine", "positions", "snapshot", "sort_column", "sort_reverse", "state_counts",
                  "total", "tuple_counts", "visible")  # fmt: skip
@@ -111,13 +115,6 @@ class TableState:
 
 
 EMPTY_STATE = TableState([], None, Counter(), Counter(), frozenset(), "local_port", False, MATCH_ALL, 0)
-
-
-def format_pids(pids: tuple[int, ...]) -> str:
-    """The first owner and how many more: `26682`, `26682 +1`; `-` when no owner is seen."""
-    if not pids:
-        return "-"
-    return str(pids[0]) if len(pids) == 1 else f"{pids[0]} +{len(pids) - 1}"
 
 
 def _minus_one(value: float | None) -> float:

@@ -158,6 +158,12 @@ class MisbehavingServer:
         self.listener.close()
 
 
+def within(timeout: float) -> float:
+    """A generous wall-clock bound for a probe whose every step is bounded by `timeout`: on a busy
+    machine a step may run late, but never by a multiple of its bound."""
+    return 2 * timeout + 1
+
+
 @pytest.mark.parametrize(
     ("url_of", "options", "step", "reason"),
     [
@@ -172,7 +178,7 @@ class MisbehavingServer:
 def test_failures_are_failed_steps_with_reasons_within_their_bound(server, url_of, options, step, reason) -> None:
     started = time.monotonic()
     result = run(url_of(server), **options)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < within(options.get("timeout", 5))
     assert not result.ok and result.done
     assert result.first_error.startswith(step if step != "parse" else "invalid URL") and reason in result.first_error
     steps = result.steps + [s for c in result.connections for s in c.steps]
@@ -182,7 +188,7 @@ def test_failures_are_failed_steps_with_reasons_within_their_bound(server, url_o
 def test_dns_failure_is_a_failed_step() -> None:
     started = time.monotonic()
     result = run("http://no-such-host.invalid/", timeout=2)
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < within(2)
     assert not result.ok and result.first_error.startswith("dns:")
     assert result.connections == []
 
@@ -332,7 +338,7 @@ def test_silent_server_times_out_instead_of_hanging() -> None:
         result = run(f"http://127.0.0.1:{peer.port}/", timeout=0.5)
     finally:
         peer.close()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < within(0.5)  # the peer stays silent for 5 s
     assert result.first_error == "ttfb: timed out after 0.5 s"
 
 
@@ -463,5 +469,5 @@ def test_a_hanging_resolver_is_abandoned_at_the_timeout(monkeypatch) -> None:
     monkeypatch.setattr(probe_module.socket, "getaddrinfo", hanging)
     started = time.monotonic()
     result = run("http://hangs.example/", timeout=0.3)  # asyncio.run must not wait for the lookup
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < within(0.3) + 1  # the lookup hangs for 3 s
     assert result.first_error == "dns: timed out after 0.3 s"
