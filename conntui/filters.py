@@ -284,6 +284,8 @@ def _addresses(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def _ip_test(term: str, value: str, end: str) -> Test:
+    if value.startswith("[") and value.endswith("]"):  # as the table writes IPv6: [::1]
+        value = value[1:-1]
     try:
         network = ipaddress.ip_network(value, strict=False)
     except ValueError:

@@ -168,7 +168,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("state", "State", lambda row, counts, now: row.sock.state, lambda row, counts: row.sock.state,
            min_width=11, max_width=11),
     Column("pids", "PIDs", lambda row, counts, now: format_pids(row.sock.pids), lambda row, counts: row.sock.pids,
-           min_width=4, max_width=12),
+           min_width=12, max_width=12),  # never cut: "23971 +12" cut reads as another pid
     Column("process", "Process", lambda row, counts, now: printable(row.sock.process) if row.sock.process else "-",
            lambda row, counts: (row.sock.process or "").lower(), min_width=7, max_width=20),
     Column("user", "User", lambda row, counts, now: printable(row.sock.user) if row.sock.user else "-",

@@ -63,6 +63,7 @@ def matching(text: str, mine=()) -> set[int]:
         ("ip:::/0", {2, 5}),  # a v4-mapped address is IPv6 as shown, and IPv4 in its meaning
         ("ip:::ffff:127.0.0.1", {5}),
         ("lip:::ffff:0:0/96", {5}),
+        ("ip:[::]", {2}),  # bracketed, as the table shows IPv6
     ],
 )
 def test_terms_match(text: str, keys: set[int]) -> None:

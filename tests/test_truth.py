@@ -249,7 +249,9 @@ def split_endpoint(text: str, family: int) -> tuple[str | None, int | None]:
 def test_netlink_agrees_with_ss(scenario: Scenario) -> None:
     ss_rows = []
     for family in (4, 6):
-        result = subprocess.run(["ss", "-tuanpH", f"-{family}"], capture_output=True, text=True, timeout=30)
+        result = subprocess.run(  # a process name may be any bytes: ss prints them as they are
+            ["ss", "-tuanpH", f"-{family}"], capture_output=True, text=True, errors="replace", timeout=30
+        )
         ss_rows += parse_ss(family, result.stdout)
     ss_ours = {
         row for row in ss_rows if row[3] in scenario.ports and (row[5] is None or row[5] in scenario.ports)

@@ -254,6 +254,8 @@ class SocketTable(ScrollView, can_focus=True):
             first = next(index for index, column in enumerate(layout.columns) if column.metric)
             if first >= layout.first_screen:
                 self.scroll_to(x=layout.starts[first], animate=False, immediate=True, force=True)
+        else:  # back to the first screen: no view left in the middle of a column
+            self.scroll_to(x=0, animate=False, immediate=True, force=True)
         self.refresh()
 
     async def _on_click(self, event: events.Click) -> None:

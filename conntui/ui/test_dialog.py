@@ -50,7 +50,9 @@ class TestDialog(ModalScreen[None]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#url", Input).focus()
+        # Now, not after the next refresh as Widget.focus() does: keys typed right after `t`
+        # (type-ahead, a paste) must land in the box, not act as the dashboard's keys.
+        self.set_focus(self.query_one("#url", Input))
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#launch")

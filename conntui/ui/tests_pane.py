@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.console import RenderableType
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
@@ -132,8 +133,9 @@ class TestsPane(ScrollView, can_focus=True):
             return Strip.blank(width, self.rich_style)
         strip = self.lines[index].strip.crop(int(self.scroll_x), int(self.scroll_x) + width)
         strip = strip.adjust_cell_length(width, self.rich_style).apply_style(self.rich_style)
-        if index == self.cursor and self.has_focus:
-            strip = strip.apply_style(self.get_component_rich_style("tests-pane--cursor"))
+        if index == self.cursor and self.has_focus:  # over the lines' own colours, not under them
+            cursor = self.get_component_rich_style("tests-pane--cursor")
+            strip = Strip(Segment.apply_style(strip, post_style=cursor), strip.cell_length)
         return strip
 
     def on_focus(self) -> None:
@@ -176,7 +178,7 @@ def _timeline_grid(steps: list[Step], scale: float) -> Table:
     grid.add_column(min_width=14)
     grid.add_column(justify="right", min_width=10)
     grid.add_column(min_width=BAR_WIDTH)
-    grid.add_column()
+    grid.add_column(overflow="fold")  # a long word (a quoted response) is folded, never cut short
     for row, step in zip(timeline(steps, scale), steps, strict=True):
         style = STEP_COLOURS.get(step.name, "white") if row.ok else "bold red"
         grid.add_row(
