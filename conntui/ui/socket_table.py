@@ -131,12 +131,12 @@ class SocketTable(ScrollView, can_focus=True):
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home", "jump(0)", "First", show=False),
-        Binding("left", "scroll_columns(-1)", "Columns left", show=False),
-        Binding("right", "scroll_columns(1)", "Columns right", show=False),
+        Binding("left", "scroll_columns(-1)", "Columns left", show=False, tooltip="Scroll the table a column left"),
+        Binding("right", "scroll_columns(1)", "Columns right", show=False, tooltip="Scroll the table a column right"),
         Binding("end", "jump(-1)", "Last", show=False),
-        Binding("s", "sort_next", "Sort"),
-        Binding("S", "sort_reverse", "Reverse", show=False),
-        Binding("m", "metrics", "Metrics"),
+        Binding("s", "sort_next", "Sort", tooltip="Sort by the next column on screen (or click a column title)"),
+        Binding("S", "sort_reverse", "Reverse", show=False, tooltip="Reverse the order of the sort"),
+        Binding("m", "metrics", "Metrics", tooltip="Show or hide the TCP metrics: RTT, retransmits, bytes, rates"),
     ]
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, **kwargs) -> None:

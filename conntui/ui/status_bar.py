@@ -31,10 +31,10 @@ class StatusBar(Static):
             text.append("  │ PAUSED", "bold reverse")
         if stretched_to is not None:
             text.append(f"  │ interval stretched to {stretched_to:.1f} s", "yellow")
+        if snapshot is not None and snapshot.hidden_owners:  # before the figures: what is not shown matters more
+            text.append(f"  │ {snapshot.hidden_note()}", "dim")  # decided by what was unreadable, not by euid
         if snapshot is not None:
             counts = state.state_counts.most_common(5)
             text.append(" │ " + "  ".join(f"{name} {count}" for name, count in counts))
             text.append(f"  │ poll {snapshot.duration_ms:.0f} ms ({snapshot.backend}), ui {apply_ms:.0f} ms")
-            if snapshot.hidden_owners:  # decided by what was unreadable, not by euid
-                text.append(f"  │ {snapshot.hidden_note()}", "dim")
         self.update(text)
