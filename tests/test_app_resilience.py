@@ -7,17 +7,20 @@ probe refuses); an injected one only where nothing real produces it on demand, s
 from __future__ import annotations
 
 import dataclasses
+import socket
 import threading
 import time
 
+import pytest
 from textual.widgets import Input
 
+from conntui.http.records import ProbeResult
 from conntui.http.runner import ProbeRequest
 from conntui.model import Snapshot, Socket
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.ui.app import ConntuiApp
-from conntui.ui.messages import CursorMoved, StateReady
+from conntui.ui.messages import CursorMoved, ProbeUpdated, StateReady
 from tests.conftest import wait_for
 from tests.test_app import SIZE, make_app, row_for, status_text
 
@@ -124,6 +127,7 @@ async def test_teardown_while_the_engine_publishes_reaches_no_removed_widget() -
     app.dashboard._state_ready(StateReady(app.dashboard.state))
     app.dashboard._tick()
     app.dashboard._cursor_moved(CursorMoved())
+    app.dashboard._probe_updated(ProbeUpdated(1, ProbeResult("http://127.0.0.1:1/", "single", 1, done=True)))
 
 
 async def test_quit_while_the_engine_publishes_stops_it_first() -> None:
@@ -134,6 +138,22 @@ async def test_quit_while_the_engine_publishes_stops_it_first() -> None:
             app.dashboard.engine.submit(lambda view: None)
         await pilot.press("q")
         assert not app.dashboard.engine.running  # stopped by the quit itself, before Textual removes the widgets
+
+
+async def test_quit_during_a_held_test_ends_its_thread_and_the_builtin_server_with_the_dashboard() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        app.dashboard.launch(ProbeRequest("", "single", 1, 3600.0))  # held for an hour unless ended
+        await wait_for(pilot, lambda: app.dashboard.tests.get(1) and app.dashboard.tests[1].connections)
+        server_url = app.dashboard.runner.server_url
+        await pilot.press("q")
+        # ended by the quit itself: no test thread left, the server's port closed
+        assert not any(thread.name.startswith("conntui-test") for thread in threading.enumerate())
+        assert app.dashboard.runner.server_url is None
+        port = int(server_url.rsplit(":", 1)[1].strip("/"))
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
 
 
 async def test_a_filter_error_names_the_filter_really_shown_and_is_first_in_the_status_line(sockets) -> None:
