@@ -155,6 +155,8 @@ class ProbeRunner:
 
     def _builtin_server_url(self) -> str:
         with self._lock:
+            if self._stopping.is_set():  # stop() may have taken the server already: start no other
+                raise OSError("the test runner is stopping")
             if self._server is None:
                 server = ServerThread(self.server_host, 0)
                 server.start()
