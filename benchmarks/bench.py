@@ -122,18 +122,18 @@ async def ui_child(repeat: int) -> dict[str, float]:
                     raise TimeoutError("the dashboard did not get there in time")
                 await pilot.pause(0.001)
 
-        await until(lambda: app.poll_count >= 1)
+        await until(lambda: app.dashboard.poll_count >= 1)
         applies, refresh_to_screen = [], []
         for _ in range(repeat + 1):  # the first poll after start-up reads every owner: skip it
             os.write(1, b"churn\n")  # fd 1 itself: Textual captures print() while the app runs
             if sys.__stdin__.readline().strip() != "ok":
                 raise RuntimeError("no churn")
-            polls = app.poll_count
+            polls = app.dashboard.poll_count
             started = time.perf_counter()
-            app.engine.refresh()
-            await until(lambda: app.poll_count > polls)  # noqa: B023
+            app.dashboard.engine.refresh()
+            await until(lambda: app.dashboard.poll_count > polls)  # noqa: B023
             refresh_to_screen.append((time.perf_counter() - started) * 1000)
-            applies.append(app.apply_ms)
+            applies.append(app.dashboard.apply_ms)
         table = app.query_one(SocketTable)
         height = table.scrollable_content_region.height
         render = median_ms(lambda: [table.render_line(y) for y in range(height)], repeat)
@@ -143,10 +143,10 @@ async def ui_child(repeat: int) -> dict[str, float]:
         for wanted in ("port:1", "port:12", "port:123", "port:1234", "port:12345")[: max(2, repeat)]:
             started = time.perf_counter()
             box.value = wanted  # as the key arrives: Input.Changed, parse, the engine filters, state shown
-            while app.state.filter.text != wanted:
+            while app.dashboard.state.filter.text != wanted:
                 await asyncio.sleep(0.0005)
             keystrokes.append((time.perf_counter() - started) * 1000)
-        rows = app.state.total
+        rows = app.dashboard.state.total
     import psutil
 
     return {  # the keys are UI_FIGURES
@@ -170,7 +170,7 @@ async def idle_child(seconds: float) -> dict[str, float]:
         await pilot.pause(seconds)
         after, elapsed = os.times(), time.perf_counter() - wall
     cpu = (after.user - before.user) + (after.system - before.system)
-    return {"idle dashboard CPU (% of one core)": 100 * cpu / elapsed, "polls": app.poll_count}
+    return {"idle dashboard CPU (% of one core)": 100 * cpu / elapsed, "polls": app.dashboard.poll_count}
 
 
 UI_FIGURES = (

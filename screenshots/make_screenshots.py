@@ -15,10 +15,10 @@ import socket
 import time
 from pathlib import Path
 
+from conntui.http.runner import ProbeRequest
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.ui.app import ConntuiApp
-from conntui.ui.messages import LaunchProbe
 
 HERE = Path(__file__).parent
 SIZE = (150, 34)
@@ -33,7 +33,7 @@ async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
 async def shoot(filter_text: str, name: str, keys: tuple[str, ...] = (), size: tuple[int, int] = SIZE) -> None:
     app = ConntuiApp(Poller(open_source(), "inet"), interval=0.5, filter_text=filter_text)
     async with app.run_test(size=size) as pilot:
-        await wait_until(pilot, lambda: app.poll_count >= 2)
+        await wait_until(pilot, lambda: app.dashboard.poll_count >= 2)
         await pilot.press(*keys)
         await pilot.pause(0.3)
         app.save_screenshot(str(HERE / name))
@@ -44,12 +44,12 @@ async def shoot_tests(name: str) -> None:
     """Three parallel test connections to the built-in server, held open, watched with `mine`."""
     app = ConntuiApp(Poller(open_source(), "tcp"), interval=0.5, filter_text="mine")
     async with app.run_test(size=(150, 44)) as pilot:
-        await wait_until(pilot, lambda: app.poll_count >= 1)
-        app.post_message(LaunchProbe("/delay?ms=25", "parallel", 3, 4.0))
-        await wait_until(pilot, lambda: len(app.state.visible) >= 6)
+        await wait_until(pilot, lambda: app.dashboard.poll_count >= 1)
+        app.dashboard.launch(ProbeRequest("/delay?ms=25", "parallel", 3, 4.0))
+        await wait_until(pilot, lambda: len(app.dashboard.state.visible) >= 6)
         await pilot.pause(0.6)
         app.save_screenshot(str(HERE / name))
-        await wait_until(pilot, lambda: all(result.done for result in app.tests.values()))
+        await wait_until(pilot, lambda: all(result.done for result in app.dashboard.tests.values()))
     print(f"wrote {HERE / name}")
 
 

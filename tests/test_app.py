@@ -28,7 +28,7 @@ def make_app(filter_text: str = "") -> ConntuiApp:
 
 
 def row_for(app: ConntuiApp, local_port: int, remote_port: int | None = None):
-    for row in app.state.visible:
+    for row in app.dashboard.state.visible:
         if row.sock.local_port == local_port and (remote_port is None or row.sock.remote_port == remote_port):
             return row
     return None
@@ -64,7 +64,7 @@ async def test_connection_appears_marked_new_then_closed_then_removed(sockets) -
     port = listener.getsockname()[1]
     app = make_app(f"port:{port}")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.poll_count >= 1 and row_for(app, port))
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1 and row_for(app, port))
         client, server = sockets.connection(listener)
         cport = client.getsockname()[1]
         await wait_for(pilot, lambda: row_for(app, cport))
@@ -94,21 +94,21 @@ async def test_typed_port_filter_hides_other_rows_and_bad_filter_keeps_last_good
         await pilot.press("slash", *f"port:{port1}")
         await wait_for(pilot, lambda: row_for(app, port2) is None)
         assert row_for(app, port1) is not None
-        assert all(port1 in (row.sock.local_port, row.sock.remote_port) for row in app.state.visible)
+        assert all(port1 in (row.sock.local_port, row.sock.remote_port) for row in app.dashboard.state.visible)
         app.query_one("#filter", Input).value = f"port:{port1} bogus:1"  # as if pasted
         await pilot.pause()
         assert "bogus:1" in status_text(app) and "unknown key" in status_text(app)
         assert app.query_one("#filter", Input).has_class("-invalid")
-        assert app.state.filter.text == f"port:{port1}"  # the last good filter still applies
+        assert app.dashboard.state.filter.text == f"port:{port1}"  # the last good filter still applies
         assert row_for(app, port1) is not None and row_for(app, port2) is None
         await pilot.press("end", *["backspace"] * len(" bogus:1"))
         await pilot.pause()
         assert "bogus" not in status_text(app)
         await pilot.press("enter")  # leave the box, keep the filter
-        assert isinstance(app.focused, SocketTable) and app.state.filter.text == f"port:{port1}"
+        assert isinstance(app.focused, SocketTable) and app.dashboard.state.filter.text == f"port:{port1}"
         await pilot.press("escape")  # clear it
         await wait_for(pilot, lambda: row_for(app, port2) is not None)
-        assert app.state.filter.text == ""
+        assert app.dashboard.state.filter.text == ""
 
 
 async def test_cursor_stays_on_its_socket_and_header_click_sorts(sockets) -> None:
@@ -118,20 +118,20 @@ async def test_cursor_stays_on_its_socket_and_header_click_sorts(sockets) -> Non
         sockets.connection(listener)
     app = make_app(f"port:{port}")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: len(app.state.visible) == 7)
+        await wait_for(pilot, lambda: len(app.dashboard.state.visible) == 7)
         table = app.query_one(SocketTable)
         await pilot.press("down", "down")
         chosen = table.cursor_key
         assert table.cursor_row.sock.key == chosen
         extra = sockets.connection(listener)  # new rows arrive and sort in around the cursor
-        await wait_for(pilot, lambda: len(app.state.visible) == 9)
+        await wait_for(pilot, lambda: len(app.dashboard.state.visible) == 9)
         assert table.cursor_key == chosen and table.cursor_row.sock.key == chosen
         await pilot.click(SocketTable, offset=(3, 0))  # the "Proto" title
-        assert app.state.sort_column == "proto"
+        assert app.dashboard.state.sort_column == "proto"
         await pilot.click(SocketTable, offset=(3, 0))
-        assert app.state.sort_reverse
+        assert app.dashboard.state.sort_reverse
         await pilot.press("s")
-        assert app.state.sort_column == "local_ip"
+        assert app.dashboard.state.sort_column == "local_ip"
         assert table.cursor_row.sock.key == chosen
         assert extra
 
@@ -169,10 +169,10 @@ async def test_pause_stops_updates_and_help_opens(sockets) -> None:
         await pilot.press("p")
         assert "PAUSED" in status_text(app)
         await pilot.pause(0.3)
-        polls = app.poll_count
+        polls = app.dashboard.poll_count
         client, _ = sockets.connection(listener)
         await pilot.pause(0.6)
-        assert app.poll_count == polls and row_for(app, client.getsockname()[1]) is None
+        assert app.dashboard.poll_count == polls and row_for(app, client.getsockname()[1]) is None
         await pilot.press("r")  # refresh now, even while paused
         await wait_for(pilot, lambda: row_for(app, client.getsockname()[1]))
         await pilot.press("p")
@@ -188,30 +188,37 @@ async def test_pause_stops_updates_and_help_opens(sockets) -> None:
 async def test_launch_a_test_from_the_dialog_and_see_its_rows_marked_mine() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
         await pilot.press("t")
         assert isinstance(app.screen, TestDialog)
         app.screen.query_one("#hold", Input).value = "2"
         await pilot.press("enter")  # the URL box is focused: enter launches
         assert not isinstance(app.screen, TestDialog)
         await wait_for(
-            pilot, lambda: app.tests.get(1) and app.tests[1].connections and app.tests[1].connections[0].four_tuple
+            pilot,
+            lambda: (
+                app.dashboard.tests.get(1)
+                and app.dashboard.tests[1].connections
+                and app.dashboard.tests[1].connections[0].four_tuple
+            ),
         )
-        record = app.tests[1].connections[0]
+        record = app.dashboard.tests[1].connections[0]
         client = record.four_tuple
         server_side = ("tcp", record.remote_ip, record.remote_port, record.local_ip, record.local_port)
-        await wait_for(pilot, lambda: any(row.sock.four_tuple == client for row in app.state.visible))
-        assert {client, server_side} <= app.state.mine
-        row = next(row for row in app.state.visible if row.sock.four_tuple == client)
+        await wait_for(pilot, lambda: any(row.sock.four_tuple == client for row in app.dashboard.state.visible))
+        assert {client, server_side} <= app.dashboard.state.mine
+        row = next(row for row in app.dashboard.state.visible if row.sock.four_tuple == client)
         assert row.sock.state == "ESTABLISHED"  # held open so it can be watched
         await pilot.press("slash", *"mine")
-        await wait_for(pilot, lambda: app.state.filter.text == "mine")
-        assert {row.sock.four_tuple for row in app.state.visible} <= {client, server_side}
-        await wait_for(pilot, lambda: app.tests[1].done, timeout=15)
-        assert app.tests[1].ok
+        await wait_for(pilot, lambda: app.dashboard.state.filter.text == "mine")
+        assert {row.sock.four_tuple for row in app.dashboard.state.visible} <= {client, server_side}
+        await wait_for(pilot, lambda: app.dashboard.tests[1].done, timeout=15)
+        assert app.dashboard.tests[1].ok
         await wait_for(
             pilot,
-            lambda: any(row.sock.four_tuple == client and row.sock.state == "TIME_WAIT" for row in app.state.visible),
+            lambda: any(
+                row.sock.four_tuple == client and row.sock.state == "TIME_WAIT" for row in app.dashboard.state.visible
+            ),
         )  # still marked as mine once the client side moved to TIME_WAIT
         await pilot.press("enter", "escape")  # leave the filter box, clear the filter
         pane = app.query_one(TestsPane)
@@ -235,8 +242,8 @@ async def test_an_unreachable_target_is_a_failed_step_not_a_crash() -> None:
         app.screen.query_one("#url", Input).value = f"http://127.0.0.1:{port}/"
         app.screen.query_one("#hold", Input).value = "0"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.tests.get(1) and app.tests[1].done)
-        assert app.tests[1].first_error == "connect: connection refused"
+        await wait_for(pilot, lambda: app.dashboard.tests.get(1) and app.dashboard.tests[1].done)
+        assert app.dashboard.tests[1].first_error == "connect: connection refused"
         text = pane_text(app.query_one(TestsPane))
         assert "connection refused" in text and "FAILED" in text
         await pilot.press("t")
@@ -255,7 +262,7 @@ async def test_a_bad_url_is_said_in_the_dialog_and_the_last_valid_one_is_offered
         await pilot.press("t")
         app.screen.query_one("#url", Input).value = "ftp://[x]/"
         await pilot.press("enter")
-        assert isinstance(app.screen, TestDialog) and not app.tests  # nothing launched
+        assert isinstance(app.screen, TestDialog) and not app.dashboard.tests  # nothing launched
         said = plain(app.screen.query_one("#dialog-error"))
         assert said.startswith("URL: invalid URL 'ftp://[x]/': ")  # its [brackets] shown, not taken as markup
         valid = f"127.0.0.1:{port}/x"  # no scheme: http://, as in curl
@@ -263,8 +270,8 @@ async def test_a_bad_url_is_said_in_the_dialog_and_the_last_valid_one_is_offered
         app.screen.query_one("#hold", Input).value = "0"
         await pilot.press("enter")
         assert not isinstance(app.screen, TestDialog)
-        await wait_for(pilot, lambda: app.tests.get(1) and app.tests[1].done)
-        result = app.tests[1]
+        await wait_for(pilot, lambda: app.dashboard.tests.get(1) and app.dashboard.tests[1].done)
+        result = app.dashboard.tests[1]
         assert result.url == f"http://{valid}" and result.first_error == "connect: connection refused"
         text = pane_text(app.query_one(TestsPane))
         assert "literal, no lookup" in text  # an IP literal: no DNS lookup, as in a browser
@@ -296,8 +303,8 @@ async def test_metrics_columns_and_rates_of_a_busy_connection(sockets) -> None:
             received = 0
             while received < 200_000:
                 received += len(server.recv(65536))
-            polls = app.poll_count
-            await wait_for(pilot, lambda: app.poll_count > polls)  # noqa: B023
+            polls = app.dashboard.poll_count
+            await wait_for(pilot, lambda: app.dashboard.poll_count > polls)  # noqa: B023
         row = row_for(app, cport)
         assert row.sock.bytes_sent >= 600_000 and row.tx_rate and row.tx_rate > 0
         assert row.history
@@ -363,7 +370,7 @@ async def test_at_80x24_with_every_pane_open_the_table_keeps_five_rows_and_the_s
         sockets.connection(listener)
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: len(app.state.visible) >= 17)
+        await wait_for(pilot, lambda: len(app.dashboard.state.visible) >= 17)
         await pilot.press("enter", "T", "l")
         await pilot.pause()
         screen = app.screen.region
@@ -395,7 +402,7 @@ async def test_the_tests_pane_follows_a_running_test_and_scrolls_by_line() -> No
             height = pane.scrollable_content_region.height
             assert pane.cursor == len(pane.lines) - 1  # on the newest line
             assert int(pane.scroll_y) <= pane.cursor < int(pane.scroll_y) + height  # and in view
-            return bool(app.tests.get(1) and app.tests[1].done)
+            return bool(app.dashboard.tests.get(1) and app.dashboard.tests[1].done)
 
         await wait_for(pilot, followed, timeout=15)
         followed()
@@ -408,3 +415,22 @@ async def test_the_tests_pane_follows_a_running_test_and_scrolls_by_line() -> No
         assert int(pane.scroll_y) == top - 1  # one line further up scrolls by one line
         await pilot.press("home")
         assert pane.cursor == 0 and pane.scroll_y == 0
+
+
+async def test_the_palettes_screenshot_is_saved_in_the_current_directory_and_its_path_shown(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "nowhere"))  # no ~/Downloads: where Textual's own would go
+    app = make_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        screenshot = [command for command in app.get_system_commands(app.screen) if command.title == "Screenshot"]
+        assert len(screenshot) == 1
+        screenshot[0].callback()
+        await wait_for(pilot, lambda: list(tmp_path.glob("*.svg")))
+        [saved] = tmp_path.glob("*.svg")
+        assert saved.read_text().startswith("<svg")
+        await wait_for(pilot, lambda: app.screen.query("Toast"))
+        shown = " ".join(str(toast.render()) for toast in app.screen.query("Toast"))
+        assert f"Screenshot saved to {saved}" in shown

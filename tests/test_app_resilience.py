@@ -7,16 +7,20 @@ probe refuses); an injected one only where nothing real produces it on demand, s
 from __future__ import annotations
 
 import dataclasses
+import socket
 import threading
 import time
 
+import pytest
 from textual.widgets import Input
 
+from conntui.http.records import ProbeResult
+from conntui.http.runner import ProbeRequest
 from conntui.model import Snapshot, Socket
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.ui.app import ConntuiApp
-from conntui.ui.messages import CursorMoved, LaunchProbe, StateReady
+from conntui.ui.messages import CursorMoved, ProbeUpdated, StateReady
 from tests.conftest import wait_for
 from tests.test_app import SIZE, make_app, row_for, status_text
 
@@ -31,9 +35,9 @@ async def test_a_pasted_huge_number_is_a_filter_error_and_the_last_good_filter_s
         await pilot.pause()
         assert "out of range" in status_text(app) and "4306 characters" in status_text(app)
         assert app.query_one("#filter", Input).has_class("-invalid")
-        polls = app.engine.polls
-        await wait_for(pilot, lambda: app.engine.polls > polls)  # still polling
-        assert app.state.filter.text == f"port:{port}" and row_for(app, port)
+        polls = app.dashboard.engine.polls
+        await wait_for(pilot, lambda: app.dashboard.engine.polls > polls)  # still polling
+        assert app.dashboard.state.filter.text == f"port:{port}" and row_for(app, port)
 
 
 class PollerLosingAccess(Poller):
@@ -50,21 +54,21 @@ async def test_a_failed_poll_is_in_the_status_line_and_the_log_and_polling_goes_
     app = ConntuiApp(PollerLosingAccess(open_source(), "tcp"), interval=0.1)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: "poll failed: access denied" in status_text(app))
-        assert any("error: poll failed: access denied (simulated)" in line for line in app.events)
-        await wait_for(pilot, lambda: app.poll_count >= 2 and "poll failed" not in status_text(app))
+        assert any("error: poll failed: access denied (simulated)" in line for line in app.dashboard.events)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 2 and "poll failed" not in status_text(app))
 
 
 async def test_a_test_connection_whose_worker_fails_is_marked_failed_and_shown() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.poll_count >= 1)
-        app.post_message(LaunchProbe("http://127.0.0.1:9/", "carrier-pigeon", 1, 0.0))  # the dialog offers no such mode
-        await wait_for(pilot, lambda: app.tests.get(1) and app.tests[1].done)
-        assert "internal error" in app.tests[1].error and "unknown mode" in app.tests[1].error
-        assert "probes worker failed" in status_text(app)
-        assert any("probes worker failed" in line for line in app.events)
-        polls = app.engine.polls
-        await wait_for(pilot, lambda: app.engine.polls > polls)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        app.dashboard.launch(ProbeRequest("http://127.0.0.1:9/", "carrier-pigeon", 1, 0.0))  # no such mode offered
+        await wait_for(pilot, lambda: app.dashboard.tests.get(1) and app.dashboard.tests[1].done)
+        assert "internal error" in app.dashboard.tests[1].error and "unknown mode" in app.dashboard.tests[1].error
+        assert "test 1 failed" in status_text(app)
+        assert any("test 1 failed" in line for line in app.dashboard.events)
+        polls = app.dashboard.engine.polls
+        await wait_for(pilot, lambda: app.dashboard.engine.polls > polls)
 
 
 async def test_an_exception_in_any_thread_is_shown_not_lost() -> None:
@@ -73,12 +77,12 @@ async def test_an_exception_in_any_thread_is_shown_not_lost() -> None:
 
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
         thread = threading.Thread(target=fail, name="helper")
         thread.start()
         thread.join()
         await wait_for(pilot, lambda: "lost in a thread" in status_text(app))
-        assert any("thread helper failed: RuntimeError('lost in a thread')" in line for line in app.events)
+        assert any("thread helper failed: RuntimeError('lost in a thread')" in line for line in app.dashboard.events)
 
 
 class PollerWithARawName(Poller):
@@ -96,10 +100,10 @@ async def test_a_row_that_cannot_be_drawn_is_reported_and_the_rest_is_drawn(sock
     app = ConntuiApp(PollerWithARawName(open_source(), "tcp"), interval=0.2, filter_text=f"port:1,{port}")
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: "a row could not be drawn" in status_text(app))
-        assert any("a row could not be drawn: " in line for line in app.events)
+        assert any("a row could not be drawn: " in line for line in app.dashboard.events)
         assert row_for(app, port) and row_for(app, 1)
-        polls = app.engine.polls
-        await wait_for(pilot, lambda: app.engine.polls > polls)
+        polls = app.dashboard.engine.polls
+        await wait_for(pilot, lambda: app.dashboard.engine.polls > polls)
 
 
 async def test_teardown_while_the_engine_publishes_reaches_no_removed_widget() -> None:
@@ -108,31 +112,48 @@ async def test_teardown_while_the_engine_publishes_reaches_no_removed_widget() -
 
     def keep_requesting() -> None:  # into the teardown; bounded: 1,000 requests 1 ms apart
         for _ in range(1000):
-            app.engine.submit(lambda view: None)  # each one publishes a state: a StateReady
+            app.dashboard.engine.submit(lambda view: None)  # each one publishes a state: a StateReady
             requesting.set()
             time.sleep(0.001)
 
     requester = threading.Thread(target=keep_requesting)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
         requester.start()
         await wait_for(pilot, requesting.is_set)
     # leaving run_test re-raised any exception of the app: a NoMatches from a handler after the widgets went
     requester.join()
     # What a message or a timer tick still due at that moment meets, every time rather than by chance:
-    app._state_ready(StateReady(app.state))
-    app._tick()
-    app._cursor_moved(CursorMoved())
+    app.dashboard._state_ready(StateReady(app.dashboard.state))
+    app.dashboard._tick()
+    app.dashboard._cursor_moved(CursorMoved())
+    app.dashboard._probe_updated(ProbeUpdated(1, ProbeResult("http://127.0.0.1:1/", "single", 1, done=True)))
 
 
 async def test_quit_while_the_engine_publishes_stops_it_first() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
         for _ in range(500):
-            app.engine.submit(lambda view: None)
+            app.dashboard.engine.submit(lambda view: None)
         await pilot.press("q")
-        assert not app.engine.running  # stopped by the quit itself, before Textual removes the widgets
+        assert not app.dashboard.engine.running  # stopped by the quit itself, before Textual removes the widgets
+
+
+async def test_quit_during_a_held_test_ends_its_thread_and_the_builtin_server_with_the_dashboard() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        app.dashboard.launch(ProbeRequest("", "single", 1, 3600.0))  # held for an hour unless ended
+        await wait_for(pilot, lambda: app.dashboard.tests.get(1) and app.dashboard.tests[1].connections)
+        server_url = app.dashboard.runner.server_url
+        await pilot.press("q")
+        # ended by the quit itself: no test thread left, the server's port closed
+        assert not any(thread.name.startswith("conntui-test") for thread in threading.enumerate())
+        assert app.dashboard.runner.server_url is None
+        port = int(server_url.rsplit(":", 1)[1].strip("/"))
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
 
 
 async def test_a_filter_error_names_the_filter_really_shown_and_is_first_in_the_status_line(sockets) -> None:
@@ -140,7 +161,7 @@ async def test_a_filter_error_names_the_filter_really_shown_and_is_first_in_the_
     port = listener.getsockname()[1]
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
         box = app.query_one("#filter", Input)
         for text in (f"port:{port}", f"port:{port} zz", f"port:{port} zz:"):  # typed fast: no poll between
             box.value = text
@@ -157,7 +178,7 @@ async def test_keys_arriving_in_one_burst_land_in_order_slashes_included() -> No
 
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
         burst = "ip:127.0.0.0/8"  # a terminal delivers typed-ahead or pasted keys in one read
         app.post_message(events.Key("slash", "/"))
         for char in burst:

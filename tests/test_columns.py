@@ -43,7 +43,7 @@ class Scene:
 
     def complete(self, app: ConntuiApp) -> bool:
         """Every socket polled, and the child seen as the shared listener's second owner."""
-        rows = app.state.visible
+        rows = app.dashboard.state.visible
         return len(rows) == 5 and any(len(row.sock.pids) == 2 for row in rows)
 
 
@@ -66,11 +66,11 @@ async def test_at_80x24_every_row_shows_the_essentials_and_the_rest_scrolls_into
         table = app.query_one(SocketTable)
         await pilot.pause()
         assert {column.name for column in table.on_screen} >= ESSENTIAL
-        shared = next(row for row in app.state.visible if len(row.sock.pids) == 2)
+        shared = next(row for row in app.dashboard.state.visible if len(row.sock.pids) == 2)
         text = line_of(table, shared.sock.key)
         assert "×2" in text and f"{shared.sock.pids[0]} +1" in text and str(scene.child_pid) not in text.split()
         assert f"127.0.0.1:{scene.port}" in text and shared.sock.process and shared.sock.process[:6] in text
-        client = next(row for row in app.state.visible if row.sock.local_port == scene.client_port)
+        client = next(row for row in app.dashboard.state.visible if row.sock.local_port == scene.client_port)
         assert f"127.0.0.1:{scene.client_port}" in line_of(table, client.sock.key)
         assert f"127.0.0.1:{scene.other_port}" in line_of(table, client.sock.key)
 
@@ -123,10 +123,11 @@ async def test_s_sorts_by_each_column_on_screen_in_turn(sockets, child_holding) 
             shown = [column.name for column in table.on_screen]
             chosen = []
             for _ in shown:
-                before = app.state
+                before = app.dashboard.state
                 await pilot.press("s")
-                await wait_for(pilot, lambda: app.state is not before)  # noqa: B023
-                chosen.append(app.state.sort_column)
+                # the sort's own state, not a poll's that came first: `s` always moves to another column
+                await wait_for(pilot, lambda: app.dashboard.state.sort_column != before.sort_column)  # noqa: B023
+                chosen.append(app.dashboard.state.sort_column)
             assert sorted(chosen) == sorted(shown)  # each column on screen once, none off it
 
 

@@ -111,7 +111,7 @@ class HiddenOwnersPoller(ReplayPoller):
 async def test_the_status_line_says_it_too() -> None:
     app = ConntuiApp(HiddenOwnersPoller(), interval=60)
     async with app.run_test(size=(200, 30)) as pilot:
-        while app.poll_count < 1:
+        while app.dashboard.poll_count < 1:
             await pilot.pause(0.05)
         status = str(app.query_one(StatusBar).render())
     assert "owners of 2 sockets hidden: 3 processes not readable" in status

@@ -58,7 +58,7 @@ def frozen_app(filter_text: str = "") -> ConntuiApp:
 
 
 async def first_poll(pilot) -> None:
-    while pilot.app.poll_count < 1:
+    while pilot.app.dashboard.poll_count < 1:
         await pilot.pause(0.05)
 
 

@@ -141,14 +141,14 @@ async def test_dashboard_shows_a_hostile_name_escaped_in_cells_detail_and_log(na
     name, real, shown = b"\x1b]0;pwn\x07[/]\xc2\x9b\x7f", "\x1b]0;pwn\x07[/]\x9b\x7f", r"\x1b]0;pwn\x07[/]\x9b\x7f"
     app = make_app("proc:pwn")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
         await pilot.press("l")  # the event log, so the socket's "opened" line is written to it
         pid, port = named_listener(name)
         await wait_for(pilot, lambda: row_for(app, port))
         row = row_for(app, port)
         assert row.sock.process == real and row.sock.pids == (pid,)
 
-        cells = {column.name: cell(app.state, row, column.name, 0.0) for column in COLUMNS}
+        cells = {column.name: cell(app.dashboard.state, row, column.name, 0.0) for column in COLUMNS}
         assert cells["process"] == shown and not any(CONTROL.search(text) for text in cells.values())
         table = app.query_one(SocketTable)
         assert table.move_to_key(row.sock.key)

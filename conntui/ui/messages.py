@@ -62,16 +62,6 @@ class ProbeUpdated(Message):
 
 
 @dataclass
-class LaunchProbe(Message):
-    """The test dialog asks for a test: URL ('' = the built-in server), mode, count, hold."""
-
-    url: str
-    mode: str
-    count: int
-    hold: float
-
-
-@dataclass
 class SocketWanted(Message):
     """The tests pane asks the table to show a test connection's socket: the first of `four_tuples` found."""
 

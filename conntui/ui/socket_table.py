@@ -339,7 +339,7 @@ class SocketTable(ScrollView, can_focus=True):
         reason = f"a row could not be drawn: {error!r}"
         if reason != self._drawing_error:  # drawn again on every refresh: reported once
             self._drawing_error = reason
-            self.app.post_message(ErrorOccurred(reason))  # drawn by the screen: a bubble would stop there
+            self.screen.post_message(ErrorOccurred(reason))  # to the screen that shows it: no bubble from a render
         style = self.rich_style + self.get_component_rich_style("socket-table--closed")
         return Strip([Segment(f" {reason}", style)]).adjust_cell_length(width, style)
 

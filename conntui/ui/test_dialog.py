@@ -1,7 +1,8 @@
 """The `t` dialog: launch test HTTP connections (URL, mode, count, hold).
 
 Each value is checked before launching (the URL by the client's own parser), and a bad one is
-said inline, the dialog staying open. The app pre-fills the last launched (so valid) values.
+said inline, the dialog staying open. It is pre-filled with the last launched (so valid) request,
+and dismissed with the new one (None: cancelled).
 """
 
 from __future__ import annotations
@@ -16,34 +17,35 @@ from textual.widgets import Button, Input, Label, Select
 
 from conntui.http.client import parse_url
 from conntui.http.records import MAX_PROBE_COUNT, PROBE_MODES
+from conntui.http.runner import ProbeRequest
 from conntui.text import printable
-from conntui.ui.messages import LaunchProbe
 
 
-class TestDialog(ModalScreen[None]):
+class TestDialog(ModalScreen[ProbeRequest | None]):
     __test__ = False  # not a pytest test class
 
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
 
-    def __init__(self, builtin_hint: str, url: str = "", mode: str = "single", count: int = 1, hold: float = 3.0):
+    def __init__(self, builtin_hint: str, last: ProbeRequest) -> None:
         super().__init__()
-        self.builtin_hint, self.url, self.mode, self.count, self.hold = builtin_hint, url, mode, count, hold
+        self.builtin_hint, self.last = builtin_hint, last
 
     def compose(self) -> ComposeResult:
         with Vertical(id="test-dialog"):
             yield Label("Launch test connections", classes="title")
             yield Label("URL (empty or a path like /delay?ms=500: the built-in test server)")
-            yield Input(self.url, placeholder=self.builtin_hint, id="url")
+            yield Input(self.last.url, placeholder=self.builtin_hint, id="url")
             with Horizontal(classes="row"):
                 with Vertical():
                     yield Label("Mode")
-                    yield Select([(mode, mode) for mode in PROBE_MODES], value=self.mode, allow_blank=False, id="mode")
+                    modes = [(mode, mode) for mode in PROBE_MODES]
+                    yield Select(modes, value=self.last.mode, allow_blank=False, id="mode")
                 with Vertical():
                     yield Label(f"Count (1-{MAX_PROBE_COUNT})")
-                    yield Input(str(self.count), id="count", restrict=r"[0-9]*")
+                    yield Input(str(self.last.count), id="count", restrict=r"[0-9]*")
                 with Vertical():
                     yield Label("Hold (s)")
-                    yield Input(f"{self.hold:g}", id="hold", restrict=r"[0-9.]*")
+                    yield Input(f"{self.last.hold:g}", id="hold", restrict=r"[0-9.]*")
             yield Label("", id="dialog-error")
             with Horizontal(classes="buttons"):
                 yield Button("Launch", variant="primary", id="launch")
@@ -76,8 +78,7 @@ class TestDialog(ModalScreen[None]):
             error.update("Hold must be a number of seconds from 0 to 3600.")
             return
         mode = self.query_one("#mode", Select).value
-        self.app.post_message(LaunchProbe(url, str(mode), int(count_text), hold))
-        self.dismiss()
+        self.dismiss(ProbeRequest(url, str(mode), int(count_text), hold))
 
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:

@@ -1,0 +1,396 @@
+"""The dashboard screen: the widgets, the ticking timer, and the producers that feed them.
+
+The screen starts the engine (`conntui.engine`: polls and the table's view, off the UI thread)
+and owns the test runner (`conntui.http.runner`: the test connections and the built-in server),
+takes in what they report as messages, draws, and forwards the user's requests to them. Both
+end with the screen: `stop()` (called by the App on every way out, and on the screen's unmount)
+stops the timer, the engine and the runner before Textual removes the widgets, and no handler
+touches a widget after it.
+
+Nothing that fails off the UI thread ends the dashboard: a failed poll, an error in the engine,
+a test or a worker, or in drawing a row is shown on the status line and in the event log.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+
+from rich.console import RenderableType
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.dom import DOMNode
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, RichLog
+from textual.worker import Worker, WorkerState
+
+from conntui.engine import Engine
+from conntui.filters import FilterError, parse_filter
+from conntui.http.records import ProbeResult
+from conntui.http.runner import ProbeRequest, ProbeRunner
+from conntui.model import FourTuple, Snapshot
+from conntui.poller import Poller, Polling
+from conntui.ui.detail_pane import DetailPane
+from conntui.ui.messages import (
+    CursorMoved,
+    ErrorOccurred,
+    PollFailed,
+    ProbeUpdated,
+    SnapshotReady,
+    SocketWanted,
+    SortRequested,
+    StateReady,
+)
+from conntui.ui.socket_table import SocketTable
+from conntui.ui.status_bar import StatusBar
+from conntui.ui.test_dialog import TestDialog
+from conntui.ui.tests_pane import TestsPane
+from conntui.uniqueness import find_peer
+from conntui.view import EMPTY_STATE, ConnectionView, Row, TableState
+
+EVENT_LOG_LINES = 2000
+
+
+def _while_live(handler: Callable) -> Callable:
+    """Skip `handler` once the screen has stopped or the app has begun to tear down: widgets may be gone."""
+
+    @functools.wraps(handler)
+    def guarded(self: DashboardScreen, *args: object) -> None:
+        if self.live:
+            handler(self, *args)
+
+    return guarded
+
+
+class DashboardScreen(Screen[None]):
+    # The dashboard's keys: the footer, the `?` screen and the command palette read them (with the
+    # App's and those of the widgets in KEY_OWNERS). The description names the action in the
+    # footer and the palette; the tooltip says what it does.
+    BINDINGS = [
+        # A priority binding runs before the key reaches the focused widget, so the focus has
+        # moved by the time the next key (of a paste, of a fast typist) arrives.
+        Binding("slash", "filter", "Filter", priority=True, tooltip="Filter as you type (enter leaves the box)"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter: show every socket"),
+        Binding("p", "pause", "Pause", tooltip="Pause or resume polling"),
+        Binding("r", "refresh", "Refresh", tooltip="Poll the sockets now, also while paused"),
+        Binding("enter", "detail", "Detail", tooltip="Show or hide the selected socket's details"),
+        Binding("g", "peer", "Peer", show=False, tooltip="Jump to the peer socket (the other end on this machine)"),
+        Binding("l", "log", "Log", tooltip="Show or hide the event log: opened, closed, changed sockets"),
+        Binding("t", "test", "Test", tooltip="Launch test HTTP connections and time their seven steps"),
+        Binding("T", "tests_pane", "Tests pane", show=False, tooltip="Show or hide the tests and their timelines"),
+        Binding("z", "zoom", "Zoom", tooltip="Zoom the focused pane to the whole screen, and back"),
+    ]  # fmt: skip
+    KEY_OWNERS = (SocketTable, TestsPane)  # the widgets that declare keys of their own
+
+    def __init__(
+        self,
+        poller: Polling | None = None,
+        *,
+        interval: float = 1.0,
+        filter_text: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.clock = clock
+        self.initial_filter = filter_text
+        self.state: TableState = EMPTY_STATE
+        self.poll_count = 0
+        self.apply_ms = 0.0  # UI-thread time spent taking in the last poll
+        self.events: deque[str] = deque(maxlen=EVENT_LOG_LINES)
+        self.filter_error = ""
+        initial_filter = parse_filter(filter_text)
+        self.good_filter = initial_filter.text  # the last filter that parsed
+        self.poll_error = ""
+        self.paused = False  # as asked of the engine (which applies it in order with other requests)
+        self.internal_error = ""  # the last failure of a thread, a worker or a drawing, until another one
+        self.engine = Engine(
+            poller if poller is not None else Poller(),
+            ConnectionView(clock=clock, filter=initial_filter),
+            interval=interval,
+            on_poll=lambda snapshot, state, events: self.post_message(SnapshotReady(state, events)),
+            on_state=lambda state: self.post_message(StateReady(state)),
+            on_error=lambda reason: self.post_message(PollFailed(reason)),
+        )
+        self.runner = ProbeRunner(
+            on_update=lambda test_id, result: self.post_message(ProbeUpdated(test_id, result)),
+            on_mine=self._mine_changed,
+            on_error=lambda reason: self.post_message(ErrorOccurred(reason)),
+        )
+        self.last_test = ProbeRequest("", "single", 1, 3.0)
+        self._detail_version = 0
+        self._ticker: Timer | None = None
+        self._live = False
+
+    @property
+    def live(self) -> bool:
+        """Mounted, not stopped, and the app not tearing down: every widget is there."""
+        return self._live and self.app.is_running
+
+    @property
+    def tests(self) -> dict[int, ProbeResult]:
+        """The tests as the tests pane shows them (the runner's records, once taken in)."""
+        return self.query_one(TestsPane).results
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="panes"):  # what is left between the header and the filter box
+            yield SocketTable(self.clock, id="sockets")
+            yield DetailPane(id="detail", classes="hidden")
+            yield TestsPane(id="tests", classes="hidden")
+            yield RichLog(id="events", classes="hidden", max_lines=EVENT_LOG_LINES, wrap=False)
+        yield Input(
+            self.initial_filter, placeholder="/ to filter: port:8080 state:established proc:nginx …", id="filter"
+        )
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._live = True
+        self.query_one(SocketTable).focus()
+        self._show_status()
+        self._ticker = self.set_interval(1.0, self._tick)
+        self.engine.start()
+
+    def on_unmount(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the timer, the engine and the runner: after this, nothing asks the widgets for anything."""
+        self._live = False
+        if self._ticker is not None:
+            self._ticker.stop()
+        self.engine.stop()
+        self.runner.stop()
+
+    def key_owners(self) -> list[DOMNode]:
+        """The screen and its widgets that declare keys, in the order the help screen lists them."""
+        return [self, *(self.query_one(owner) for owner in self.KEY_OWNERS)]
+
+    # -- from the engine ---------------------------------------------------------------------
+
+    @on(SnapshotReady)
+    @_while_live
+    def _apply_snapshot(self, message: SnapshotReady) -> None:
+        started = self.clock()  # the screen's clock, so a frozen clock gives a steady picture
+        try:
+            self.poll_count += 1
+            self.poll_error = ""
+            if self.poll_count > 1:
+                self._log_events(message.events)
+            self._show_state(message.state)
+        finally:
+            self.engine.ack()
+            self.apply_ms = (self.clock() - started) * 1000
+
+    @on(StateReady)
+    @_while_live
+    def _state_ready(self, message: StateReady) -> None:
+        self._show_state(message.state)
+
+    @on(PollFailed)
+    @_while_live
+    def _poll_failed(self, message: PollFailed) -> None:
+        if message.reason != self.poll_error:  # a failure that repeats every poll is logged once
+            self._log_events([f"error: {message.reason}"])
+        self.poll_error = message.reason
+        self._show_status()
+
+    @on(ErrorOccurred)
+    @_while_live
+    def _error_occurred(self, message: ErrorOccurred) -> None:
+        if message.reason != self.internal_error:
+            self._log_events([f"error: {message.reason}"])
+        self.internal_error = message.reason
+        self._show_status()
+
+    @on(Worker.StateChanged)
+    @_while_live
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.post_message(ErrorOccurred(f"{event.worker.group} worker failed: {event.worker.error!r}"))
+
+    def _show_state(self, state: TableState) -> None:
+        self.state = state
+        self.query_one(SocketTable).show(state)
+        self._refresh_detail()
+        self._show_status()
+
+    def _log_events(self, lines: list[str]) -> None:
+        """Keep the last events; write them to the log widget only while it is shown."""
+        stamp = time.strftime("%H:%M:%S")
+        stamped = [f"{stamp} {line}" for line in lines]
+        self.events.extend(stamped)
+        log = self.query_one("#events", RichLog)
+        if not log.has_class("hidden"):
+            for line in stamped:
+                log.write(line)
+
+    @_while_live
+    def _tick(self) -> None:
+        self.engine.submit(ConnectionView.expire)
+        self.query_one(SocketTable).refresh()  # ages move on
+
+    # -- widgets -----------------------------------------------------------------------------
+
+    def _show_status(self) -> None:
+        self.query_one(StatusBar).show(
+            self.state,
+            paused=self.paused,
+            stretched_to=self.engine.stretched_to,
+            apply_ms=self.apply_ms,
+            error=self.filter_error or self.poll_error or self.internal_error,
+        )
+
+    def _refresh_detail(self) -> None:
+        """Describe the cursor's socket on a worker thread: counting who shares its tuple is O(n)."""
+        detail = self.query(DetailPane)  # none while the screen tears down: the table's last CursorMoved may come after
+        if not detail or detail.first().has_class("hidden"):
+            return
+        self._detail_version += 1
+        row, snapshot, version = self.query_one(SocketTable).cursor_row, self.state.snapshot, self._detail_version
+        describe = partial(self._describe, self.app, row, snapshot, version)
+        self.run_worker(describe, thread=True, group="detail", exit_on_error=False)
+
+    def _describe(self, app: App[object], row: Row | None, snapshot: Snapshot | None, version: int) -> None:
+        description = DetailPane.describe(row, snapshot)
+        app.call_from_thread(self._show_description, description, version)
+
+    @_while_live
+    def _show_description(self, description: RenderableType, version: int) -> None:
+        if version == self._detail_version:  # a newer description may already be on its way
+            self.query_one(DetailPane).update(description)
+
+    @on(CursorMoved)
+    @_while_live
+    def _cursor_moved(self, _message: CursorMoved) -> None:
+        self._refresh_detail()
+
+    @on(Input.Changed, "#filter")
+    @_while_live
+    def _filter_changed(self, event: Input.Changed) -> None:
+        try:
+            new_filter = parse_filter(event.value)
+        except FilterError as error:
+            self.filter_error = f"{error} — still showing: {self.good_filter or 'everything'}"
+            event.input.add_class("-invalid")
+        else:
+            self.filter_error = ""
+            self.good_filter = new_filter.text  # the engine applies it next: the state may lag behind
+            event.input.remove_class("-invalid")
+            self.engine.submit(lambda view: view.set_filter(new_filter))
+        self._show_status()
+
+    @on(SortRequested)
+    def _sort_requested(self, message: SortRequested) -> None:
+        self.engine.submit(lambda view: view.set_sort(message.column, message.reverse))
+
+    @on(Input.Submitted, "#filter")
+    @_while_live
+    def _filter_submitted(self) -> None:
+        self.query_one(SocketTable).focus()
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """'/' typed into a text box (the filter's) is text: the binding steps aside, so the key
+        reaches the box in order with the keys around it."""
+        return not (action == "filter" and isinstance(self.focused, Input))
+
+    def action_filter(self) -> None:
+        self.set_focus(self.query_one("#filter", Input))  # now, not after the next refresh
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_focus and box.value.strip() and not self.filter_error:
+            self.query_one(SocketTable).focus()  # leave the box, keep the filter
+            return
+        box.value = ""  # fires Input.Changed, which clears the filter
+        self.query_one(SocketTable).focus()
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self.engine.pause(self.paused)
+        self._show_status()
+
+    def action_refresh(self) -> None:
+        self.engine.refresh()
+
+    def action_detail(self) -> None:
+        self.query_one(DetailPane).toggle_class("hidden")
+        self._refresh_detail()
+
+    def action_log(self) -> None:
+        log = self.query_one("#events", RichLog)
+        log.toggle_class("hidden")
+        if not log.has_class("hidden"):
+            log.clear()
+            for line in self.events:
+                log.write(line)
+
+    def action_zoom(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        elif self.focused is None or not self.maximize(self.focused):
+            self.notify("Focus a pane to zoom it (the table, the tests, the log).", severity="warning")
+
+    def action_peer(self) -> None:
+        table = self.query_one(SocketTable)
+        row = table.cursor_row
+        peer = find_peer(row.sock, self.state.snapshot.sockets) if row and self.state.snapshot else None
+        if peer is None:
+            self.notify("No peer socket on this machine for this row.", severity="warning")
+        elif not table.move_to_key(peer.key):
+            self.notify("The peer socket is hidden by the filter.", severity="warning")
+
+    def action_test(self) -> None:
+        url = self.runner.server_url
+        hint = f"the built-in test server ({url})" if url else "the built-in test server"
+        self.app.push_screen(TestDialog(hint, self.last_test), callback=self._dialog_closed)
+
+    def action_tests_pane(self) -> None:
+        """Show the pane with the keyboard in it (its lines move with the keys), or hide it."""
+        pane = self.query_one(TestsPane)
+        pane.toggle_class("hidden")
+        if not pane.has_class("hidden"):
+            pane.focus()
+        elif self.focused is None or pane.has_focus:
+            self.query_one(SocketTable).focus()
+
+    # -- test connections --------------------------------------------------------------------
+
+    def _dialog_closed(self, request: ProbeRequest | None) -> None:
+        if request is not None:  # None: cancelled
+            self.launch(request)
+
+    def launch(self, request: ProbeRequest) -> None:
+        """Start a test on the runner and open the tests pane (where its records will come in)."""
+        self.last_test = request
+        self.runner.launch(request)
+        self.query_one(TestsPane).remove_class("hidden")
+
+    def _mine_changed(self, mine: frozenset[FourTuple]) -> None:
+        """On a probe's thread: the engine marks the rows (its queue keeps the runner's order)."""
+        self.engine.submit(lambda view: view.set_mine(mine))
+
+    @on(ProbeUpdated)
+    @_while_live
+    def _probe_updated(self, message: ProbeUpdated) -> None:
+        self.query_one(TestsPane).show_test(message.test_id, message.result)
+
+    @on(SocketWanted)
+    @_while_live
+    def _socket_wanted(self, message: SocketWanted) -> None:
+        table = self.query_one(SocketTable)
+        for four_tuple in message.four_tuples:
+            row = self.state.row_with_tuple(four_tuple)
+            if row is not None:
+                table.move_to_key(row.sock.key)
+                table.focus()
+                return
+        self.notify("This connection's socket is gone (or hidden by the filter); its record stays here.")
