@@ -169,7 +169,10 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse
             attached[-1] = f"--filter={argument}"
         else:
             attached.append(argument)
-    return parser.parse_args(attached)
+    args, unknown = parser.parse_known_args(attached)
+    if unknown:  # said by the command they were given to: `conntui list: error: …`
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def selection_filter(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Filter:

@@ -192,3 +192,11 @@ async def test_keys_arriving_in_one_burst_land_in_order_slashes_included() -> No
             app.post_message(events.Key("slash" if char == "/" else char, char))
         await pilot.pause(0.3)
         assert app.screen.query_one("#url", Input).value == url
+
+
+async def test_focusing_the_filter_box_does_not_select_its_text() -> None:
+    app = make_app("mine")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        await pilot.press("slash", "x")  # a key typed next adds to the filter, it does not replace it
+        assert app.dashboard.query_one("#filter", Input).value == "minex"

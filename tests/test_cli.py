@@ -108,7 +108,8 @@ def test_list_kind_udp_only_lists_udp(sockets) -> None:
         (["probe", "http://127.0.0.1:9/", "-n", "9" * 5000], "whole number from 1 to 100"),
         (["list", "--port", "9" * 5000], "(5000 characters) is out of range"),
         (["list", "--port", "nosuchservice"], "unknown port or service name"),
-        (["list", "--bogus", "\x1b[2J"], "unrecognized arguments: --bogus \\x1b[2J"),  # escaped, not executed
+        (["list", "--bogus", "\x1b[2J"], "conntui list: error: unrecognized arguments: --bogus \\x1b[2J"),  # escaped
+        (["serve", "--bogus"], "conntui serve: error: unrecognized arguments: --bogus"),
         (["probe", "http://127.0.0.1:9/\udcff"], "the URL is not valid UTF-8"),  # the byte 0xff in argv
         (["--filter", "port:"], "port:"),
         (["frobnicate"], "frobnicate"),

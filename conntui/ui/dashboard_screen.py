@@ -144,8 +144,11 @@ class DashboardScreen(Screen[None]):
             yield DetailPane(id="detail", classes="hidden")
             yield TestsPane(id="tests", classes="hidden")
             yield RichLog(id="events", classes="hidden", max_lines=EVENT_LOG_LINES, wrap=False)
-        yield Input(
-            self.initial_filter, placeholder="/ to filter: port:8080 state:established proc:nginx …", id="filter"
+        yield Input(  # not selected on focus: a key typed next adds to the filter, never replaces it
+            self.initial_filter,
+            placeholder="/ to filter: port:8080 state:established proc:nginx …",
+            id="filter",
+            select_on_focus=False,
         )
         yield StatusBar(id="status")
         yield Footer()
