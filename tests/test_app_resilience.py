@@ -200,3 +200,15 @@ async def test_focusing_the_filter_box_does_not_select_its_text() -> None:
         await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
         await pilot.press("slash", "x")  # a key typed next adds to the filter, it does not replace it
         assert app.dashboard.query_one("#filter", Input).value == "minex"
+
+
+async def test_at_80_columns_the_footer_still_shows_help_and_quit() -> None:
+    from textual.widgets._footer import FooterKey
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        await pilot.pause(0.2)
+        keys = {key.key: key.region for key in app.screen.query(FooterKey)}
+        for key in ("question_mark", "q"):
+            assert key in keys and 0 < keys[key].right <= 80, keys.get(key)

@@ -78,13 +78,14 @@ class DashboardScreen(Screen[None]):
         Binding("slash", "filter", "Filter", priority=True, tooltip="Filter as you type (enter leaves the box)"),
         Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter: show every socket"),
         Binding("p", "pause", "Pause", tooltip="Pause or resume polling"),
-        Binding("r", "refresh", "Refresh", tooltip="Poll the sockets now, also while paused"),
+        # show=False: not in the footer, so that at 80 columns it keeps ? and q (help and palette list every key)
+        Binding("r", "refresh", "Refresh", show=False, tooltip="Poll the sockets now, also while paused"),
         Binding("enter", "detail", "Detail", tooltip="Show or hide the selected socket's details"),
         Binding("g", "peer", "Peer", show=False, tooltip="Jump to the peer socket (the other end on this machine)"),
         Binding("l", "log", "Log", tooltip="Show or hide the event log: opened, closed, changed sockets"),
         Binding("t", "test", "Test", tooltip="Launch test HTTP connections and time their seven steps"),
         Binding("T", "tests_pane", "Tests pane", show=False, tooltip="Show or hide the tests and their timelines"),
-        Binding("z", "zoom", "Zoom", tooltip="Zoom the focused pane to the whole screen, and back"),
+        Binding("z", "zoom", "Zoom", show=False, tooltip="Zoom the focused pane to the whole screen, and back"),
     ]  # fmt: skip
     KEY_OWNERS = (SocketTable, TestsPane)  # the widgets that declare keys of their own
 

@@ -136,7 +136,13 @@ class SocketTable(ScrollView, can_focus=True):
         Binding("end", "jump(-1)", "Last", show=False),
         Binding("s", "sort_next", "Sort", tooltip="Sort by the next column on screen (or click a column title)"),
         Binding("S", "sort_reverse", "Reverse", show=False, tooltip="Reverse the order of the sort"),
-        Binding("m", "metrics", "Metrics", tooltip="Show or hide the TCP metrics: RTT, retransmits, bytes, rates"),
+        Binding(
+            "m",
+            "metrics",
+            "Metrics",
+            show=False,
+            tooltip="Show or hide the TCP metrics: RTT, retransmits, bytes, rates",
+        ),
     ]
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, **kwargs) -> None:
