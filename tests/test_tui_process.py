@@ -145,7 +145,8 @@ def test_a_closed_terminal_hangs_up_the_dashboard_and_it_exits_129() -> None:
         assert b"sockets" in read_until(controller, [b"sockets"], timeout=20)
         os.close(controller)
         controller = -1
-        assert child.wait(timeout=15) == 129
+        # Generous: the exit stops the engine and the test runner (bounded joins) behind a busy CI machine.
+        assert child.wait(timeout=45) == 129
     finally:
         if child.poll() is None:
             child.kill()
