@@ -10,6 +10,16 @@ from textual.app import App
 from textual.binding import Binding
 from textual.dom import DOMNode
 
+# The cursor moves of a line-by-line widget (the socket table, the tests pane): one list, both use it.
+CURSOR_BINDINGS = [
+    Binding("up", "cursor(-1)", "Up", show=False),
+    Binding("down", "cursor(1)", "Down", show=False),
+    Binding("pageup", "page(-1)", "Page up", show=False),
+    Binding("pagedown", "page(1)", "Page down", show=False),
+    Binding("home", "jump(0)", "First", show=False),
+    Binding("end", "jump(-1)", "Last", show=False),
+]
+
 
 @dataclass(frozen=True)
 class KeyAction:

@@ -27,6 +27,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from conntui.model import FourTuple
+from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.messages import CursorMoved, ErrorOccurred, SortRequested
 from conntui.view import COLUMN_BY_NAME, COLUMNS, EMPTY_STATE, Column, Row, TableState
 
@@ -126,14 +127,9 @@ class SocketTable(ScrollView, can_focus=True):
         *(f"socket-table--state-{name}" for name in set(STATE_CLASSES.values())),
     }  # fmt: skip
     BINDINGS = [
-        Binding("up", "cursor(-1)", "Up", show=False),
-        Binding("down", "cursor(1)", "Down", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "jump(0)", "First", show=False),
+        *CURSOR_BINDINGS,
         Binding("left", "scroll_columns(-1)", "Columns left", show=False, tooltip="Scroll the table a column left"),
         Binding("right", "scroll_columns(1)", "Columns right", show=False, tooltip="Scroll the table a column right"),
-        Binding("end", "jump(-1)", "Last", show=False),
         Binding("s", "sort_next", "Sort", tooltip="Sort by the next column on screen (or click a column title)"),
         Binding("S", "sort_reverse", "Reverse", show=False, tooltip="Reverse the order of the sort"),
         Binding(

@@ -22,6 +22,7 @@ from textual.strip import Strip
 from conntui.http.records import ProbeResult, Step
 from conntui.http.timeline import BAR_WIDTH, scale_for, summary, timeline, tuple_text
 from conntui.model import FourTuple
+from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.messages import SocketWanted
 
 STEP_COLOURS = {
@@ -50,12 +51,7 @@ class TestsPane(ScrollView, can_focus=True):
     __test__ = False  # not a pytest test class
 
     BINDINGS = [
-        Binding("up", "cursor(-1)", "Up", show=False),
-        Binding("down", "cursor(1)", "Down", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "jump(0)", "First", show=False),
-        Binding("end", "jump(-1)", "Last", show=False),
+        *CURSOR_BINDINGS,
         Binding("enter", "show_socket", "Show socket", tooltip="In the tests pane: show this connection's socket"),
     ]
     COMPONENT_CLASSES = {"tests-pane--cursor"}
