@@ -131,6 +131,11 @@ def build_parser() -> ArgumentParser:
     formats = listing.add_mutually_exclusive_group()
     formats.add_argument("--json", action="store_true", help="a JSON array of sockets")
     formats.add_argument("--csv", action="store_true", help="CSV with a header row")
+    listing.add_argument(
+        "--budget",
+        action="store_true",
+        help="the four-tuple budget: ephemeral ports used per destination of the outgoing sockets (with --json too)",
+    )
     _add_selection(listing, inherited=True)
 
     probing = commands.add_parser("probe", help="open test HTTP connections and time their seven steps")
@@ -223,6 +228,8 @@ def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource) 
     from conntui import output
     from conntui.poller import Poller
 
+    if args.budget:
+        return run_budget(args, selection, source)
     poller = Poller(source, args.kind)
     try:
         snapshot, _ = poller.poll()
@@ -238,12 +245,41 @@ def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource) 
         text = output.to_csv(output.records(snapshot, shown))
     else:
         text = output.to_table(snapshot, shown)
+    return _write_out(text)
+
+
+def _write_out(text: str) -> int:
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:  # `conntui list | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at interpreter exit
     return 0
+
+
+def run_budget(args: argparse.Namespace, selection: Filter, source: SocketSource) -> int:
+    """`list --budget`: one poll's outgoing sockets per destination (new_per_s and exhaustion_s are null)."""
+    import json
+
+    from conntui.budget import BudgetUnavailable, budget, format_budget, read_port_space, read_tw_reuse
+    from conntui.poller import Poller
+
+    if args.csv:
+        args.parser.error("--budget prints a table or --json, not --csv")
+    try:
+        space = read_port_space()
+    except BudgetUnavailable as error:
+        print(f"conntui list: error: no budget on this system: {error}", file=sys.stderr)
+        return 1
+    poller = Poller(source, args.kind)
+    try:
+        snapshot, _ = poller.poll()
+    finally:
+        poller.close()
+    lines = budget([snapshot], space, selection.matches)
+    if args.json:
+        return _write_out(json.dumps([line.to_json() for line in lines]) + "\n")
+    return _write_out(format_budget(lines, space, read_tw_reuse()))
 
 
 def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
