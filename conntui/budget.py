@@ -176,7 +176,7 @@ def budget(
 
     `snapshots` are oldest first; those within RATE_WINDOW_S of the last give the rates: a new
     connection is a local port toward the destination that the previous snapshot did not have (a
-    port in TIME_WAIT cannot be reused for 60 s, so a port reappearing is a new connection).
+    closed connection's port stays taken in TIME_WAIT, unless tcp_tw_reuse lets a new one take it over).
     """
     if not snapshots:
         return []

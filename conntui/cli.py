@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from conntui import __version__
 from conntui.filters import FILTER_HELP, Filter, FilterError, parse_filter
 from conntui.http.records import MAX_PROBE_COUNT, PROBE_MODES
-from conntui.model import KINDS, count_hidden_owners, hidden_owners_note
+from conntui.model import KINDS, Snapshot, count_hidden_owners, hidden_owners_note
 from conntui.sources import BACKENDS, SocketSource, SourceError, open_source
 from conntui.text import printable
 
@@ -226,15 +226,10 @@ def _on_a_terminal() -> bool:
 
 def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource) -> int:
     from conntui import output
-    from conntui.poller import Poller
 
     if args.budget:
         return run_budget(args, selection, source)
-    poller = Poller(source, args.kind)
-    try:
-        snapshot, _ = poller.poll()
-    finally:
-        poller.close()
+    snapshot = _poll_once(source, args.kind)
     shown = [sock for sock in snapshot.sockets if selection.matches(sock)]
     if snapshot.unreadable_processes and (hidden := count_hidden_owners(shown)):
         print(f"conntui list: {hidden_owners_note(hidden, snapshot.unreadable_processes)}", file=sys.stderr)
@@ -246,6 +241,17 @@ def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource) 
     else:
         text = output.to_table(snapshot, shown)
     return _write_out(text)
+
+
+def _poll_once(source: SocketSource, kind: str) -> Snapshot:
+    from conntui.poller import Poller
+
+    poller = Poller(source, kind)
+    try:
+        snapshot, _ = poller.poll()
+    finally:
+        poller.close()
+    return snapshot
 
 
 def _write_out(text: str) -> int:
@@ -262,7 +268,6 @@ def run_budget(args: argparse.Namespace, selection: Filter, source: SocketSource
     import json
 
     from conntui.budget import BudgetUnavailable, budget, format_budget, read_port_space, read_tw_reuse
-    from conntui.poller import Poller
 
     if args.csv:
         args.parser.error("--budget prints a table or --json, not --csv")
@@ -271,12 +276,7 @@ def run_budget(args: argparse.Namespace, selection: Filter, source: SocketSource
     except BudgetUnavailable as error:
         print(f"conntui list: error: no budget on this system: {error}", file=sys.stderr)
         return 1
-    poller = Poller(source, args.kind)
-    try:
-        snapshot, _ = poller.poll()
-    finally:
-        poller.close()
-    lines = budget([snapshot], space, selection.matches)
+    lines = budget([_poll_once(source, args.kind)], space, selection.matches)
     if args.json:
         return _write_out(json.dumps([line.to_json() for line in lines]) + "\n")
     return _write_out(format_budget(lines, space, read_tw_reuse()))
