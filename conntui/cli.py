@@ -275,16 +275,18 @@ def run_watch(args: argparse.Namespace, selection: Filter, source: SocketSource)
     from conntui.sources.destroy_events import DestroyEventsUnavailable, DestroyListener
     from conntui.watch import Event, Watcher
 
+    def warn(message: str) -> None:
+        print(f"conntui watch: {message}", file=sys.stderr)
+
     poller = Poller(source, args.kind)
     listener: DestroyListener | None = None
     if source.name != "netlink":
-        note = f"the {source.name} backend has no destroy events: connections shorter than a poll are not seen"
-        print(f"conntui watch: {note}", file=sys.stderr)
+        warn(f"the {source.name} backend has no destroy events: connections shorter than a poll are not seen")
     else:
         try:
             listener = DestroyListener(poller.kinds)
         except DestroyEventsUnavailable as error:
-            print(f"conntui watch: {error}; connections shorter than a poll are not seen", file=sys.stderr)
+            warn(f"{error}; connections shorter than a poll are not seen")
 
     def emit(event: Event) -> None:
         line = json.dumps(event.record(), separators=(",", ":")) if args.json else event.line()
@@ -295,7 +297,7 @@ def run_watch(args: argparse.Namespace, selection: Filter, source: SocketSource)
         raise _Stopped
 
     signal.signal(signal.SIGTERM, stop)
-    watcher = Watcher(poller, listener, selection, emit, interval=args.interval)
+    watcher = Watcher(poller, listener, selection, emit, interval=args.interval, warn=warn)
     try:
         while True:
             watcher.step()

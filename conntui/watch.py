@@ -100,12 +100,14 @@ class Watcher:
         selection: Filter,
         emit: Callable[[Event], None],
         interval: float = 1.0,
+        warn: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.poller = poller
-        self.listener = listener if poller.source.name == "netlink" else None  # cookies are netlink keys
+        self.listener = listener  # only with the netlink source: its keys are the cookies the events carry
         self.selection = selection
         self.emit = emit
         self.interval = interval
+        self.warn = warn
         self.lost = False  # the kernel dropped destroy events once: some ends came from polls only
         self._seen: dict[object, tuple[Socket, float | None]] = {}  # key -> (last polled, opened at or None)
         self._announced: set[object] = set()  # ended by the kernel, maybe still polled (TIME_WAIT)
@@ -140,7 +142,9 @@ class Watcher:
         while True:
             try:
                 ended = self.listener.receive(timeout=0)
-            except DestroyEventsLost:
+            except DestroyEventsLost as error:
+                if not self.lost:
+                    self.warn(f"{error}; the sockets a poll saw get their closed line from the poll")
                 self.lost = True
                 continue
             if not ended:

@@ -16,7 +16,7 @@ import pytest
 
 from conntui.filters import parse_filter
 from conntui.poller import Poller
-from conntui.sources.destroy_events import DestroyListener
+from conntui.sources.destroy_events import DestroyEventsUnavailable, DestroyListener
 from conntui.sources.netlink import NetlinkSource
 from conntui.watch import Event, Watcher
 
@@ -115,6 +115,15 @@ def test_watcher_matches_a_destroyed_socket_to_the_poll_that_saw_it(sockets) -> 
     assert sum(event.kind == "closed" and event.sock.local_port == port for event in events) == 1
 
 
+def test_a_refused_subscription_is_said_not_raised_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*args: object) -> socket.socket:  # what a seccomp filter does; cannot be set up unprivileged
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(socket, "socket", refused)
+    with pytest.raises(DestroyEventsUnavailable, match=r"unavailable: .*Operation not permitted"):
+        DestroyListener()
+
+
 class Watching:
     """`conntui watch --json` as a process, its lines read on a thread."""
 
@@ -130,14 +139,17 @@ class Watching:
             self.lines.put(line)
 
     def closed_line(self, port: int, timeout: float = WAIT) -> dict[str, object] | None:
-        """The next `closed` record of the connection from local `port`, or None within the timeout."""
+        return self.next_line("closed", port, timeout)
+
+    def next_line(self, event: str, port: int, timeout: float = WAIT) -> dict[str, object] | None:
+        """The next `event` record of the socket of local `port`, or None within the timeout."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
                 record = json.loads(self.lines.get(timeout=left))
             except queue.Empty:
                 return None
-            if record["event"] == "closed" and record["local_port"] == port:
+            if record["event"] == event and record["local_port"] == port:
                 return record
         return None
 
@@ -168,6 +180,25 @@ def test_watch_json_reports_a_connection_shorter_than_a_poll(sockets) -> None:
     assert record["remote_port"] == listener.getsockname()[1] and record["bytes_sent"] == 5
     assert str(record["ts"]).endswith("Z")
     assert (status, stderr) == (0, "")  # SIGTERM: a clean end
+
+
+def test_watch_without_destroy_events_reports_closes_from_its_polls(sockets) -> None:
+    listener = sockets.listener()
+    watching = Watching("--backend", "proc", "--interval", "0.1", "--port", str(listener.getsockname()[1]))
+    try:
+        for _ in range(40):  # a connection made before the first poll is the baseline: no opened line
+            client, _server = sockets.connection(listener)
+            port = client.getsockname()[1]
+            if watching.next_line("opened", port, timeout=0.5) is not None:
+                break
+        else:
+            pytest.fail("conntui watch never reported an opened connection")
+        client.close()
+        closed = watching.closed_line(port)
+    finally:
+        status, stderr = watching.stop()
+    assert closed is not None and closed["seen_in_poll"] is True and os.getpid() in closed["pids"]
+    assert status == 0 and "the proc backend has no destroy events" in stderr
 
 
 def test_watch_into_a_closed_pipe_ends_quietly(sockets) -> None:

@@ -8,13 +8,15 @@ message is an `inet_diag_msg`, as in a dump, parsed by the dump's own parser
 retransmits). The socket's cookie is the same as in a netlink poll, so a closed socket is matched
 to the poll that saw it by its key.
 
-TIME_WAIT (measured on loopback, Linux 6.x): the kernel announces the *full* socket's destruction
+TIME_WAIT (measured on loopback, Linux 6.18): the kernel announces the *full* socket's destruction
 when it hands the connection over to a TIME_WAIT minisocket, with state `CLOSE` and the final
 tcp_info; the minisocket itself, when it expires 60 s later, is not announced (minisockets never
 are). So a connection closed client-first produces its closed event at once, not a minute later,
-and the TIME_WAIT entry a poll still shows afterwards is that minisocket (another cookie).
-Listeners and connections reset or closed server-first are announced the same way, state `CLOSE`
-(or the state they were in when destroyed, such as `LISTEN`).
+and the TIME_WAIT entry a poll still shows afterwards is that minisocket, with a cookie of its
+own. An orphaned socket (its file closed before the peer's FIN) becomes a FIN_WAIT2 minisocket
+the same way, announced at once. Every TCP socket is announced in state `CLOSE` (listeners too),
+UDP ones in `NONE`. The kernel counts a received FIN in `tcpi_bytes_received` and the `CLOSE`
+state no longer says whether one came: `bytes_received` may be one more than the data.
 
 Where subscribing fails (not Linux, an old kernel, a seccomp filter), `DestroyListener` raises
 `DestroyEventsUnavailable` with the reason, for the caller to show; polling is unaffected.
