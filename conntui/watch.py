@@ -86,6 +86,10 @@ def _is_remnant(sock: Socket) -> bool:
     return sock.state == "TIME_WAIT" or (sock.state == "FIN_WAIT2" and not sock.inode and sock.retrans is None)
 
 
+def _lifetime_ms(opened_at: float | None, now: float) -> float | None:
+    return None if opened_at is None else (now - opened_at) * 1000
+
+
 def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -165,8 +169,7 @@ class Watcher:
             seen = pending[:2]
         polled, opened_at = seen
         final = sock._replace(pids=polled.pids, process=polled.process, user=polled.user)
-        lifetime = None if opened_at is None else (now - opened_at) * 1000
-        self._announce(Event(now, "closed", final, lifetime_ms=lifetime))
+        self._announce(Event(now, "closed", final, lifetime_ms=_lifetime_ms(opened_at, now)))
 
     def _poll(self) -> None:
         _, changes = self.poller.poll()
@@ -192,12 +195,11 @@ class Watcher:
             if sock.key in self._announced:
                 self._announced.discard(sock.key)
                 continue
-            seen = self._seen.pop(sock.key, None)
-            opened_at = seen[1] if seen else None
+            polled, opened_at = self._seen.pop(sock.key, (sock, None))  # polled: with its last known owner
             if self.listener is not None:  # its destroy event, with the final figures, is on its way
-                self._pending[sock.key] = (sock, opened_at, time.monotonic() + _DESTROY_EVENT_WAIT)
+                self._pending[sock.key] = (polled, opened_at, time.monotonic() + _DESTROY_EVENT_WAIT)
             else:
-                self._closed_by_poll(sock, opened_at, now)
+                self._closed_by_poll(polled, opened_at, now)
 
     def _give_up_waiting(self) -> None:
         """Sockets gone from a poll whose destroy event never came (lost): closed, as the poll saw them."""
@@ -208,8 +210,7 @@ class Watcher:
                 self._closed_by_poll(sock, opened_at, time.time())
 
     def _closed_by_poll(self, sock: Socket, opened_at: float | None, now: float) -> None:
-        lifetime = None if opened_at is None else (now - opened_at) * 1000
-        self._announce(Event(now, "closed", sock, lifetime_ms=lifetime))
+        self._announce(Event(now, "closed", sock, lifetime_ms=_lifetime_ms(opened_at, now)))
 
     def _update(self, event: Event) -> None:
         key = event.sock.key
