@@ -1,6 +1,6 @@
-"""The command line: `conntui` (the dashboard), `list`, `probe`, `serve`. Arguments only.
+"""The command line: `conntui` (the dashboard), `list`, `watch`, `probe`, `serve`. Arguments only.
 
-`list`, `probe` and `serve` never import Textual: they are the fast, scriptable paths.
+`list`, `watch`, `probe` and `serve` never import Textual: they are the fast, scriptable paths.
 """
 
 from __future__ import annotations
@@ -138,6 +138,21 @@ def build_parser() -> ArgumentParser:
     )
     _add_selection(listing, inherited=True)
 
+    watching = commands.add_parser(
+        "watch",
+        help="print one line per event (opened, closed, state, owners) until interrupted",
+        description="Print one line per socket event until interrupted: opened, closed, state, owners. "
+        "Closed events come from the kernel as they happen, also for connections shorter than a poll.",
+        epilog=FILTER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    watching.set_defaults(parser=watching)
+    watching.add_argument("--json", action="store_true", help="NDJSON: one object per event, flushed per line")
+    watching.add_argument(
+        "--interval", type=_seconds_from(MIN_INTERVAL, MAX_INTERVAL), default=argparse.SUPPRESS, help=interval_help
+    )
+    _add_selection(watching, inherited=True)
+
     probing = commands.add_parser("probe", help="open test HTTP connections and time their seven steps")
     probing.set_defaults(parser=probing)
     probing.add_argument("url", help="http:// or https:// URL; without a scheme, http:// (as curl)")
@@ -211,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command_parser.error(str(error))
     if args.command == "list":
         return run_list(args, selection, source)
+    if args.command == "watch":
+        return run_watch(args, selection, source)
     from conntui.poller import Poller
     from conntui.ui.app import ConntuiApp
 
@@ -280,6 +297,53 @@ def run_budget(args: argparse.Namespace, selection: Filter, source: SocketSource
     if args.json:
         return _write_out(json.dumps([line.to_json() for line in lines]) + "\n")
     return _write_out(format_budget(lines, space, read_tw_reuse()))
+
+
+class _Stopped(Exception):
+    """SIGTERM: stop watching."""
+
+
+def run_watch(args: argparse.Namespace, selection: Filter, source: SocketSource) -> int:
+    import json
+    import signal
+
+    from conntui.poller import Poller
+    from conntui.sources.destroy_events import DestroyEventsUnavailable, DestroyListener
+    from conntui.watch import Event, Watcher
+
+    def warn(message: str) -> None:
+        print(f"conntui watch: {message}", file=sys.stderr)
+
+    poller = Poller(source, args.kind)
+    listener: DestroyListener | None = None
+    if source.name != "netlink":
+        warn(f"the {source.name} backend has no destroy events: connections shorter than a poll are not seen")
+    else:
+        try:
+            listener = DestroyListener(poller.kinds)
+        except DestroyEventsUnavailable as error:
+            warn(f"{error}; connections shorter than a poll are not seen")
+
+    def emit(event: Event) -> None:
+        line = json.dumps(event.record(), separators=(",", ":")) if args.json else event.line()
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def stop(signal_number: int, frame: object) -> None:
+        raise _Stopped
+
+    signal.signal(signal.SIGTERM, stop)
+    watcher = Watcher(poller, listener, selection, emit, interval=args.interval, warn=warn)
+    try:
+        while True:
+            watcher.step()
+    except (KeyboardInterrupt, _Stopped):
+        pass
+    except BrokenPipeError:  # `conntui watch | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at interpreter exit
+    finally:
+        watcher.close()
+    return 0
 
 
 def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

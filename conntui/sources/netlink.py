@@ -65,10 +65,7 @@ class NetlinkSource:
             raise SourceError(f"netlink sock_diag unavailable: {error}") from error
         self._buffer = bytearray(_RECV_BUFFER)
         self._sequence = 0
-        # Address bytes -> text per family, shared across polls: a busy host has few distinct
-        # addresses. Per family: 16 zero bytes are 0.0.0.0 in an IPv4 row and :: in an IPv6 one.
-        self._addresses: dict[int, dict[bytes, str]] = {4: {}, 6: {}}
-        self._info_offset = 0
+        self._parser = DiagParser()
 
     def close(self) -> None:
         self._netlink.close()
@@ -105,12 +102,25 @@ class NetlinkSource:
         self._netlink.sendto(header + request, (0, 0))
         while True:
             size = self._netlink.recv_into(self._buffer)
-            if self._parse(memoryview(self._buffer)[:size], proto, family, want_info, rows, owners, users, user_name):
+            data = memoryview(self._buffer)[:size]
+            if self._parser.parse(data, self._sequence, proto, family, want_info, rows, owners, users, user_name):
                 return
 
-    def _parse(
+
+class DiagParser:
+    """Turns `inet_diag_msg` datagrams into `Socket` rows: for dumps, and for the destroy events
+    (`conntui.sources.destroy_events`), which the kernel sends in the same format."""
+
+    def __init__(self) -> None:
+        # Address bytes -> text per family, shared across polls: a busy host has few distinct
+        # addresses. Per family: 16 zero bytes are 0.0.0.0 in an IPv4 row and :: in an IPv6 one.
+        self._addresses: dict[int, dict[bytes, str]] = {4: {}, 6: {}}
+        self._info_offset = 0
+
+    def parse(
         self,
         data: memoryview,
+        expected_sequence: int,
         proto: str,
         family: int,
         want_info: bool,
@@ -119,7 +129,8 @@ class NetlinkSource:
         users: dict[int | None, Owner],
         user_name: UserName | None,
     ) -> bool:
-        """Append the rows of one datagram; True once the dump is done. The hot loop of a poll."""
+        """Append the rows of one datagram (its messages numbered `expected_sequence`); True once
+        the dump is done. The hot loop of a poll."""
         addresses = self._addresses[family]
         address_length = 4 if family == 4 else 16
         address_family = _FAMILIES[family]
@@ -137,7 +148,7 @@ class NetlinkSource:
             length, kind, _flags, sequence, _pid = unpack_header(data, offset)
             if length < 16:
                 return True
-            if sequence != self._sequence:
+            if sequence != expected_sequence:
                 offset += (length + 3) & ~3
                 continue
             if kind == NLMSG_DONE:
