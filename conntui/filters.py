@@ -8,14 +8,16 @@ understood raises `FilterError`, which names it.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import lru_cache
 
 from conntui.model import STATE_NAMES, FourTuple, Socket
+from conntui.names import NO_NAMES, Names
 
-Test = Callable[[Socket, Collection[FourTuple]], bool]
+Test = Callable[[Socket, Collection[FourTuple], Names], bool]  # (socket, my tuples, names shown)
 MAX_PID = 2**32 - 1  # a pid is at most a 32-bit number on every system
 
 Parser = Callable[[str, str], Test]  # (the whole term, its value) -> the test; FilterError if bad
@@ -55,8 +57,8 @@ class Filter:
     text: str
     tests: tuple[Test, ...]
 
-    def matches(self, sock: Socket, mine: Collection[FourTuple] = ()) -> bool:
-        return all(test(sock, mine) for test in self.tests)
+    def matches(self, sock: Socket, mine: Collection[FourTuple] = (), names: Names = NO_NAMES) -> bool:
+        return all(test(sock, mine, names) for test in self.tests)
 
     def __bool__(self) -> bool:
         return bool(self.tests)
@@ -76,7 +78,7 @@ def _parse_term(term: str) -> Test:
     body = term[1:] if negated else term
     test = _parse_positive(term, body)
     if negated:
-        return lambda sock, mine: not test(sock, mine)
+        return lambda sock, mine, names: not test(sock, mine, names)
     return test
 
 
@@ -98,27 +100,37 @@ def _port_test(end: str) -> Parser:
     def parse(term: str, value: str) -> Test:
         ports = _parse_ports(term, value)
         if end == "local":
-            return lambda sock, mine: sock.local_port in ports
+            return lambda sock, mine, names: sock.local_port in ports
         if end == "remote":
-            return lambda sock, mine: sock.remote_port in ports
-        return lambda sock, mine: sock.local_port in ports or sock.remote_port in ports
+            return lambda sock, mine, names: sock.remote_port in ports
+        return lambda sock, mine, names: sock.local_port in ports or sock.remote_port in ports
 
     return parse
 
 
 def _state_test(term: str, value: str) -> Test:
     states = {_parse_state(term, name) for name in value.split(",")}
-    return lambda sock, mine: sock.state in states
+    return lambda sock, mine, names: sock.state in states
 
 
 def _pid_test(term: str, value: str) -> Test:
     pids = {_whole_number(term, pid, "pid", MAX_PID) for pid in value.split(",")}
-    return lambda sock, mine: not pids.isdisjoint(sock.pids)
+    return lambda sock, mine, names: not pids.isdisjoint(sock.pids)
 
 
 def _process_test(term: str, value: str) -> Test:
     needle = value.lower()
-    return lambda sock, mine: sock.process is not None and needle in sock.process.lower()
+    return lambda sock, mine, names: sock.process is not None and needle in sock.process.lower()
+
+
+def _host_test(term: str, value: str) -> Test:
+    needle = value.lower()
+
+    def matches_host(sock: Socket, mine: Collection[FourTuple], names: Names) -> bool:
+        name = names.known_host(sock.remote_ip)
+        return name is not None and needle in name.lower()
+
+    return matches_host
 
 
 def _address_test(end: str) -> Parser:
@@ -129,14 +141,14 @@ def _proto_test(term: str, value: str) -> Test:
     proto = value.lower()
     if proto not in ("tcp", "udp"):
         raise FilterError(term, "proto: is tcp or udp")
-    return lambda sock, mine: sock.proto == proto
+    return lambda sock, mine, names: sock.proto == proto
 
 
 def _family_test(term: str, value: str) -> Test:
     if value not in ("4", "6"):
         raise FilterError(term, "family: is 4 or 6")
     family = int(value)
-    return lambda sock, mine: sock.family == family
+    return lambda sock, mine, names: sock.family == family
 
 
 FILTER_TERMS = (
@@ -150,6 +162,7 @@ FILTER_TERMS = (
     FilterTerm(("ip",), "ADDR|CIDR", "either end's address: ip:127.0.0.0/8, ip:::1", _address_test("either")),
     FilterTerm(("lip",), "ADDR|CIDR", "the local address", _address_test("local")),
     FilterTerm(("rip",), "ADDR|CIDR", "the remote address", _address_test("remote")),
+    FilterTerm(("host",), "TEXT", "part of the remote host's name (reverse DNS on: d)", _host_test),
     FilterTerm(("proto",), "tcp|udp", "the protocol", _proto_test),
     FilterTerm(("family",), "4|6", "the address family", _family_test),
 )  # fmt: skip
@@ -160,6 +173,8 @@ BARE_TERMS = (
     ("N", "a bare number means port:N"),
     ("WORD", "part of a process name, an address or a state"),
     ("mine", "sockets of tests launched from the dashboard"),
+    ("self", "sockets of conntui itself: !self hides them"),
+    ("ssh", "the SSH connection you are logged in through ($SSH_CONNECTION): !ssh hides it"),
     ("!term -term", "negates the term"),
 )
 
@@ -179,20 +194,79 @@ def _help_text() -> str:
 def _bare_test(term: str, word: str) -> Test:
     if _is_number(word):
         ports = _parse_ports(term, word)
-        return lambda sock, mine: sock.local_port in ports or sock.remote_port in ports
+        return lambda sock, mine, names: sock.local_port in ports or sock.remote_port in ports
     if word.lower() == "mine":
-        return lambda sock, mine: sock.four_tuple in mine
+        return lambda sock, mine, names: sock.four_tuple in mine
+    if word.lower() == "self":
+        own_pid = os.getpid()
+        return lambda sock, mine, names: own_pid in sock.pids
+    if word.lower() == "ssh":
+        session = ssh_session()
+        return lambda sock, mine, names: session is not None and _same_connection(sock, session)
     needle = word.lower()
 
-    def matches_text(sock: Socket, mine: Collection[FourTuple]) -> bool:
+    def matches_text(sock: Socket, mine: Collection[FourTuple], names: Names) -> bool:
         return (
             (sock.process is not None and needle in sock.process.lower())
             or needle in sock.local_ip
             or (sock.remote_ip is not None and needle in sock.remote_ip)
             or needle in sock.state.lower()
+            or _names_match(needle, sock, names)
         )
 
     return matches_text
+
+
+def _names_match(needle: str, sock: Socket, names: Names) -> bool:
+    """The names shown for the socket (remote host, services of both ports) contain the text."""
+    if not (names.services_shown or names.hosts_shown):
+        return False
+    shown = (
+        names.known_host(sock.remote_ip),
+        names.service(sock.local_port, sock.proto),
+        names.service(sock.remote_port, sock.proto),
+    )
+    return any(name is not None and needle in name.lower() for name in shown)
+
+
+Endpoint = tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]
+
+
+def ssh_session(environ: dict[str, str] | None = None) -> tuple[Endpoint, Endpoint] | None:
+    """The SSH connection this process runs in, as ((client address, port), (server address, port)),
+    from `$SSH_CONNECTION` ("client_ip client_port server_ip server_port"); None outside SSH."""
+    fields = (os.environ if environ is None else environ).get("SSH_CONNECTION", "").split()
+    if len(fields) != 4:
+        return None
+    client_port, server_port = fields[1], fields[3]
+    if not all(port.isascii() and port.isdigit() and len(port) <= 5 for port in (client_port, server_port)):
+        return None
+    try:
+        client_ip, server_ip = _plain_address(fields[0]), _plain_address(fields[2])
+    except ValueError:
+        return None
+    return (client_ip, int(client_port)), (server_ip, int(server_port))
+
+
+def _plain_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address, a v4-mapped IPv6 one as its IPv4 form (sshd and the kernel may write either)."""
+    address = ipaddress.ip_address(text.partition("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _same_connection(sock: Socket, session: tuple[Endpoint, Endpoint]) -> bool:
+    """The socket is the server end of the SSH session (sshd's side of the user's connection)."""
+    if sock.proto != "tcp" or sock.remote_ip is None or sock.remote_port is None:
+        return False
+    client, server = session
+    try:
+        local = (_plain_address(sock.local_ip), sock.local_port)
+        remote = (_plain_address(sock.remote_ip), sock.remote_port)
+    except ValueError:
+        return False
+    return local == server and remote == client
 
 
 def _parse_ports(term: str, spec: str) -> frozenset[int] | range:
@@ -295,10 +369,10 @@ def _ip_test(term: str, value: str, end: str) -> Test:
         return ip is not None and any(address in network for address in _addresses(ip))
 
     if end == "local":
-        return lambda sock, mine: within(sock.local_ip)
+        return lambda sock, mine, names: within(sock.local_ip)
     if end == "remote":
-        return lambda sock, mine: within(sock.remote_ip)
-    return lambda sock, mine: within(sock.local_ip) or within(sock.remote_ip)
+        return lambda sock, mine, names: within(sock.remote_ip)
+    return lambda sock, mine, names: within(sock.local_ip) or within(sock.remote_ip)
 
 
 FILTER_HELP = _help_text()

@@ -21,6 +21,7 @@ from typing import Any
 from conntui.changes import Changes
 from conntui.filters import MATCH_ALL, Filter
 from conntui.model import FourTuple, Snapshot, Socket, format_pids
+from conntui.names import NO_NAMES, Names
 from conntui.text import printable
 
 NEW_SECONDS = 3.0
@@ -206,6 +207,7 @@ class ConnectionView:
     sort_reverse: bool = False
     rows: dict[object, Row] = field(default_factory=dict)
     mine: frozenset[FourTuple] = frozenset()
+    names: Names = NO_NAMES  # the names shown, which the filter also matches
     snapshot: Snapshot | None = None
     tuple_counts: Counter[FourTuple] = field(default_factory=Counter)
     state_counts: Counter[str] = field(default_factory=Counter)
@@ -254,6 +256,8 @@ class ConnectionView:
             row.mark, row.mark_until = "changed", now + CHANGED_SECONDS
             marked[after.key] = row
         self.snapshot = snapshot
+        if self.names.hosts_shown:  # names for every remote address, not just those on screen: the filter matches them
+            self.names.look_up({sock.remote_ip for sock in snapshot.sockets})
         self.tuple_counts = snapshot.tuple_counts()
         self.state_counts = Counter(sock.state for sock in snapshot.sockets)
         self._sort()
@@ -287,6 +291,15 @@ class ConnectionView:
         if self.filter:
             self._select()
 
+    def names_changed(self) -> bool:
+        """The names shown changed: a filter that matches names may match other rows now."""
+        if self.names.hosts_shown and self.snapshot is not None:
+            self.names.look_up({sock.remote_ip for sock in self.snapshot.sockets})
+        if not self.filter:
+            return False
+        self._select()
+        return True
+
     def state(self) -> TableState:
         return TableState(
             self._visible, self.snapshot, self.tuple_counts, self.state_counts, self.mine, self.sort_column,
@@ -300,8 +313,8 @@ class ConnectionView:
 
     def _select(self) -> None:
         if self.filter:
-            matches, mine = self.filter.matches, self.mine
-            self._visible = [row for row in self._ordered if matches(row.sock, mine)]
+            matches, mine, names = self.filter.matches, self.mine, self.names
+            self._visible = [row for row in self._ordered if matches(row.sock, mine, names)]
         else:
             self._visible = self._ordered
 

@@ -35,6 +35,7 @@ from conntui.filters import FilterError, parse_filter
 from conntui.http.records import ProbeResult
 from conntui.http.runner import ProbeRequest, ProbeRunner
 from conntui.model import FourTuple, Snapshot
+from conntui.names import Names
 from conntui.poller import Poller, Polling
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.messages import (
@@ -86,6 +87,8 @@ class DashboardScreen(Screen[None]):
         Binding("t", "test", "Test", tooltip="Launch test HTTP connections and time their seven steps"),
         Binding("T", "tests_pane", "Tests pane", show=False, tooltip="Show or hide the tests and their timelines"),
         Binding("z", "zoom", "Zoom", show=False, tooltip="Zoom the focused pane to the whole screen, and back"),
+        Binding("n", "service_names", "Services", show=False, tooltip="Service names beside ports (443 https)"),
+        Binding("d", "host_names", "DNS", show=False, tooltip="Remote host names by reverse DNS (off: numbers)"),
     ]  # fmt: skip
     KEY_OWNERS = (SocketTable, TestsPane)  # the widgets that declare keys of their own
 
@@ -110,9 +113,11 @@ class DashboardScreen(Screen[None]):
         self.poll_error = ""
         self.paused = False  # as asked of the engine (which applies it in order with other requests)
         self.internal_error = ""  # the last failure of a thread, a worker or a drawing, until another one
+        self.names = Names()  # service and host names, when the user switches them on
+        self._names_version = self.names.version
         self.engine = Engine(
             poller if poller is not None else Poller(),
-            ConnectionView(clock=clock, filter=initial_filter),
+            ConnectionView(clock=clock, filter=initial_filter, names=self.names),
             interval=interval,
             on_poll=lambda snapshot, state, events: self.post_message(SnapshotReady(state, events)),
             on_state=lambda state: self.post_message(StateReady(state)),
@@ -141,7 +146,7 @@ class DashboardScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="panes"):  # what is left between the header and the filter box
-            yield SocketTable(self.clock, id="sockets")
+            yield SocketTable(self.clock, self.names, id="sockets")
             yield DetailPane(id="detail", classes="hidden")
             yield TestsPane(id="tests", classes="hidden")
             yield RichLog(id="events", classes="hidden", max_lines=EVENT_LOG_LINES, wrap=False)
@@ -238,7 +243,10 @@ class DashboardScreen(Screen[None]):
     @_while_live
     def _tick(self) -> None:
         self.engine.submit(ConnectionView.expire)
-        self.query_one(SocketTable).refresh()  # ages move on
+        self.query_one(SocketTable).refresh()  # ages move on (and names that came in are drawn)
+        if self.names.version != self._names_version:  # a filter may match the names that came in
+            self._names_version = self.names.version
+            self.engine.submit(ConnectionView.names_changed)
 
     # -- widgets -----------------------------------------------------------------------------
 
@@ -336,6 +344,21 @@ class DashboardScreen(Screen[None]):
             log.clear()
             for line in self.events:
                 log.write(line)
+
+    def action_service_names(self) -> None:
+        shown = self.names.toggle_services()
+        self._names_toggled(f"Service names {'shown' if shown else 'hidden'}.")
+
+    def action_host_names(self) -> None:
+        shown = self.names.toggle_hosts()
+        note = "looked up in the background; a failed lookup keeps the number" if shown else "numbers only"
+        self._names_toggled(f"Remote host names {'shown' if shown else 'hidden'}: {note}.")
+
+    def _names_toggled(self, message: str) -> None:
+        self._names_version = self.names.version
+        self.engine.submit(ConnectionView.names_changed)
+        self.query_one(SocketTable).refresh()
+        self.notify(message)
 
     def action_zoom(self) -> None:
         if self.maximized is not None:

@@ -27,6 +27,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from conntui.model import FourTuple
+from conntui.names import NO_NAMES, SERVICE_WIDTH, Names
 from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.messages import CursorMoved, ErrorOccurred, SortRequested
 from conntui.view import COLUMN_BY_NAME, COLUMNS, EMPTY_STATE, Column, Row, TableState
@@ -36,6 +37,7 @@ MORE_HINT = " → more"  # at the right end of the first screen's header when co
 MORE_RIGHT = "→"  # in its last cell once scrolled, while columns remain to the right
 MORE_LEFT = "←"  # in the header's gutter while columns are off screen to the left
 GUTTER = 1  # the "mine" mark before the first column
+PORT_COLUMNS = frozenset({"local_port", "remote_port"})  # wider when service names are shown
 JOINED_PARTS = frozenset(part for column in COLUMNS for part in column.parts)
 STATE_CLASSES = {
     "ESTABLISHED": "established", "LISTEN": "listen", "TIME_WAIT": "time-wait", "CLOSE_WAIT": "close-wait",
@@ -141,9 +143,10 @@ class SocketTable(ScrollView, can_focus=True):
         ),
     ]
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, **kwargs) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, names: Names = NO_NAMES, **kwargs) -> None:
         super().__init__(**kwargs)
         self.clock = clock
+        self.names = names  # service and host names, when shown
         self.state: TableState = EMPTY_STATE
         self.show_metrics = False
         self._metrics_chosen = False  # once the user toggles them, the width no longer decides
@@ -294,7 +297,8 @@ class SocketTable(ScrollView, can_focus=True):
         """The rows on screen and the layout they need, built once per change (not once per line)."""
         region = self.scrollable_content_region
         top, now = int(self.scroll_y), self.clock()
-        key = (self.state, top, region.width, region.height, self.show_metrics, int(now))
+        names = self.names
+        key = (self.state, top, region.width, region.height, self.show_metrics, int(now), names.version)
         page = self._page_cache
         if page is not None and page.key == key:
             return page
@@ -302,13 +306,15 @@ class SocketTable(ScrollView, can_focus=True):
         columns = [column for column in COLUMNS if self.show_metrics or not column.metric]
         counts = state.tuple_counts
         rows = state.visible[top : top + max(0, region.height - 1)]
-        texts = [_cell_texts(row, columns, counts, now) for row in rows]
+        texts = [_cell_texts(row, columns, counts, now, names) for row in rows]
         drawable = [row_texts for row_texts in texts if not isinstance(row_texts, Exception)]
         natural = {}
         for column in columns:
             title = len(column.title) + (1 if self._is_sorted_by(column) else 0)
             widest = max((len(row_texts[column.name]) for row_texts in drawable), default=0)
-            natural[column.name] = max(title, min(column.max_width, widest))  # titles are never cut for room
+            named = names.services_shown and column.name in PORT_COLUMNS
+            max_width = column.max_width + (SERVICE_WIDTH if named else 0)
+            natural[column.name] = max(title, min(max_width, widest))  # titles are never cut for room
         layout = lay_out(columns, natural, region.width)
         self._page_cache = page = _Page(key, top, texts, layout)
         if self.virtual_size.width != layout.width:  # the next frame scrolls as far as the last column
@@ -329,7 +335,7 @@ class SocketTable(ScrollView, can_focus=True):
         if y - 1 < len(page.texts):
             texts = page.texts[y - 1]
         else:  # a line below the page (asked for directly)
-            texts = _cell_texts(row, page.layout.columns, self.state.tuple_counts, self.clock())
+            texts = _cell_texts(row, page.layout.columns, self.state.tuple_counts, self.clock(), self.names)
         try:
             if isinstance(texts, Exception):
                 raise texts
@@ -397,11 +403,13 @@ class SocketTable(ScrollView, can_focus=True):
 
 
 def _cell_texts(
-    row: Row, columns: Sequence[Column], counts: Counter[FourTuple], now: float
+    row: Row, columns: Sequence[Column], counts: Counter[FourTuple], now: float, names: Names
 ) -> dict[str, str] | Exception:
-    """Column name -> the row's text, or the error that stops the row from being drawn."""
+    """Column name -> the row's text (with the names shown), or the error that stops the row from being drawn."""
     try:
-        return {column.name: column.text(row, counts, now) for column in columns}
+        texts = {column.name: column.text(row, counts, now) for column in columns}
+        names.decorate(texts, row.sock)
+        return texts
     except Exception as error:
         return error
 
