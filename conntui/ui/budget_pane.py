@@ -216,9 +216,9 @@ class BudgetPane(ScrollView, can_focus=True):
         line = report.lines[index]
         style = base
         if level := usage_level(line.usage):
-            style += self.get_component_rich_style(f"budget-pane--{level}")
-        if index == self.cursor and self.has_focus:
-            style += self.get_component_rich_style("budget-pane--cursor")
+            style += self.get_component_rich_style(f"budget-pane--{level}", partial=True)
+        if index == self.cursor and self.has_focus:  # a background only: the usage's colour stays
+            style += self.get_component_rich_style("budget-pane--cursor", partial=True)
         cells = " ".join(_cell(c.text(line), w, c.right) for c, w in zip(columns, widths, strict=True))
         return self._text_strip(cells, style, width)
 
