@@ -11,8 +11,9 @@ zero) is not published: an idle dashboard does no view or drawing work. After pu
 it does not poll again until the UI's `ack()` (requests still run):
 polls never queue up behind a busy UI. A poll that takes more than half the interval stretches the
 interval to twice its duration (`stretched_to`). `after_poll` sees every poll's snapshot, published
-or not, on the engine thread (the dashboard's four-tuple budget). Nothing ends the thread but `stop()`: a failed
-poll, request or callback is reported through `on_error` and the loop goes on. Knows nothing of Textual.
+or not, on the engine thread (the dashboard's four-tuple budget). Nothing ends the thread but
+`stop()`: a failed poll, request or callback is reported through `on_error` and the loop goes on.
+Knows nothing of Textual.
 """
 
 from __future__ import annotations
