@@ -11,10 +11,9 @@ and `read_tw_reuse`, which say why when they cannot), the sockets from snapshots
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 
 from conntui.model import Snapshot, Socket, format_endpoint
@@ -28,6 +27,11 @@ TW_REUSE_MEANINGS = {
     1: "on: a new outgoing connection may reuse a TIME_WAIT four-tuple older than 1 s (needs TCP timestamps)",
     2: "loopback only (the default): TIME_WAIT four-tuples are reused for loopback traffic only",
 }
+
+# Short forms, where the full meaning does not fit (the dashboard at 80 columns).
+TW_REUSE_SHORT = {0: "off: no reuse", 1: "on: reused after 1 s", 2: "loopback only"}
+WARNING_USAGE = 0.5  # a destination using this share of the usable ports is shown as a warning
+ERROR_USAGE = 0.8  # and from this share as an error
 
 DestinationKey = tuple[str, str, str, int]  # (proto, local IP, remote IP, remote port)
 
@@ -102,10 +106,17 @@ def read_tw_reuse(directory: Path = PROC_IPV4) -> int | None:
         return None
 
 
-def tw_reuse_meaning(setting: int | None) -> str:
+def tw_reuse_meaning(setting: int | None, short: bool = False) -> str:
     if setting is None:
-        return "unknown (cannot read /proc/sys/net/ipv4/tcp_tw_reuse)"
-    return TW_REUSE_MEANINGS.get(setting, f"unknown value {setting}")
+        return "unknown" if short else "unknown (cannot read /proc/sys/net/ipv4/tcp_tw_reuse)"
+    return (TW_REUSE_SHORT if short else TW_REUSE_MEANINGS).get(setting, f"unknown value {setting}")
+
+
+def usage_level(usage: float) -> str:
+    """ "error" from ERROR_USAGE, "warning" from WARNING_USAGE, else ""."""
+    if usage >= ERROR_USAGE:
+        return "error"
+    return "warning" if usage >= WARNING_USAGE else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +138,28 @@ class BudgetLine:
     ceiling_per_s: float  # free ports / 60 s
     exhaustion_s: float | None  # None when the ports in use are not growing
 
+    @property
+    def destination(self) -> DestinationKey:
+        return (self.proto, self.local_ip, self.remote_ip, self.remote_port)
+
+    @property
+    def usable(self) -> int:
+        return self.port_range[1] - self.port_range[0] + 1 - self.reserved
+
+    def sentence(self) -> str:
+        """The line in words: `destination 127.0.0.1:8080 from 127.0.0.1: 312 in use of 28,232 (1.1 %), …`."""
+        words = [
+            f"destination {format_endpoint(self.remote_ip, self.remote_port)} from {self.local_ip}:"
+            f" {self.ports_in_use:,} in use of {self.usable:,} ({self.usage:.1%})",
+            f"{self.time_wait:,} in TIME_WAIT",
+        ]
+        if self.new_per_s is not None:
+            words.append(f"{self.new_per_s:.1f} new/s")
+        words.append(f"ceiling {self.ceiling_per_s:,.0f}/s")
+        if self.exhaustion_s is not None:
+            words.append(f"ports exhausted in {format_duration(self.exhaustion_s)}")
+        return ", ".join(words)
+
     def to_json(self) -> dict[str, object]:
         return {
             "proto": self.proto,
@@ -146,18 +179,34 @@ class BudgetLine:
         }
 
 
+def listener_ports(snapshot: Snapshot) -> frozenset[tuple[str, int]]:
+    """(proto, port) of every listener: a socket on such a port was accepted, it is not outgoing."""
+    return frozenset((sock.proto, sock.local_port) for sock in snapshot.sockets if sock.state == "LISTEN")
+
+
+def destination_of(sock: Socket) -> DestinationKey | None:
+    """(proto, local IP, remote IP, remote port), None for a socket with no remote end."""
+    if sock.remote_ip is None or sock.remote_port is None:
+        return None
+    return (sock.proto, sock.local_ip, sock.remote_ip, sock.remote_port)
+
+
 def outgoing_by_destination(
-    snapshot: Snapshot, space: PortSpace, keep: Callable[[Socket], bool] = lambda sock: True
+    snapshot: Snapshot,
+    space: PortSpace,
+    keep: Callable[[Socket], bool] = lambda sock: True,
+    listening: frozenset[tuple[str, int]] | None = None,
 ) -> dict[DestinationKey, list[Socket]]:
     """The kept outgoing sockets (ephemeral local port, not a listener's, connected) per destination."""
-    listener_ports = {(sock.proto, sock.local_port) for sock in snapshot.sockets if sock.state == "LISTEN"}
+    if listening is None:
+        listening = listener_ports(snapshot)
     groups: dict[DestinationKey, list[Socket]] = defaultdict(list)
     for sock in snapshot.sockets:
         if (
             sock.remote_ip is None
             or sock.remote_port is None
             or not space.is_ephemeral(sock.local_port)
-            or (sock.proto, sock.local_port) in listener_ports
+            or (sock.proto, sock.local_port) in listening
             or not keep(sock)
         ):
             continue
@@ -165,8 +214,152 @@ def outgoing_by_destination(
     return groups
 
 
-def _ports(sockets: Iterable[Socket]) -> set[int]:
-    return {sock.local_port for sock in sockets}
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """One destination's outgoing sockets in one poll."""
+
+    established: int
+    time_wait: int
+    other: int
+    ports: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class _PollRecord:
+    """What one poll changed, per destination (only those it changed): the rates need no more."""
+
+    taken_at: float
+    new: dict[DestinationKey, int]  # local ports the previous poll did not have
+    growth: dict[DestinationKey, int]  # ports in use minus the previous poll's (negative: fewer)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetReport:
+    """The budget after one poll, every destination; immutable, so it may cross threads."""
+
+    lines: tuple[BudgetLine, ...]
+    space: PortSpace
+    tw_reuse: int | None
+    listening: frozenset[tuple[str, int]]
+    by_destination: dict[DestinationKey, BudgetLine]  # never changed once built
+
+    def line_for(self, sock: Socket) -> BudgetLine | None:
+        """The budget line of the socket's destination when the socket is an outgoing one."""
+        destination = destination_of(sock)
+        if (
+            destination is None
+            or not self.space.is_ephemeral(sock.local_port)
+            or (sock.proto, sock.local_port) in self.listening
+        ):
+            return None
+        return self.by_destination.get(destination)
+
+
+class BudgetTracker:
+    """The budget over successive polls, fed one snapshot at a time.
+
+    Keeps only what the rates over the last RATE_WINDOW_S need: per poll, the destinations whose
+    ports changed and by how much, and the last poll's ports per destination, never the snapshots
+    (a minute of polls of 100,000 sockets would not fit). A snapshot the poller marked unchanged
+    costs no pass over its sockets. Not thread-safe: one thread feeds it.
+    """
+
+    def __init__(
+        self, space: PortSpace, tw_reuse: int | None = None, keep: Callable[[Socket], bool] = lambda sock: True
+    ) -> None:
+        self.space, self.tw_reuse, self.keep = space, tw_reuse, keep
+        self._records: deque[_PollRecord] = deque()  # the window's polls, oldest first
+        self._counts: dict[DestinationKey, _Counts] = {}  # the last poll's
+        self._listening: frozenset[tuple[str, int]] = frozenset()
+        # Sums over the window's polls but its first (a poll's figures are against the one before it).
+        self._new_sum: Counter[DestinationKey] = Counter()
+        self._growth_sum: Counter[DestinationKey] = Counter()
+
+    def add(self, snapshot: Snapshot) -> BudgetReport:
+        """Fold in the next poll (oldest first) and give every destination's line after it."""
+        first = not self._records
+        unchanged = snapshot.unchanged and not first  # nothing to count again: no new ports, no growth
+        record = _PollRecord(snapshot.taken_at, {}, {}) if unchanged else self._changes(snapshot)
+        if not first:
+            self._new_sum.update(record.new)
+            self._growth_sum.update(record.growth)
+        self._records.append(record)
+        while snapshot.taken_at - self._records[0].taken_at > RATE_WINDOW_S:
+            self._records.popleft()
+            start = self._records[0]  # now the window's first: its figures leave the sums
+            _subtract(self._new_sum, start.new)
+            _subtract(self._growth_sum, start.growth)
+        return self._report(snapshot.taken_at)
+
+    def _changes(self, snapshot: Snapshot) -> _PollRecord:
+        self._listening = listener_ports(snapshot)
+        groups = outgoing_by_destination(snapshot, self.space, self.keep, self._listening)
+        counts = {destination: _count(sockets) for destination, sockets in groups.items()}
+        new, growth = {}, {}
+        for destination, now in counts.items():
+            before = self._counts.get(destination)
+            before_ports = before.ports if before is not None else frozenset()
+            if added := len(now.ports - before_ports):
+                new[destination] = added
+            if grown := len(now.ports) - len(before_ports):
+                growth[destination] = grown
+        for destination, before in self._counts.items():
+            if destination not in counts:
+                growth[destination] = -len(before.ports)
+        self._counts = counts
+        return _PollRecord(snapshot.taken_at, new, growth)
+
+    def _report(self, now: float) -> BudgetReport:
+        elapsed = now - self._records[0].taken_at
+        rated = len(self._records) > 1 and elapsed > 0
+        usable = max(self.space.usable, 1)
+        lines = []
+        for destination, counts in self._counts.items():
+            in_use = len(counts.ports)
+            free = max(usable - in_use, 0)
+            new_per_s = exhaustion_s = None
+            if rated:
+                new_per_s = self._new_sum[destination] / elapsed
+                growth = self._growth_sum[destination] / elapsed
+                exhaustion_s = free / growth if growth > 0 else None
+            proto, local_ip, remote_ip, remote_port = destination
+            lines.append(
+                BudgetLine(
+                    proto=proto,
+                    local_ip=local_ip,
+                    remote_ip=remote_ip,
+                    remote_port=remote_port,
+                    established=counts.established,
+                    time_wait=counts.time_wait,
+                    other=counts.other,
+                    ports_in_use=in_use,
+                    port_range=(self.space.low, self.space.high),
+                    reserved=self.space.reserved_in_range,
+                    usage=min(in_use / usable, 1.0),
+                    new_per_s=new_per_s,
+                    ceiling_per_s=free / TIME_WAIT_S,
+                    exhaustion_s=exhaustion_s,
+                )
+            )
+        lines.sort(key=lambda line: (-line.usage, line.proto, line.local_ip, line.remote_ip, line.remote_port))
+        by_destination = {line.destination: line for line in lines}
+        return BudgetReport(tuple(lines), self.space, self.tw_reuse, self._listening, by_destination)
+
+
+def _count(sockets: list[Socket]) -> _Counts:
+    established = sum(1 for sock in sockets if sock.state == "ESTABLISHED")
+    time_wait = sum(1 for sock in sockets if sock.state == "TIME_WAIT")
+    ports = frozenset(sock.local_port for sock in sockets)
+    return _Counts(established, time_wait, len(sockets) - established - time_wait, ports)
+
+
+def _subtract(sums: Counter[DestinationKey], figures: dict[DestinationKey, int]) -> None:
+    for destination, figure in figures.items():
+        left = sums[destination] - figure
+        if left:
+            sums[destination] = left
+        else:
+            del sums[destination]  # a quiet destination leaves no entry behind
 
 
 def budget(
@@ -178,54 +371,18 @@ def budget(
     connection is a local port toward the destination that the previous snapshot did not have (a
     closed connection's port stays taken in TIME_WAIT, unless tcp_tw_reuse lets a new one take it over).
     """
-    if not snapshots:
-        return []
-    latest = snapshots[-1]
-    window = [snap for snap in snapshots if latest.taken_at - snap.taken_at <= RATE_WINDOW_S]
-    grouped = [outgoing_by_destination(snap, space, keep) for snap in window]
-    elapsed = latest.taken_at - window[0].taken_at
-    usable = max(space.usable, 1)
-    lines = []
-    for destination, sockets in grouped[-1].items():
-        in_use = len(_ports(sockets))
-        free = max(usable - in_use, 0)
-        new_per_s = exhaustion_s = None
-        if len(window) > 1 and elapsed > 0:
-            port_sets = [_ports(groups.get(destination, ())) for groups in grouped]
-            new = sum(len(now - before) for before, now in pairwise(port_sets))
-            new_per_s = new / elapsed
-            growth = (in_use - len(port_sets[0])) / elapsed
-            exhaustion_s = free / growth if growth > 0 else None
-        time_wait = sum(1 for sock in sockets if sock.state == "TIME_WAIT")
-        established = sum(1 for sock in sockets if sock.state == "ESTABLISHED")
-        proto, local_ip, remote_ip, remote_port = destination
-        lines.append(
-            BudgetLine(
-                proto=proto,
-                local_ip=local_ip,
-                remote_ip=remote_ip,
-                remote_port=remote_port,
-                established=established,
-                time_wait=time_wait,
-                other=len(sockets) - established - time_wait,
-                ports_in_use=in_use,
-                port_range=(space.low, space.high),
-                reserved=space.reserved_in_range,
-                usage=min(in_use / usable, 1.0),
-                new_per_s=new_per_s,
-                ceiling_per_s=free / TIME_WAIT_S,
-                exhaustion_s=exhaustion_s,
-            )
-        )
-    lines.sort(key=lambda line: (-line.usage, line.proto, line.local_ip, line.remote_ip, line.remote_port))
-    return lines
+    tracker = BudgetTracker(space, keep=keep)
+    report = None
+    for snapshot in snapshots:
+        report = tracker.add(snapshot)
+    return list(report.lines) if report is not None else []
 
 
-def _rate(value: float | None) -> str:
+def format_rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def _duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return f"{seconds:.0f} s" if seconds < 3600 else f"{seconds / 3600:.1f} h"
@@ -254,9 +411,9 @@ def format_budget(lines: Sequence[BudgetLine], space: PortSpace, tw_reuse: int |
                 str(line.other),
                 str(line.ports_in_use),
                 f"{line.usage:.1%}",
-                _rate(line.new_per_s),
-                _rate(line.ceiling_per_s),
-                _duration(line.exhaustion_s),
+                format_rate(line.new_per_s),
+                format_rate(line.ceiling_per_s),
+                format_duration(line.exhaustion_s),
             )
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(titles) + 1)]

@@ -10,8 +10,10 @@ A poll that changed nothing (the poller says so, and no row has a byte rate to b
 zero) is not published: an idle dashboard does no view or drawing work. After publishing a poll
 it does not poll again until the UI's `ack()` (requests still run):
 polls never queue up behind a busy UI. A poll that takes more than half the interval stretches the
-interval to twice its duration (`stretched_to`). Nothing ends the thread but `stop()`: a failed
-poll, request or callback is reported through `on_error` and the loop goes on. Knows nothing of Textual.
+interval to twice its duration (`stretched_to`). `after_poll` sees every poll's snapshot, published
+or not, on the engine thread (the dashboard's four-tuple budget). Nothing ends the thread but
+`stop()`: a failed poll, request or callback is reported through `on_error` and the loop goes on.
+Knows nothing of Textual.
 """
 
 from __future__ import annotations
@@ -42,9 +44,11 @@ class Engine:
         on_poll: Callable[[Snapshot, TableState, list[str]], object],
         on_state: Callable[[TableState], object],
         on_error: Callable[[str], object],
+        after_poll: Callable[[Snapshot], object] | None = None,
     ) -> None:
         self.poller, self.view, self.interval = poller, view, interval
         self.on_poll, self.on_state, self.on_error = on_poll, on_state, on_error
+        self.after_poll = after_poll  # every poll, changed or not (the budget's rates need each one)
         self.paused = False  # the engine thread's own; the UI asks for a change with pause()
         self.polls = 0  # polls done, published or not (one that changed nothing is not)
         self._failed = False  # the last poll failed or was not taken: publish the next one whatever it is
@@ -144,6 +148,11 @@ class Engine:
             self._failed = True
             return
         self.polls += 1
+        if self.after_poll is not None:
+            try:
+                self.after_poll(snapshot)
+            except Exception as error:  # the table is still published
+                self._report(f"internal error after the poll: {error!r}")
         if snapshot.unchanged and not self.view.moving and not self._failed:
             return  # nothing to show: no view work, nothing for the UI to draw
         self._failed = False  # published: the UI clears the failure it shows

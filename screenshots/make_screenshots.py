@@ -2,7 +2,8 @@
 
     python screenshots/make_screenshots.py
 
-Opens a listener on 127.0.0.1 with a few clients (one of them closing into TIME_WAIT), runs the
+Opens a listener on 127.0.0.1 with a few clients (one of them closing into TIME_WAIT) and two more
+with connections closed client-first (TIME_WAIT, for the budget view), runs the
 real dashboard headless with the real poller, launches test connections to the built-in test
 server, and saves SVGs next to this file. Loopback only; everything it opens is closed before
 it exits.
@@ -13,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from conntui.http.runner import ProbeRequest
+from conntui.model import Owner, Socket
 from conntui.poller import Poller
-from conntui.sources import open_source
+from conntui.sources import NO_OWNERS, SocketSource, open_source
 from conntui.ui.app import ConntuiApp
 
 HERE = Path(__file__).parent
@@ -53,6 +56,48 @@ async def shoot_tests(name: str) -> None:
     print(f"wrote {HERE / name}")
 
 
+class OwnSockets:
+    """A source that keeps the script's own sockets only: the budget view lists every destination
+    on the machine, and the picture must not depend on what else runs there."""
+
+    def __init__(self, source: SocketSource, ports: set[int]) -> None:
+        self.source, self.ports = source, ports
+        self.name, self.includes_owners = source.name, source.includes_owners
+
+    def list_sockets(
+        self, kinds: Iterable[tuple[str, int]], owners: Mapping[int, Owner] = NO_OWNERS, user_name=None
+    ) -> list[Socket]:
+        rows = self.source.list_sockets(kinds, owners, user_name)
+        return [sock for sock in rows if sock.local_port in self.ports or sock.remote_port in self.ports]
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def close_client_first(listener: socket.socket, count: int) -> None:
+    """`count` connections to the listener, the client closing first: its side lingers in TIME_WAIT."""
+    for _ in range(count):
+        client = socket.create_connection(listener.getsockname()[:2])
+        server, _ = listener.accept()
+        client.close()
+        server.recv(1)  # the client's FIN
+        server.close()
+
+
+async def shoot_budget(name: str, listeners: list[socket.socket]) -> None:
+    """The budget view (b) over the script's own loopback destinations, some connections made while it watches."""
+    ports = {listener.getsockname()[1] for listener in listeners}
+    app = ConntuiApp(Poller(OwnSockets(open_source(), ports), "tcp"), interval=0.5, filter_text=f"port:{min(ports)}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.dashboard.budget is not None)
+        close_client_first(listeners[0], 30)  # new connections per second over the last minute
+        await wait_until(pilot, lambda: app.dashboard.poll_count >= 4)
+        await pilot.press("b")
+        await pilot.pause(0.6)
+        app.save_screenshot(str(HERE / name))
+    print(f"wrote {HERE / name}")
+
+
 def main() -> None:
     opened: list[socket.socket] = []
     listener = socket.socket()
@@ -73,6 +118,15 @@ def main() -> None:
         asyncio.run(shoot(f"port:{port}", "detail.svg", ("down", "down", "enter")))
         asyncio.run(shoot(f"port:{port}", "dashboard-80x24.svg", size=(80, 24)))  # the terminal most people have
         asyncio.run(shoot_tests("tests.svg"))
+        budget_listeners = []
+        for count in (12, 5):  # two more destinations, with connections in TIME_WAIT
+            budget_listener = socket.socket()
+            opened.append(budget_listener)
+            budget_listener.bind(("127.0.0.1", 0))
+            budget_listener.listen()
+            close_client_first(budget_listener, count)
+            budget_listeners.append(budget_listener)
+        asyncio.run(shoot_budget("budget.svg", [*budget_listeners, listener]))
     finally:
         for sock in opened:
             sock.close()

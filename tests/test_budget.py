@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from conntui.budget import BudgetUnavailable, PortSpace, budget, parse_reserved_ports, read_port_space, read_tw_reuse
+from conntui.budget import (
+    BudgetTracker,
+    BudgetUnavailable,
+    PortSpace,
+    budget,
+    parse_reserved_ports,
+    read_port_space,
+    read_tw_reuse,
+    usage_level,
+)
 from conntui.model import Snapshot, Socket
 from conntui.poller import Poller
 from tests.conftest import Sockets, linux_only
@@ -162,3 +171,52 @@ def test_list_budget_bad_arguments_exit_2() -> None:
     result = conntui("list", "--budget", "--csv")
     assert result.returncode == 2 and "--budget" in result.stderr
     assert conntui("list", "--budget", "--filter", "nosuch:1").returncode == 2
+
+
+def tuples_toward(remote_port: int, local_ports, state: str = "TIME_WAIT") -> tuple[Socket, ...]:
+    return tuple(
+        Socket(("tw", port), "tcp", 4, "127.0.0.1", port, "127.0.0.2", remote_port, state) for port in local_ports
+    )
+
+
+def test_the_tracker_counts_new_ports_over_the_last_minute_without_keeping_snapshots() -> None:
+    space = PortSpace(40000, 40099)
+    tracker = BudgetTracker(space, tw_reuse=2)
+    [first] = tracker.add(Snapshot(tuples_toward(80, range(40000, 40002)), taken_at=0.0)).lines
+    assert first.new_per_s is None and first.ports_in_use == 2
+    [line] = tracker.add(Snapshot(tuples_toward(80, range(40000, 40004)), taken_at=30.0)).lines
+    assert line.new_per_s == 2 / 30 and line.exhaustion_s == (100 - 4) / (2 / 30)
+    report = tracker.add(Snapshot(tuples_toward(80, range(40002, 40005)), taken_at=70.0))
+    [line] = report.lines  # the poll at 0 s has left the minute: 40004 is new since 30 s, and fewer in use
+    assert line.new_per_s == 1 / 40 and line.exhaustion_s is None and line.ports_in_use == 3
+    unchanged = Snapshot(tuples_toward(80, range(40002, 40005)), taken_at=100.0, unchanged=True)
+    [line] = tracker.add(unchanged).lines  # 30 s and its four new ports are gone from the minute
+    assert line.new_per_s == 0.0 and line.ports_in_use == 3
+    assert budget([Snapshot(tuples_toward(80, range(40000, 40002)), taken_at=0.0)] * 1, space)[0].new_per_s is None
+
+
+def test_a_destination_that_comes_back_counts_its_ports_as_new() -> None:
+    tracker = BudgetTracker(PortSpace(40000, 40099))
+    tracker.add(Snapshot(tuples_toward(80, range(40000, 40003)), taken_at=0.0))
+    assert tracker.add(Snapshot((), taken_at=10.0)).lines == ()
+    [line] = tracker.add(Snapshot(tuples_toward(80, range(40000, 40003)), taken_at=20.0)).lines
+    assert line.new_per_s == 3 / 20 and line.exhaustion_s is None  # as many in use as at 0 s: not growing
+
+
+def test_the_report_gives_an_outgoing_sockets_line_in_words() -> None:
+    listener = Socket("listen", "tcp", 4, "127.0.0.1", 40050, None, None, "LISTEN")
+    accepted = Socket("accepted", "tcp", 4, "127.0.0.1", 40050, "127.0.0.2", 80, "ESTABLISHED")
+    outgoing = tuples_toward(80, range(40000, 40003))
+    report = BudgetTracker(PortSpace(40000, 40099), tw_reuse=0).add(Snapshot((listener, accepted, *outgoing)))
+    [line] = report.lines
+    assert report.line_for(outgoing[0]) is line and report.line_for(accepted) is None
+    assert report.line_for(listener) is None
+    assert line.sentence() == (
+        "destination 127.0.0.2:80 from 127.0.0.1: 3 in use of 100 (3.0%), 3 in TIME_WAIT, ceiling 2/s"
+    )
+
+
+def test_usage_levels_start_at_50_and_80_percent() -> None:
+    assert [usage_level(usage) for usage in (0.0, 0.49, 0.5, 0.79, 0.8, 1.0)] == [
+        "", "", "warning", "warning", "error", "error"
+    ]  # fmt: skip

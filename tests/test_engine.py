@@ -149,3 +149,28 @@ def test_slow_polls_stretch_the_interval() -> None:
         assert engine.stretched_to is not None and engine.stretched_to >= 0.3
     finally:
         engine.stop()
+
+
+def test_after_poll_sees_every_poll_and_its_failure_does_not_stop_the_table(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    recorder, seen = Recorder(), []
+
+    def after_poll(snapshot) -> None:
+        with recorder.changed:
+            seen.append(snapshot)
+            recorder.changed.notify_all()
+        if len(seen) == 1:
+            raise RuntimeError("the budget failed")
+
+    engine = Engine(Poller(OnePort(port), "tcp4"), ConnectionView(), interval=0.05, on_poll=recorder.on_poll,
+                    on_state=recorder.on_state, on_error=recorder.on_error, after_poll=after_poll)  # fmt: skip
+    engine.start()
+    try:
+        recorder.wait(lambda: recorder.polls and recorder.errors)
+        assert "the budget failed" in recorder.errors[0] and recorder.polls[0][0] is seen[0]
+        engine.ack()
+        recorder.wait(lambda: len(seen) >= 3)  # polls that changed nothing are not published, but seen
+        assert len(recorder.polls) == 1 and all(snapshot.unchanged for snapshot in seen[1:])
+    finally:
+        engine.stop()

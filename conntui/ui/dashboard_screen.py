@@ -30,6 +30,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, RichLog
 from textual.worker import Worker, WorkerState
 
+from conntui.budget import BudgetReport, BudgetTracker, BudgetUnavailable, read_port_space, read_tw_reuse
 from conntui.engine import Engine
 from conntui.filters import FilterError, parse_filter
 from conntui.http.records import ProbeResult
@@ -37,9 +38,12 @@ from conntui.http.runner import ProbeRequest, ProbeRunner
 from conntui.model import FourTuple, Snapshot
 from conntui.names import Names
 from conntui.poller import Poller, Polling
+from conntui.ui.budget_pane import BudgetPane
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.messages import (
+    BudgetReady,
     CursorMoved,
+    DestinationChosen,
     ErrorOccurred,
     PollFailed,
     ProbeUpdated,
@@ -89,8 +93,10 @@ class DashboardScreen(Screen[None]):
         Binding("z", "zoom", "Zoom", show=False, tooltip="Zoom the focused pane to the whole screen, and back"),
         Binding("n", "service_names", "Services", show=False, tooltip="Service names beside ports (443 https)"),
         Binding("d", "host_names", "DNS", show=False, tooltip="Remote host names by reverse DNS (off: numbers)"),
+        Binding("b", "budget", "Budget", show=False,
+                tooltip="Show or hide the four-tuple budget: ephemeral ports, TIME_WAIT and ceiling per destination"),
     ]  # fmt: skip
-    KEY_OWNERS = (SocketTable, TestsPane)  # the widgets that declare keys of their own
+    KEY_OWNERS = (SocketTable, TestsPane, BudgetPane)  # the widgets that declare keys of their own
 
     def __init__(
         self,
@@ -115,6 +121,12 @@ class DashboardScreen(Screen[None]):
         self.internal_error = ""  # the last failure of a thread, a worker or a drawing, until another one
         self.names = Names()  # service and host names, when the user switches them on
         self._names_version = self.names.version
+        self.budget: BudgetReport | None = None  # the engine's latest, once taken in
+        self.budget_unavailable = ""
+        try:  # the port space is read once: the rates compare polls within the same range
+            self.budget_tracker: BudgetTracker | None = BudgetTracker(read_port_space(), read_tw_reuse())
+        except BudgetUnavailable as error:
+            self.budget_tracker, self.budget_unavailable = None, str(error)
         self.engine = Engine(
             poller if poller is not None else Poller(),
             ConnectionView(clock=clock, filter=initial_filter, names=self.names),
@@ -122,6 +134,7 @@ class DashboardScreen(Screen[None]):
             on_poll=lambda snapshot, state, events: self.post_message(SnapshotReady(state, events)),
             on_state=lambda state: self.post_message(StateReady(state)),
             on_error=lambda reason: self.post_message(PollFailed(reason)),
+            after_poll=self._track_budget,
         )
         self.runner = ProbeRunner(
             on_update=lambda test_id, result: self.post_message(ProbeUpdated(test_id, result)),
@@ -130,6 +143,7 @@ class DashboardScreen(Screen[None]):
         )
         self.last_test = ProbeRequest("", "single", 1, 3.0)
         self._detail_version = 0
+        self._last_budget: BudgetReport | None = None  # the engine thread's own
         self._ticker: Timer | None = None
         self._live = False
 
@@ -148,6 +162,7 @@ class DashboardScreen(Screen[None]):
         with Vertical(id="panes"):  # what is left between the header and the filter box
             yield SocketTable(self.clock, self.names, id="sockets")
             yield DetailPane(id="detail", classes="hidden")
+            yield BudgetPane(id="budget", classes="hidden")
             yield TestsPane(id="tests", classes="hidden")
             yield RichLog(id="events", classes="hidden", max_lines=EVENT_LOG_LINES, wrap=False)
         yield Input(  # not selected on focus: a key typed next adds to the filter, never replaces it
@@ -162,6 +177,10 @@ class DashboardScreen(Screen[None]):
     def on_mount(self) -> None:
         self._live = True
         self.query_one(SocketTable).focus()
+        pane = self.query_one(BudgetPane)
+        pane.border_title = "four-tuple budget per destination (enter: filter the table to it)"
+        if self.budget_unavailable:
+            pane.show_unavailable(self.budget_unavailable)
         self._show_status()
         self._ticker = self.set_interval(1.0, self._tick)
         self.engine.start()
@@ -196,6 +215,21 @@ class DashboardScreen(Screen[None]):
         finally:
             self.engine.ack()
             self.apply_ms = (self.clock() - started) * 1000
+
+    def _track_budget(self, snapshot: Snapshot) -> None:
+        """On the engine thread, after every poll: fold it into the budget; send the lines when they changed."""
+        if self.budget_tracker is None:
+            return
+        report = self.budget_tracker.add(snapshot)
+        previous, self._last_budget = self._last_budget, report
+        if previous is None or report.lines != previous.lines:
+            self.post_message(BudgetReady(report))
+
+    @on(BudgetReady)
+    @_while_live
+    def _budget_ready(self, message: BudgetReady) -> None:
+        self.budget = message.report
+        self.query_one(BudgetPane).show(message.report)
 
     @on(StateReady)
     @_while_live
@@ -266,11 +300,13 @@ class DashboardScreen(Screen[None]):
             return
         self._detail_version += 1
         row, snapshot, version = self.query_one(SocketTable).cursor_row, self.state.snapshot, self._detail_version
-        describe = partial(self._describe, self.app, row, snapshot, version)
+        describe = partial(self._describe, self.app, row, snapshot, self.budget, version)
         self.run_worker(describe, thread=True, group="detail", exit_on_error=False)
 
-    def _describe(self, app: App[object], row: Row | None, snapshot: Snapshot | None, version: int) -> None:
-        description = DetailPane.describe(row, snapshot)
+    def _describe(
+        self, app: App[object], row: Row | None, snapshot: Snapshot | None, budget: BudgetReport | None, version: int
+    ) -> None:
+        description = DetailPane.describe(row, snapshot, budget)
         app.call_from_thread(self._show_description, description, version)
 
     @_while_live
@@ -379,6 +415,22 @@ class DashboardScreen(Screen[None]):
         url = self.runner.server_url
         hint = f"the built-in test server ({url})" if url else "the built-in test server"
         self.app.push_screen(TestDialog(hint, self.last_test), callback=self._dialog_closed)
+
+    def action_budget(self) -> None:
+        """Show the budget view with the keyboard in it, or hide it."""
+        pane = self.query_one(BudgetPane)
+        pane.toggle_class("hidden")
+        if not pane.has_class("hidden"):
+            pane.focus()
+        elif self.focused is None or pane.has_focus:
+            self.query_one(SocketTable).focus()
+
+    @on(DestinationChosen)
+    @_while_live
+    def _destination_chosen(self, message: DestinationChosen) -> None:
+        """Filter the table to the destination's sockets (the budget itself counts every socket)."""
+        proto, local_ip, remote_ip, remote_port = message.destination
+        self.query_one("#filter", Input).value = f"proto:{proto} lip:{local_ip} rip:{remote_ip} rport:{remote_port}"
 
     def action_tests_pane(self) -> None:
         """Show the pane with the keyboard in it (its lines move with the keys), or hide it."""

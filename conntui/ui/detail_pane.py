@@ -1,4 +1,5 @@
-"""The detail pane: the selected socket's four values, what it shares with others, its owners, its peer."""
+"""The detail pane: the selected socket's four values, what it shares with others, its owners, its
+destination's four-tuple budget (outgoing sockets), its peer."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from conntui.budget import BudgetReport
 from conntui.model import Snapshot
 from conntui.text import printable
 from conntui.uniqueness import find_peer, shared_parts
@@ -15,7 +17,7 @@ from conntui.view import Row, format_bytes, sparkline
 
 class DetailPane(Static):
     @staticmethod
-    def describe(row: Row | None, snapshot: Snapshot | None) -> RenderableType:
+    def describe(row: Row | None, snapshot: Snapshot | None, budget: BudgetReport | None = None) -> RenderableType:
         """What the pane shows for a row; pure, so the app can build it off the UI thread."""
         if row is None or snapshot is None:
             return "No socket selected."
@@ -62,6 +64,9 @@ class DetailPane(Static):
                     f" {format_bytes(row.rx_rate)}/s   (last {len(history)} polls)",
                 ),
             )  # fmt: skip
+        budget_line = budget.line_for(sock) if budget is not None else None
+        if budget_line is not None:  # an outgoing socket: how much of its destination's budget is used
+            grid.add_row("Budget", budget_line.sentence())
         peer = find_peer(sock, snapshot.sockets)
         if peer is not None:
             grid.add_row("Peer", f"{peer.proto}{peer.family}  {peer.local} → {peer.remote}  {peer.state}  (g: jump)")

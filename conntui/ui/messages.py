@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from conntui.budget import BudgetReport, DestinationKey
 from conntui.http.records import ProbeResult
 from conntui.model import FourTuple
 from conntui.view import TableState
@@ -66,3 +67,17 @@ class SocketWanted(Message):
     """The tests pane asks the table to show a test connection's socket: the first of `four_tuples` found."""
 
     four_tuples: tuple[FourTuple, ...]
+
+
+@dataclass
+class BudgetReady(Message):
+    """The engine thread folded a poll into the four-tuple budget and its lines changed."""
+
+    report: BudgetReport
+
+
+@dataclass
+class DestinationChosen(Message):
+    """Enter in the budget view: filter the table to this destination's sockets."""
+
+    destination: DestinationKey

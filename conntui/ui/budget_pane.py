@@ -1,0 +1,229 @@
+"""The budget view (`b`): the four-tuple budget of every destination of the outgoing sockets.
+
+A line-API widget like the tests pane: on top, pinned, the port range, the reserved ports, the
+ceiling's rule and `tcp_tw_reuse` with its meaning, then the column titles; below them one line
+per destination, highest usage first, coloured from `WARNING_USAGE` and `ERROR_USAGE`. The report
+is computed on the engine thread (`conntui.budget.BudgetTracker`); the pane only draws the lines
+on screen. The cursor stays on its destination across updates; enter on it asks the dashboard to
+filter the table to that destination's sockets.
+
+At 80 columns the columns of lowest priority leave (protocol, other, local IP, …) and the header
+uses the short form of `tcp_tw_reuse`'s meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.events import Click, Resize
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from conntui.budget import (
+    TIME_WAIT_S,
+    BudgetLine,
+    BudgetReport,
+    DestinationKey,
+    format_duration,
+    format_rate,
+    tw_reuse_meaning,
+    usage_level,
+)
+from conntui.model import format_endpoint
+from conntui.ui.keys import CURSOR_BINDINGS
+from conntui.ui.messages import DestinationChosen
+
+WIDE_HEADER = 120  # from this width the header says tcp_tw_reuse's meaning in full
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetColumn:
+    title: str
+    text: Callable[[BudgetLine], str]
+    right: bool = True
+    priority: int = 1  # 1: always shown; higher numbers leave first when the line is too narrow
+
+
+BUDGET_COLUMNS: tuple[BudgetColumn, ...] = (
+    BudgetColumn("Proto", lambda line: line.proto, right=False, priority=5),
+    BudgetColumn("From", lambda line: line.local_ip, right=False, priority=3),
+    BudgetColumn("Destination", lambda line: format_endpoint(line.remote_ip, line.remote_port), right=False),
+    BudgetColumn("Estab", lambda line: f"{line.established:,}", priority=2),
+    BudgetColumn("TimeWait", lambda line: f"{line.time_wait:,}"),
+    BudgetColumn("Other", lambda line: f"{line.other:,}", priority=4),
+    BudgetColumn("Ports", lambda line: f"{line.ports_in_use:,}"),
+    BudgetColumn("Usage", lambda line: f"{line.usage:.1%}"),
+    BudgetColumn("New/s", lambda line: format_rate(line.new_per_s)),
+    BudgetColumn("Ceiling/s", lambda line: f"{line.ceiling_per_s:,.0f}", priority=2),
+    BudgetColumn("Exhausted in", lambda line: format_duration(line.exhaustion_s), priority=2),
+)
+MAX_CELL = 41  # an IPv6 endpoint is cut in the middle beyond this
+
+
+def fit_budget_columns(lines: Sequence[BudgetLine], width: int) -> tuple[list[BudgetColumn], list[int]]:
+    """The columns that fit `width` (those of lowest priority leave first) and their widths,
+    as wide as `lines` (the lines on screen) need."""
+    natural = [
+        max(len(column.title), *(min(MAX_CELL, len(column.text(line))) for line in lines)) for column in BUDGET_COLUMNS
+    ]
+    kept = list(range(len(BUDGET_COLUMNS)))
+    by_priority = sorted(kept, key=lambda index: (BUDGET_COLUMNS[index].priority, index), reverse=True)
+    for index in by_priority:
+        if sum(natural[kept_index] + 1 for kept_index in kept) <= width or BUDGET_COLUMNS[index].priority == 1:
+            break
+        kept.remove(index)
+    return [BUDGET_COLUMNS[index] for index in kept], [natural[index] for index in kept]
+
+
+def budget_header(report: BudgetReport, width: int) -> list[str]:
+    """The two pinned lines: the port space and the ceiling's rule; tcp_tw_reuse and its meaning."""
+    space, wide = report.space, width >= WIDE_HEADER
+    setting = "?" if report.tw_reuse is None else report.tw_reuse
+    ports = f"{space.low}-{space.high}: {space.usable:,} usable, {space.reserved_in_range:,} reserved"
+    rule = f"free ports / {TIME_WAIT_S:.0f} s"
+    return [
+        f"ephemeral ports {ports} · ceiling per destination = {rule} in TIME_WAIT"
+        if wide
+        else f"ports {ports} · ceiling = {rule}",
+        f"tcp_tw_reuse={setting}: {tw_reuse_meaning(report.tw_reuse, short=not wide)}",
+    ]
+
+
+def _cell(text: str, width: int, right: bool) -> str:
+    if len(text) > width:
+        head = (width - 1) // 3  # cut in the middle: an endpoint keeps its port
+        return text[:head] + "…" + text[head + 1 - width :]
+    return text.rjust(width) if right else text.ljust(width)
+
+
+class BudgetPane(ScrollView, can_focus=True):
+    BINDINGS = [
+        *CURSOR_BINDINGS,
+        Binding(
+            "enter",
+            "choose",
+            "Filter destination",
+            show=False,
+            tooltip="In the budget view: filter the table to this destination",
+        ),
+    ]
+    COMPONENT_CLASSES = {
+        "budget-pane--header",
+        "budget-pane--titles",
+        "budget-pane--cursor",
+        "budget-pane--warning",
+        "budget-pane--error",
+    }
+    PINNED = 3  # the header's two lines and the column titles
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.report: BudgetReport | None = None
+        self.unavailable = ""  # why there is no budget on this system
+        self.cursor = 0
+        self._cursor_destination: DestinationKey | None = None
+
+    @property
+    def lines(self) -> tuple[BudgetLine, ...]:
+        return self.report.lines if self.report is not None else ()
+
+    def show(self, report: BudgetReport) -> None:
+        """Take the engine's latest report; the cursor stays on its destination while it is there."""
+        self.report = report
+        self.virtual_size = Size(self.scrollable_content_region.width, self.PINNED + len(report.lines))
+        index = next(
+            (i for i, line in enumerate(report.lines) if line.destination == self._cursor_destination), self.cursor
+        )
+        self._move_cursor(index)
+
+    def show_unavailable(self, reason: str) -> None:
+        self.unavailable = reason
+        self.refresh()
+
+    @property
+    def cursor_line(self) -> BudgetLine | None:
+        return self.lines[self.cursor] if self.cursor < len(self.lines) else None
+
+    def _move_cursor(self, index: int) -> None:
+        self.cursor = max(0, min(index, len(self.lines) - 1))
+        line = self.cursor_line
+        self._cursor_destination = line.destination if line is not None else None
+        height = max(1, self.scrollable_content_region.height - self.PINNED)
+        top = int(self.scroll_y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True, force=True)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True, force=True)
+        self.refresh()
+
+    def action_cursor(self, delta: int) -> None:
+        self._move_cursor(self.cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        self._move_cursor(self.cursor + direction * max(1, self.scrollable_content_region.height - self.PINNED - 1))
+
+    def action_jump(self, index: int) -> None:
+        self._move_cursor(index if index >= 0 else len(self.lines) - 1)
+
+    def action_choose(self) -> None:
+        line = self.cursor_line
+        if line is not None:
+            self.post_message(DestinationChosen(line.destination))
+
+    def on_click(self, event: Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is not None and offset.y >= self.PINNED:
+            self._move_cursor(int(self.scroll_y) + offset.y - self.PINNED)
+
+    def on_resize(self, _event: Resize) -> None:
+        self.virtual_size = Size(self.scrollable_content_region.width, self.PINNED + len(self.lines))
+        self._move_cursor(self.cursor)
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def _on_screen(self) -> tuple[int, tuple[BudgetLine, ...]]:
+        top = int(self.scroll_y)
+        return top, self.lines[top : top + max(0, self.scrollable_content_region.height - self.PINNED)]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        report = self.report
+        if report is None:
+            message = f"No budget on this system: {self.unavailable}" if self.unavailable else "waiting for a poll…"
+            return self._text_strip(message if y == 0 else "", base, width)
+        top, on_screen = self._on_screen()
+        if y < 2:
+            style = base + self.get_component_rich_style("budget-pane--header")
+            return self._text_strip(budget_header(report, width)[y], style, width)
+        columns, widths = fit_budget_columns(on_screen, width)
+        if y == 2:
+            style = base + self.get_component_rich_style("budget-pane--titles")
+            titles = " ".join(_cell(c.title, w, c.right) for c, w in zip(columns, widths, strict=True))
+            return self._text_strip(titles, style, width)
+        index = top + y - self.PINNED
+        if index >= len(report.lines):
+            return Strip.blank(width, base)
+        line = report.lines[index]
+        style = base
+        if level := usage_level(line.usage):
+            style += self.get_component_rich_style(f"budget-pane--{level}", partial=True)
+        if index == self.cursor and self.has_focus:  # a background only: the usage's colour stays
+            style += self.get_component_rich_style("budget-pane--cursor", partial=True)
+        cells = " ".join(_cell(c.text(line), w, c.right) for c, w in zip(columns, widths, strict=True))
+        return self._text_strip(cells, style, width)
+
+    @staticmethod
+    def _text_strip(text: str, style: Style, width: int) -> Strip:
+        if len(text) > width:  # never wider than the pane
+            text = text[: max(0, width - 1)] + "…"
+        return Strip([Segment(text, style)]).adjust_cell_length(width, style)
