@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from conntui import __version__
 from conntui.filters import FILTER_HELP, Filter, FilterError, parse_filter
-from conntui.http.records import MAX_PROBE_COUNT, PROBE_MODES
+from conntui.http.records import MAX_PROBE_COUNT, MAX_RTT_MS, PROBE_MODES
 from conntui.model import KINDS, Snapshot, count_hidden_owners, hidden_owners_note
 from conntui.sources import BACKENDS, SocketSource, SourceError, open_source
 from conntui.text import printable
@@ -66,6 +66,13 @@ def _seconds_from(low: float, high: float) -> Callable[[str], float]:
         return value
 
     return seconds
+
+
+def _rtt(text: str) -> int:
+    """Milliseconds of simulated round trip: a whole number from 0 to MAX_RTT_MS."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 6) or int(text) > MAX_RTT_MS:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of milliseconds from 0 to {MAX_RTT_MS:,}")
+    return int(text)
 
 
 def _port(text: str) -> int:
@@ -177,6 +184,13 @@ def build_parser() -> ArgumentParser:
     serving.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
     serving.add_argument(
         "--quiet", action="store_true", help="no line per request (the endpoints still print at start)"
+    )
+    serving.add_argument(
+        "--rtt",
+        type=_rtt,
+        default=0,
+        metavar="MS",
+        help=f"simulated distance: every response waits MS, the first on a connection 2×MS (0..{MAX_RTT_MS:,})",
     )
     return parser
 
@@ -379,7 +393,15 @@ def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from conntui.http.server import ENDPOINTS, Served, TestServer, bind_addresses, is_loopback, serve_until_stopped
+    from conntui.http.server import (
+        ENDPOINTS,
+        Served,
+        TestServer,
+        bind_addresses,
+        is_loopback,
+        serve_until_stopped,
+        simulated_rtt_note,
+    )
 
     host = shortened(args.host)
     try:
@@ -398,6 +420,8 @@ def run_serve(args: argparse.Namespace) -> int:
         width = max(len(path) for path, _ in ENDPOINTS)
         lines = [f"conntui test server on {url} (Ctrl+C to stop)"]
         lines += [f"  {path:<{width}}  {what}" for path, what in ENDPOINTS]
+        if args.rtt:
+            lines.append(simulated_rtt_note(args.rtt))
         print("\n".join(lines), flush=True)
 
     def print_request(served: Served) -> None:
@@ -407,7 +431,7 @@ def run_serve(args: argparse.Namespace) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             server.on_request = None
 
-    server = TestServer(args.host, args.port, on_request=None if args.quiet else print_request)
+    server = TestServer(args.host, args.port, on_request=None if args.quiet else print_request, rtt_ms=args.rtt)
     try:
         asyncio.run(serve_until_stopped(server, announce))
     except OSError as error:

@@ -17,6 +17,10 @@ PHASES = ("dns", "connect", "tls", "send", "ttfb", "transfer", "close")
 # Sent by conntui's client with `Connection: close`: the test server then lets the client close
 # first, so the client side keeps the TIME_WAIT (see conntui.http.server).
 CLIENT_CLOSES_HEADER = "Conntui-Client-Closes"
+# The test server's simulated distance (`conntui serve --rtt MS`): its bound, and the header on
+# each of its responses that says so, for the client to label its times "simulated".
+MAX_RTT_MS = 10_000
+SIMULATED_RTT_HEADER = "Conntui-Simulated-Rtt"
 
 
 @dataclass
