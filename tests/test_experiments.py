@@ -151,7 +151,7 @@ def test_probe_compare_prints_aligned_bars_and_takes_the_urls_before_or_after(se
     result = conntui("probe", "--compare", server.url, server.url + "delay?ms=1", "-n", "2")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"compare modes ×2  {server.url} (+1 more URL, in turn)  ok")
+    assert lines[0].startswith(f"compare ×2  {server.url} (+1 more URL, in turn)  ok")
     rows = [line for line in lines if line.split()[0] in ("single", "parallel", "keepalive", "pipeline")]
     assert len(rows) == 4 and all("█" in row for row in rows)
     assert len({row.index("█") for row in rows}) == 1  # the bars start in one column

@@ -123,31 +123,60 @@ def nagle_rows(comparison: Comparison) -> list[NagleRow]:
 
 
 NAGLE_HEADER = ("", "Nagle on (TCP_NODELAY off)", "", "TCP_NODELAY on", "")
+NAGLE_NOTE = "each request written in two writes (its line, then its headers), over one keep-alive connection"
+
+
+@dataclass(frozen=True)
+class TableLine:
+    """One line of the side-by-side table: its cells padded to their column, which cells are bars,
+    and the run it is about (None for the header)."""
+
+    cells: tuple[str, ...]
+    bars: frozenset[int]
+    run: str | None
+
+    @property
+    def text(self) -> str:
+        return "  ".join(self.cells).rstrip()
+
+
+def table_lines(comparison: Comparison) -> list[TableLine]:
+    """The header and one line per mode (or per request, for Nagle), aligned."""
+    rows: list[tuple[str, ...]]
+    header: tuple[str, ...]
+    if comparison.experiment == "modes":
+        rows = [row.cells for row in mode_rows(comparison)]
+        header, right, bars = MODE_HEADER, {1, 3, 5, 6, 7, 8}, frozenset({2, 4})
+        runs: list[str | None] = [row[0] for row in rows]
+    else:
+        rows = [(r.request, r.nagle, r.nagle_bar, r.nodelay, r.nodelay_bar) for r in nagle_rows(comparison)]
+        header, right, bars = NAGLE_HEADER, {1, 3}, frozenset({2, 4})
+        runs = [None] * len(rows)  # a request's line is about both runs
+    table = [header, *rows]
+    widths = [max(len(row[column]) for row in table) for column in range(len(header))]
+    lines = []
+    for row, run in zip(table, [None, *runs], strict=True):
+        cells = tuple(
+            cell.rjust(width) if index in right else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        lines.append(TableLine(cells, frozenset() if row is header else bars, run))
+    return lines
+
+
+def notes(comparison: Comparison) -> list[str]:
+    """What the table leaves out: how Nagle's requests were written, why a run failed."""
+    said = [NAGLE_NOTE] if comparison.experiment == "nagle" else []
+    said += [f"{run.label}: {run.error}" for run in comparison.runs if run.error]
+    if comparison.error:
+        said.append(comparison.error)
+    return said
 
 
 def format_comparison(comparison: Comparison) -> str:
-    """`conntui probe --compare`'s human output: a heading, then aligned columns."""
-    if comparison.experiment == "modes":
-        table = [MODE_HEADER, *(row.cells for row in mode_rows(comparison))]
-        right = {1, 3, 5, 6, 7, 8}
-        notes = [f"{run.label}: {run.error}" for run in comparison.runs if run.error]
-    else:
-        nagle = nagle_rows(comparison)
-        table = [NAGLE_HEADER, *((r.request, r.nagle, r.nagle_bar, r.nodelay, r.nodelay_bar) for r in nagle)]
-        right = {1, 3}
-        notes = [f"{run.label}: {run.error}" for run in comparison.runs if run.error]
-        notes.insert(
-            0, "each request written in two writes (its line, then its headers), over one keep-alive connection"
-        )
-    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
-    lines = [heading(comparison)]
-    for row in table:
-        cells = [
-            cell.rjust(width) if index in right else cell.ljust(width)
-            for index, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-    lines += [f"  {note}" for note in notes]
+    """`conntui probe --compare`'s human output: a heading, then aligned columns, then notes."""
+    lines = [heading(comparison), *(line.text for line in table_lines(comparison))]
+    lines += [f"  {note}" for note in notes(comparison)]
     return "\n".join(printable(line) for line in lines) + "\n"
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from conntui.http.client import Probe, with_scheme
-from conntui.http.records import EXPERIMENTS, ConnectionRecord, ProbeResult
+from conntui.http.records import COMPARE_CHOICES, EXPERIMENTS, ConnectionRecord, ProbeResult
 from conntui.sources import SourceError, open_source
 
 COMPARED_MODES = ("single", "parallel", "keepalive", "pipeline")
@@ -112,6 +112,7 @@ class Comparison:
     count: int
     runs: list[Run] = field(default_factory=list)
     done: bool = False
+    error: str | None = None  # why it could not run at all (the runs say why they failed)
 
     @property
     def url(self) -> str:
@@ -119,7 +120,8 @@ class Comparison:
 
     @property
     def mode(self) -> str:
-        return f"compare {self.experiment}"
+        """As the test dialog names it: a key of COMPARE_CHOICES."""
+        return next(choice for choice, experiment in COMPARE_CHOICES.items() if experiment == self.experiment)
 
     @property
     def expected_runs(self) -> int:
@@ -132,11 +134,12 @@ class Comparison:
 
     @property
     def ok(self) -> bool:
-        return self.done and len(self.runs) == self.expected_runs and all(run.ok for run in self.runs)
+        complete = self.done and self.error is None and len(self.runs) == self.expected_runs
+        return complete and all(run.ok for run in self.runs)
 
     @property
     def first_error(self) -> str | None:
-        return next((f"{run.label}: {run.error}" for run in self.runs if run.error), None)
+        return self.error or next((f"{run.label}: {run.error}" for run in self.runs if run.error), None)
 
     @property
     def simulated_rtt_ms(self) -> int | None:
@@ -164,6 +167,7 @@ class Comparison:
 
 
 Observer = Callable[[Comparison], None]
+TestRecord = ProbeResult | Comparison  # what a test of the dashboard records
 
 
 async def compare_modes(

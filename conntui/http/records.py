@@ -13,8 +13,10 @@ from conntui.sources.tcp_info import TcpInfo
 
 # Test connections (`conntui probe`, the dashboard's `t`): how they use connections, how many.
 PROBE_MODES = ("single", "keepalive", "parallel", "pipeline")
-# The experiments (`conntui probe --compare`, see conntui.http.experiments).
+# The experiments (`conntui probe --compare`, see conntui.http.experiments), and the choices the
+# dashboard's test dialog offers for them beside the modes.
 EXPERIMENTS = ("modes", "nagle")
+COMPARE_CHOICES = {"compare": "modes", "compare nagle": "nagle"}
 MAX_PROBE_COUNT = 100
 # The phases of a connection's first request, as `--json` names them.
 PHASES = ("dns", "connect", "tls", "send", "ttfb", "transfer", "close")
