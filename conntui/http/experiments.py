@@ -18,16 +18,16 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from conntui.http.client import Probe, with_scheme
-from conntui.http.records import COMPARE_CHOICES, EXPERIMENTS, ConnectionRecord, ProbeResult
+from conntui.http.records import COMPARE_CHOICES, EXPERIMENTS, ConnectionRecord, ProbeResult, Response, Step
 from conntui.sources import SourceError, open_source
 
 COMPARED_MODES = ("single", "parallel", "keepalive", "pipeline")
 NAGLE_RUNS = (("nagle", False), ("nodelay", True))  # (label, TCP_NODELAY)
-SETTLE_S = 0.5  # the longest wait for closed connections to reach TIME_WAIT before counting them
+SETTLE_S = 2.0  # the longest wait for closed connections to reach TIME_WAIT before counting them
 SETTLE_POLL_S = 0.01
 CLOSING_STATES = frozenset({"FIN_WAIT1", "FIN_WAIT2", "CLOSING"})  # on their way to TIME_WAIT
 
@@ -84,7 +84,7 @@ class Run:
             return None
         return None if self.result.ok else self.result.first_error or "not every request was answered"
 
-    def _responses(self):
+    def _responses(self) -> list[Response]:
         # Connections are recorded in the order they were opened, each with its requests in order:
         # for one connection per request, connection k carries request k.
         ordered = sorted(self.result.connections, key=lambda record: record.index)
@@ -257,7 +257,7 @@ def _urls(urls: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(with_scheme(url) for url in ([urls] if isinstance(urls, str) else urls))
 
 
-def _steps(records: Iterable[ConnectionRecord], name: str):
+def _steps(records: Iterable[ConnectionRecord], name: str) -> Iterator[Step]:
     return (step for record in records for step in record.steps if step.name == name)
 
 

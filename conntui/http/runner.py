@@ -161,7 +161,7 @@ class ProbeRunner:
             with self._lock:
                 self._tasks.pop(test_id, None)
 
-    def _observer(self, test_id: int) -> Callable[[Any], None]:
+    def _observer(self, test_id: int) -> Callable[[TestRecord], None]:
         def observe(result: TestRecord) -> None:
             self._record(test_id, copy.deepcopy(result))
 
