@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from conntui import __version__
 from conntui.filters import FILTER_HELP, Filter, FilterError, parse_filter
-from conntui.http.records import MAX_PROBE_COUNT, PROBE_MODES
+from conntui.http.records import EXPERIMENTS, MAX_PROBE_COUNT, MAX_RTT_MS, PROBE_MODES
 from conntui.model import KINDS, Snapshot, count_hidden_owners, hidden_owners_note
 from conntui.sources import BACKENDS, SocketSource, SourceError, open_source
 from conntui.text import printable
@@ -66,6 +66,13 @@ def _seconds_from(low: float, high: float) -> Callable[[str], float]:
         return value
 
     return seconds
+
+
+def _rtt(text: str) -> int:
+    """Milliseconds of simulated round trip: a whole number from 0 to MAX_RTT_MS."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 6) or int(text) > MAX_RTT_MS:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of milliseconds from 0 to {MAX_RTT_MS:,}")
+    return int(text)
 
 
 def _port(text: str) -> int:
@@ -155,8 +162,13 @@ def build_parser() -> ArgumentParser:
 
     probing = commands.add_parser("probe", help="open test HTTP connections and time their seven steps")
     probing.set_defaults(parser=probing)
-    probing.add_argument("url", help="http:// or https:// URL; without a scheme, http:// (as curl)")
-    probing.add_argument("--mode", choices=PROBE_MODES, default="single", help="connection pattern (default: single)")
+    probing.add_argument(
+        "url",
+        nargs="+",
+        help="http:// or https:// URL; without a scheme, http:// (as curl). Several URLs of one origin "
+        "are used in turn by the requests",
+    )
+    probing.add_argument("--mode", choices=PROBE_MODES, help="connection pattern (default: single)")
     probing.add_argument(
         "-n", "--count", type=_count, default=1, help=f"requests or connections, 1..{MAX_PROBE_COUNT} (default 1)"
     )
@@ -168,6 +180,21 @@ def build_parser() -> ArgumentParser:
     )
     probing.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     probing.add_argument("--json", action="store_true", help="print the record as JSON")
+    probing.add_argument(
+        "--compare",
+        nargs="?",
+        const="modes",
+        choices=EXPERIMENTS,
+        help="an experiment: `modes` (the default) makes the N requests in each mode, one after another, "
+        "side by side; `nagle` makes them keep-alive with split writes, TCP_NODELAY off then on",
+    )
+    probing.add_argument(
+        "--split-writes",
+        action="store_true",
+        help="with --mode keepalive: write each request's line and headers in two writes (Nagle's algorithm "
+        "then holds the second until the first is ACKed); turns TCP_NODELAY off unless --nodelay",
+    )
+    probing.add_argument("--nodelay", action="store_true", help="with --split-writes: keep TCP_NODELAY on")
 
     serving = commands.add_parser(
         "serve", help="run the loopback HTTP/1.1 test server; it prints one line per request it answers"
@@ -178,6 +205,13 @@ def build_parser() -> ArgumentParser:
     serving.add_argument(
         "--quiet", action="store_true", help="no line per request (the endpoints still print at start)"
     )
+    serving.add_argument(
+        "--rtt",
+        type=_rtt,
+        default=0,
+        metavar="MS",
+        help=f"simulated distance: every response waits MS, the first on a connection 2×MS (0..{MAX_RTT_MS:,})",
+    )
     return parser
 
 
@@ -187,12 +221,19 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse
     for argument in argv:
         if attached and attached[-1] == "--filter" and argument.startswith("-") and not argument.startswith("--"):
             attached[-1] = f"--filter={argument}"
+        elif attached and attached[-1] == "--compare" and argument not in EXPERIMENTS and _looks_like_url(argument):
+            attached[-1] = "--compare=modes"  # `probe --compare URL`: the URL is not the experiment's name
+            attached.append(argument)
         else:
             attached.append(argument)
     args, unknown = parser.parse_known_args(attached)
     if unknown:  # said by the command they were given to: `conntui list: error: …`
         getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
+
+
+def _looks_like_url(argument: str) -> bool:
+    return not argument.startswith("-") and any(mark in argument for mark in "/:.")
 
 
 def selection_filter(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Filter:
@@ -346,21 +387,50 @@ def run_watch(args: argparse.Namespace, selection: Filter, source: SocketSource)
     return 0
 
 
+def _probe_options_error(args: argparse.Namespace) -> str | None:
+    """Why these probe options do not go together, or None."""
+    if args.compare and args.mode:
+        return "--compare chooses the modes itself: leave out --mode"
+    if args.compare and args.hold:
+        return "--compare does not hold connections: leave out --hold"
+    if args.compare == "modes" and args.split_writes:
+        return "--split-writes goes with --compare nagle or --mode keepalive"
+    if args.split_writes and not args.compare and args.mode != "keepalive":
+        return "--split-writes goes with --mode keepalive (or --compare nagle)"
+    if args.nodelay and not args.split_writes:
+        return "--nodelay goes with --split-writes (TCP_NODELAY is on otherwise)"
+    return None
+
+
 def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from conntui.http.client import Probe, parse_url
+    from conntui.http.client import Probe, parse_urls
     from conntui.http.timeline import format_text
     from conntui.text import escape_undecodable
 
     try:
-        if args.url != escape_undecodable(args.url):
+        if any(url != escape_undecodable(url) for url in args.url):
             raise ValueError("the URL is not valid UTF-8")
-        parse_url(args.url)
+        parse_urls(args.url)
     except ValueError as error:
         parser.error(str(error))
-    probe = Probe(args.url, args.mode, args.count, hold=args.hold, timeout=args.timeout, insecure=args.insecure)
+    if (reason := _probe_options_error(args)) is not None:
+        parser.error(reason)
+    if args.compare:
+        return run_comparison(args)
+    nodelay = args.nodelay or not args.split_writes  # split writes alone: Nagle's algorithm on
+    probe = Probe(
+        args.url,
+        args.mode or "single",
+        args.count,
+        hold=args.hold,
+        timeout=args.timeout,
+        insecure=args.insecure,
+        split_writes=args.split_writes,
+        nodelay=nodelay,
+    )
     try:
         result = asyncio.run(probe.run())
     except KeyboardInterrupt:
@@ -376,10 +446,42 @@ def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_comparison(args: argparse.Namespace) -> int:
+    """`probe --compare`: an experiment's runs side by side; exit 1 unless every run succeeded."""
+    import asyncio
+    import json
+
+    from conntui.http.comparison_text import format_comparison
+    from conntui.http.experiments import EXPERIMENT_RUNNERS
+
+    experiment = EXPERIMENT_RUNNERS[args.compare]
+    try:
+        comparison = asyncio.run(experiment(args.url, args.count, timeout=args.timeout, insecure=args.insecure))
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps(comparison.to_json()))
+    else:
+        sys.stdout.write(format_comparison(comparison))
+    if not comparison.ok:
+        reason = printable(comparison.first_error or "not every run succeeded")
+        print(f"conntui probe: error: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from conntui.http.server import ENDPOINTS, Served, TestServer, bind_addresses, is_loopback, serve_until_stopped
+    from conntui.http.server import (
+        ENDPOINTS,
+        Served,
+        TestServer,
+        bind_addresses,
+        is_loopback,
+        serve_until_stopped,
+        simulated_rtt_note,
+    )
 
     host = shortened(args.host)
     try:
@@ -398,6 +500,8 @@ def run_serve(args: argparse.Namespace) -> int:
         width = max(len(path) for path, _ in ENDPOINTS)
         lines = [f"conntui test server on {url} (Ctrl+C to stop)"]
         lines += [f"  {path:<{width}}  {what}" for path, what in ENDPOINTS]
+        if args.rtt:
+            lines.append(simulated_rtt_note(args.rtt))
         print("\n".join(lines), flush=True)
 
     def print_request(served: Served) -> None:
@@ -407,7 +511,7 @@ def run_serve(args: argparse.Namespace) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             server.on_request = None
 
-    server = TestServer(args.host, args.port, on_request=None if args.quiet else print_request)
+    server = TestServer(args.host, args.port, on_request=None if args.quiet else print_request, rtt_ms=args.rtt)
     try:
         asyncio.run(serve_until_stopped(server, announce))
     except OSError as error:

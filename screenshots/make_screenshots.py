@@ -98,6 +98,22 @@ async def shoot_budget(name: str, listeners: list[socket.socket]) -> None:
     print(f"wrote {HERE / name}")
 
 
+async def shoot_compare(name: str) -> None:
+    """The four modes compared, N=10, against the built-in server 50 ms away (simulated)."""
+    app = ConntuiApp(Poller(open_source(), "tcp"), interval=0.5, filter_text="mine")
+    async with app.run_test(size=(150, 34)) as pilot:
+        await wait_until(pilot, lambda: app.dashboard.poll_count >= 1)
+        await pilot.press("p")  # paused while it runs: a poll of a busy machine would share the CPU with it
+        app.dashboard.launch(ProbeRequest("", "compare", 10, 0.0, rtt_ms=50))
+        await wait_until(pilot, lambda: 1 in app.dashboard.tests and app.dashboard.tests[1].done, timeout=30)
+        polls = app.dashboard.poll_count
+        await pilot.press("p")
+        await wait_until(pilot, lambda: app.dashboard.poll_count > polls)  # the connections' TIME_WAIT rows
+        await pilot.pause(0.3)
+        app.save_screenshot(str(HERE / name))
+    print(f"wrote {HERE / name}")
+
+
 def main() -> None:
     opened: list[socket.socket] = []
     listener = socket.socket()
@@ -127,6 +143,7 @@ def main() -> None:
             close_client_first(budget_listener, count)
             budget_listeners.append(budget_listener)
         asyncio.run(shoot_budget("budget.svg", [*budget_listeners, listener]))
+        asyncio.run(shoot_compare("compare.svg"))
     finally:
         for sock in opened:
             sock.close()

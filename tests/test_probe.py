@@ -84,7 +84,16 @@ def test_json_record_has_the_documented_shape(server) -> None:
     data = run(server.url + "bytes?n=5000", "keepalive", 2).to_json()
     assert list(data) == ["url", "mode", "ok", "error", "connections"]
     (connection,) = data["connections"]
-    assert list(connection) == ["local_ip", "local_port", "remote_ip", "remote_port", "phases", "responses", "error"]
+    assert list(connection) == [
+        "local_ip",
+        "local_port",
+        "remote_ip",
+        "remote_port",
+        "phases",
+        "responses",
+        "error",
+        "tcp",
+    ]
     assert list(connection["phases"]) == [f"{name}_ms" for name in PHASES]
     assert connection["phases"]["tls_ms"] is None and connection["phases"]["connect_ms"] >= 0
     assert connection["phases"]["dns_ms"] is not None

@@ -13,6 +13,12 @@ IDNA rejects is a failed lookup with the reason; an IP literal takes no lookup, 
 browser), the path and query are percent-encoded as
 UTF-8 (existing `%XX` kept). A response is read strictly: a line over 64 KiB, a chunk size or a
 Content-Length that is not a plain number is a failed step "malformed response: …".
+
+Several URLs of one origin are used in turn by the requests (request k takes URL k mod their
+count), so that one slow response among fast ones shows head-of-line blocking. Each step records
+the socket API call it made; each connection, the kernel's tcp_info of its socket once connected
+and at the end. `split_writes` writes each request's line and its headers in two writes, and
+`nodelay=False` turns TCP_NODELAY off (asyncio turns it on), for Nagle's algorithm to be seen.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -35,12 +41,15 @@ from conntui.http.records import (
     CLIENT_CLOSES_HEADER,
     MAX_PROBE_COUNT,
     PROBE_MODES,
+    SIMULATED_RTT_HEADER,
+    SOCKET_CALLS,
     ConnectionRecord,
     ProbeResult,
     Response,
     Step,
 )
 from conntui.model import format_endpoint
+from conntui.sources.tcp_info import read_tcp_info
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_LINE_BYTES = 64 * 1024  # one status, header or chunk-size line
@@ -102,6 +111,20 @@ def parse_url(url: str) -> Target:
     return Target(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), path)
 
 
+def parse_urls(urls: Sequence[str]) -> list[Target]:
+    """Each URL's target; they must share one origin (scheme, host, port): the connections are
+    opened to it. Raises ValueError with the reason."""
+    targets = [parse_url(url) for url in urls]
+    if not targets:
+        raise ValueError("no URL")
+    origins = {(target.scheme, target.host.lower(), target.port) for target in targets}
+    if len(origins) > 1:
+        raise ValueError(
+            "the URLs must share one origin (scheme, host and port): the requests go over the same connections"
+        )
+    return targets
+
+
 def ascii_host(host: str) -> str:
     """The host as DNS and the Host header take it: an IP literal as it is, a name through IDNA.
     Raises ValueError with the reason for a name IDNA rejects (an empty or over-long label)."""
@@ -137,13 +160,15 @@ class Probe:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         mode: str = "single",
         count: int = 1,
         *,
         hold: float = 0.0,
         timeout: float = 5.0,
         insecure: bool = False,
+        split_writes: bool = False,
+        nodelay: bool = True,
         observer: Observer | None = None,
     ) -> None:
         if mode not in PROBE_MODES:
@@ -152,8 +177,13 @@ class Probe:
             raise ValueError(f"count must be 1..{MAX_PROBE_COUNT}")
         if hold < 0 or timeout <= 0:
             raise ValueError("hold must be >= 0 and timeout > 0")
-        self.result = ProbeResult(with_scheme(url), mode, count)
+        urls = [with_scheme(one) for one in ([url] if isinstance(url, str) else url)]
+        if not urls:
+            raise ValueError("no URL")
+        self.result = ProbeResult(urls[0], mode, count, urls=tuple(urls) if len(urls) > 1 else ())
+        self.urls = urls
         self.hold, self.timeout, self.insecure = hold, timeout, insecure
+        self.split_writes, self.nodelay = split_writes, nodelay
         self.observer = observer
         self._started = 0.0
 
@@ -164,25 +194,27 @@ class Probe:
         if self.observer is not None:
             self.observer(self.result)
 
-    async def _timed(self, steps: list[Step], name: str, work, detail: str = ""):
-        """Run one step under the timeout, record it (ok or failed) and return its value."""
+    async def _timed(self, steps: list[Step], name: str, work, detail: str = "", call: str | None = None):
+        """Run one step under the timeout, record it (ok or failed) and return its value; `call`
+        names the socket API call when it is not the step's usual one."""
         start = self._now_ms()
+        call = SOCKET_CALLS.get(name, "") if call is None else call
         try:
             value = await asyncio.wait_for(work, self.timeout)
         except TimeoutError:
-            steps.append(Step(name, start, self._now_ms() - start, False, f"timed out after {self.timeout:g} s"))
+            steps.append(Step(name, start, self._now_ms() - start, False, f"timed out after {self.timeout:g} s", call))
             self._changed()
             raise ProbeError(name, f"{name}: timed out after {self.timeout:g} s") from None
         except ProbeError as error:
-            steps.append(Step(name, start, self._now_ms() - start, False, str(error)))
+            steps.append(Step(name, start, self._now_ms() - start, False, str(error), call))
             self._changed()
             raise ProbeError(name, f"{name}: {error}", error.server_closed) from None
         except Exception as error:  # whatever raised it, a failure is a failed step
             reason = describe_error(error)
-            steps.append(Step(name, start, self._now_ms() - start, False, reason))
+            steps.append(Step(name, start, self._now_ms() - start, False, reason, call))
             self._changed()
             raise ProbeError(name, f"{name}: {reason}", server_closed=_server_closed(error)) from None
-        steps.append(Step(name, start, self._now_ms() - start, True, detail))
+        steps.append(Step(name, start, self._now_ms() - start, True, detail, call))
         self._changed()
         return value
 
@@ -192,7 +224,8 @@ class Probe:
         try:
             start = self._now_ms()
             try:
-                target = parse_url(result.url)
+                targets = parse_urls(self.urls)
+                target = targets[0]
             except ValueError as error:
                 result.steps.append(Step("parse", start, self._now_ms() - start, False, str(error)))
                 raise ProbeError("parse", str(error)) from None
@@ -204,13 +237,13 @@ class Probe:
                 addresses = await self._timed(result.steps, "dns", self._resolve(target))
                 result.steps[-1].detail = ", ".join(address[0] for address in addresses[:3])
             if result.mode == "parallel":
-                await asyncio.gather(*(self._connection(target, addresses, index, 1) for index in range(result.count)))
+                await asyncio.gather(*(self._connection(targets, addresses, index, 1) for index in range(result.count)))
             elif result.mode == "single":  # a client without keep-alive: a new connection per request
                 for index in range(result.count):
-                    if (await self._connection(target, addresses, index, 1)).error:
+                    if (await self._connection(targets, addresses, index, 1)).error:
                         break
             else:
-                await self._connection(target, addresses, 0, result.count)
+                await self._connection(targets, addresses, 0, result.count)
         except ProbeError as error:
             result.error = str(error)
         except Exception as error:  # a bug of ours: still a record, never a traceback on a probe thread
@@ -231,7 +264,7 @@ class Probe:
         if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:  # an interface name: the resolver maps it
             return []
         address = (str(ip), target.port) if ip.version == 4 else (str(ip), target.port, 0, 0)
-        self.result.steps.append(Step("dns", start, self._now_ms() - start, True, LITERAL_DETAIL))
+        self.result.steps.append(Step("dns", start, self._now_ms() - start, True, LITERAL_DETAIL, call=""))
         self._changed()
         return [address]
 
@@ -263,17 +296,23 @@ class Probe:
         threading.Thread(target=lookup, name="conntui-dns", daemon=True).start()
         return await answer
 
-    async def _connection(self, target: Target, addresses: list[tuple], index: int, requests: int) -> ConnectionRecord:
+    async def _connection(
+        self, targets: list[Target], addresses: list[tuple], index: int, requests: int
+    ) -> ConnectionRecord:
+        """Connection `index`, making `requests` requests: the first is request number `index`
+        (one connection per request) or 0 (all requests on one connection)."""
         record = ConnectionRecord(index)
         self.result.connections.append(record)
         writer: asyncio.StreamWriter | None = None
+        # Request k takes URL k mod their count.
+        own = [targets[(index + number) % len(targets)] for number in range(requests)]
         try:
-            reader, writer = await self._open(target, addresses, record)
+            reader, writer = await self._open(own[0], addresses, record)
             if self.result.mode == "pipeline":
-                await self._pipeline(target, record, reader, writer, requests)
+                await self._pipeline(own, record, reader, writer)
             else:
                 keep_alive = self.result.mode == "keepalive"  # the client closes when it is done
-                for number in range(requests):
+                for number, target in enumerate(own):
                     await self._exchange(target, record, reader, writer, keep_alive=keep_alive, first=number == 0)
             if self.hold:
                 await self._hold(record)
@@ -281,6 +320,7 @@ class Probe:
             record.error = (error.server_closed and _closed_early(record)) or str(error)
         finally:
             if writer is not None:
+                record.tcp = read_tcp_info(writer.get_extra_info("socket"))
                 with contextlib.suppress(ProbeError):
                     await self._timed(record.steps, "close", self._close(writer))
             self._changed()
@@ -293,13 +333,14 @@ class Probe:
             record.local_ip, record.local_port = local[0], local[1]
             record.remote_ip, record.remote_port = remote[0], remote[1]
             record.steps[-1].detail = f"{format_endpoint(*local[:2])} → {format_endpoint(*remote[:2])}"
+            record.tcp_start = read_tcp_info(sock)
             self._changed()
             if target.scheme == "https":
                 context = ssl.create_default_context()
                 if self.insecure:
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE
-                return await self._timed(
+                reader, writer = await self._timed(
                     record.steps,
                     "tls",
                     asyncio.open_connection(
@@ -310,7 +351,11 @@ class Probe:
                         limit=MAX_LINE_BYTES,
                     ),
                 )
-            return await asyncio.open_connection(sock=sock, limit=MAX_LINE_BYTES)
+            else:
+                reader, writer = await asyncio.open_connection(sock=sock, limit=MAX_LINE_BYTES)
+            # asyncio has just turned TCP_NODELAY on; Nagle's algorithm needs it off again.
+            writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(self.nodelay))
+            return reader, writer
         except BaseException:
             sock.close()
             raise
@@ -335,6 +380,7 @@ class Probe:
         raise last_error
 
     def _request(self, target: Target, keep_alive: bool) -> bytes:
+        """The request: a request line, headers and the blank line that ends them."""
         lines = [
             f"GET {target.path} HTTP/1.1",
             f"Host: {target.host_header}",
@@ -351,23 +397,32 @@ class Probe:
         # recorded as responses with their own timings (keep-alive reuse is the point).
         steps = record.steps if first else []
         sent_at = self._now_ms()
-        await self._timed(steps, "send", self._send(writer, [self._request(target, keep_alive)]))
+        request = self._request(target, keep_alive)
+        if self.split_writes:  # the request line, then the headers: two small segments
+            line_end = request.index(b"\r\n") + 2
+            writes = [request[:line_end], request[line_end:]]
+            await self._timed(steps, "send", self._send(writer, writes), "line and headers in two writes", "send ×2")
+        else:
+            await self._timed(steps, "send", self._send(writer, [request]))
         await self._read_response(record, reader, steps, sent_at)
 
-    async def _pipeline(self, target, record, reader, writer, requests: int) -> None:
+    async def _pipeline(self, targets: list[Target], record, reader, writer) -> None:
         sent_at = self._now_ms()
-        batch = [self._request(target, keep_alive=number < requests - 1) for number in range(requests)]
-        await self._timed(record.steps, "send", self._send(writer, batch), f"{requests} requests back-to-back")
-        for number in range(requests):
-            await self._read_response(record, reader, record.steps if number == 0 else [], sent_at)
-
-    @staticmethod
-    async def _send(writer: asyncio.StreamWriter, requests: list[bytes]) -> None:
+        last = len(targets) - 1
         # One write, so pipelined requests reach the server together: a server that closes
         # after its first answer then has read them all and closes cleanly, rather than with a
         # reset that would discard the answer already on its way.
-        writer.write(b"".join(requests))
-        await writer.drain()
+        batch = b"".join(self._request(target, keep_alive=number < last) for number, target in enumerate(targets))
+        await self._timed(record.steps, "send", self._send(writer, [batch]), f"{len(targets)} requests back-to-back")
+        for number in range(len(targets)):
+            await self._read_response(record, reader, record.steps if number == 0 else [], sent_at)
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, writes: list[bytes]) -> None:
+        """Each of `writes` as a write of its own (a send() call), waiting for the buffer to drain."""
+        for data in writes:
+            writer.write(data)
+            await writer.drain()
 
     async def _read_response(self, record, reader, steps: list[Step], sent_at: float) -> None:
         response = Response(None, 0, None, None)
@@ -397,6 +452,9 @@ class Probe:
             status_line = await reader.readuntil(b"\n")
         response.status = status
         response.closing = _closing_notice(version, headers.get("connection", ""))
+        simulated = headers.get(SIMULATED_RTT_HEADER.lower(), "")
+        if _is_decimal(simulated) and len(simulated) <= 6:
+            response.simulated_rtt_ms = int(simulated)
         length = headers.get("content-length")
         if status in (204, 304, 101):
             response.bytes = 0

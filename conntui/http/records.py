@@ -9,14 +9,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from conntui.sources.tcp_info import TcpInfo
+
 # Test connections (`conntui probe`, the dashboard's `t`): how they use connections, how many.
 PROBE_MODES = ("single", "keepalive", "parallel", "pipeline")
+# The experiments (`conntui probe --compare`, see conntui.http.experiments), and the choices the
+# dashboard's test dialog offers for them beside the modes.
+EXPERIMENTS = ("modes", "nagle")
+COMPARE_CHOICES = {"compare": "modes", "compare nagle": "nagle"}
 MAX_PROBE_COUNT = 100
 # The phases of a connection's first request, as `--json` names them.
 PHASES = ("dns", "connect", "tls", "send", "ttfb", "transfer", "close")
 # Sent by conntui's client with `Connection: close`: the test server then lets the client close
 # first, so the client side keeps the TIME_WAIT (see conntui.http.server).
 CLIENT_CLOSES_HEADER = "Conntui-Client-Closes"
+# The test server's simulated distance (`conntui serve --rtt MS`): its bound, and the header on
+# each of its responses that says so, for the client to label its times "simulated".
+MAX_RTT_MS = 10_000
+SIMULATED_RTT_HEADER = "Conntui-Simulated-Rtt"
+# The socket API call each step makes, as the socket-API notes name them.
+SOCKET_CALLS = {
+    "dns": "getaddrinfo",
+    "connect": "socket + connect",
+    "tls": "SSL handshake",
+    "send": "send",
+    "ttfb": "recv",
+    "transfer": "recv",
+    "close": "close",
+}
 
 
 @dataclass
@@ -26,6 +46,7 @@ class Step:
     duration_ms: float
     ok: bool = True
     detail: str = ""
+    call: str = ""  # the socket API call it made (SOCKET_CALLS), "" for none
 
 
 @dataclass
@@ -36,6 +57,7 @@ class Response:
     total_ms: float | None
     error: str | None = None
     closing: str | None = None  # why the server will close after this response, if it said so
+    simulated_rtt_ms: int | None = None  # the test server's simulated RTT, when it said it simulates one
 
 
 @dataclass
@@ -48,6 +70,8 @@ class ConnectionRecord:
     steps: list[Step] = field(default_factory=list)
     responses: list[Response] = field(default_factory=list)
     error: str | None = None
+    tcp_start: TcpInfo | None = None  # the client socket's tcp_info once connected
+    tcp: TcpInfo | None = None  # … and at the end, before the close (None off Linux)
 
     @property
     def four_tuple(self) -> tuple[str, str, int, str | None, int | None] | None:
@@ -74,7 +98,23 @@ class ConnectionRecord:
                 for r in self.responses
             ],
             "error": self.error,
+            "tcp": tcp_json(self.tcp),
         }
+
+
+def tcp_json(info: TcpInfo | None) -> dict[str, int | float | None] | None:
+    """`probe --json`'s `tcp` of a connection."""
+    if info is None:
+        return None
+    return {
+        "segs_out": info.segs_out,
+        "segs_in": info.segs_in,
+        "mss": info.snd_mss,
+        "cwnd": info.snd_cwnd,
+        "rtt_ms": None if info.rtt_us is None else info.rtt_us / 1000,
+        "retrans": info.total_retrans,
+        "delivery_rate": info.delivery_rate,
+    }
 
 
 @dataclass
@@ -86,10 +126,16 @@ class ProbeResult:
     steps: list[Step] = field(default_factory=list)  # before any connection: parse, dns
     error: str | None = None
     done: bool = False
+    urls: tuple[str, ...] = ()  # when the requests take several URLs in turn: all of them (`url` is the first)
 
     @property
     def first_error(self) -> str | None:
         return self.error or next((c.error for c in self.connections if c.error), None)
+
+    @property
+    def simulated_rtt_ms(self) -> int | None:
+        """The server's simulated RTT, if any response said it simulates one."""
+        return next((r.simulated_rtt_ms for c in self.connections for r in c.responses if r.simulated_rtt_ms), None)
 
     @property
     def ok(self) -> bool:

@@ -16,6 +16,12 @@ a `Served` record (`conntui serve` prints one line per request from it).
 waits for the client to close first (bounded by the idle timeout), so a held test connection
 stays ESTABLISHED while it is watched and its client side keeps the TIME_WAIT. `/close` always
 closes from the server side first.
+
+Distance, simulated (`rtt_ms`): every response waits one round trip from its request's arrival,
+and the first response on a connection one more (the handshake's round trip), as if the client
+were `rtt_ms` away. The wait counts from when the request's bytes arrived, not from when the
+server got to it, so pipelined requests (which arrive together) are not delayed one after the
+other. Such responses carry `SIMULATED_RTT_HEADER`, so a client can label its times "simulated".
 """
 
 from __future__ import annotations
@@ -31,13 +37,14 @@ import ssl
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import NamedTuple
 from urllib.parse import parse_qs
 
-from conntui.http.records import CLIENT_CLOSES_HEADER
+from conntui.http.records import CLIENT_CLOSES_HEADER, MAX_RTT_MS, SIMULATED_RTT_HEADER
 from conntui.model import format_endpoint
 
 MAX_REQUEST_LINE = 8 * 1024
@@ -126,6 +133,14 @@ class Served:
         return f"tcp {client} → {server}  {request}  {self.status}  {self.body_bytes} B  {self.ms:.2f} ms"
 
 
+def simulated_rtt_note(rtt_ms: int) -> str:
+    """What `conntui serve --rtt` says at start."""
+    return (
+        f"simulated RTT {rtt_ms:,} ms: every response waits {rtt_ms:,} ms after its request arrived, "
+        f"the first on a connection {2 * rtt_ms:,} ms (its handshake's round trip)"
+    )
+
+
 def bind_addresses(host: str, port: int) -> list[str]:
     """The addresses `host` resolves to for listening. Raises OSError (socket.gaierror) or
     ValueError (a name IDNA refuses) when it does not resolve."""
@@ -142,6 +157,39 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class ArrivalReader(asyncio.StreamReader):
+    """A StreamReader that remembers when its bytes arrived and how many the server has read, so
+    a request's arrival is known even when it waited in the buffer behind another (pipelining)."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.consumed = 0  # bytes the server has read (as lines or exact counts)
+        self._fed = 0
+        self._arrivals: deque[tuple[int, float]] = deque()  # (bytes fed in all up to this feed, when)
+
+    def feed_data(self, data: bytes) -> None:  # type: ignore[override]  # the protocol feeds bytes
+        if data:
+            self._fed += len(data)
+            self._arrivals.append((self._fed, time.monotonic()))
+        super().feed_data(data)
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:  # type: ignore[override]
+        line = await super().readuntil(separator)
+        self.consumed += len(line)
+        return line
+
+    async def readexactly(self, n: int) -> bytes:
+        data = await super().readexactly(n)
+        self.consumed += len(data)
+        return data
+
+    def arrival_of(self, offset: int) -> float:
+        """When byte `offset` of the stream arrived (time.monotonic()); the records of earlier bytes go."""
+        while len(self._arrivals) > 1 and self._arrivals[0][0] <= offset:
+            self._arrivals.popleft()
+        return self._arrivals[0][1] if self._arrivals else time.monotonic()
+
+
 class TestServer:
     """One asyncio server; `start()` binds (port 0 picks a free one) and sets `port` and `url`."""
 
@@ -156,8 +204,12 @@ class TestServer:
         write_timeout: float = WRITE_TIMEOUT,
         max_connections: int | None = None,
         on_request: Callable[[Served], None] | None = None,
+        rtt_ms: int = 0,
     ) -> None:
+        if not 0 <= rtt_ms <= MAX_RTT_MS:
+            raise ValueError(f"the simulated RTT must be 0..{MAX_RTT_MS} ms")
         self.host, self.port, self.idle_timeout, self.tls = host, port, idle_timeout, tls
+        self.rtt_ms = rtt_ms
         self.on_request = on_request
         self.write_timeout = write_timeout
         self.max_connections = max_connections if max_connections is not None else _connection_cap()
@@ -185,9 +237,11 @@ class TestServer:
                 log.warning("test server: cannot accept a connection: %s", context.get("exception"))
 
         loop.set_exception_handler(accept_errors_once_a_second)
-        self._server = await asyncio.start_server(
-            self._serve, self.host, self.port, limit=MAX_REQUEST_LINE, ssl=self.tls
-        )
+
+        def protocol() -> asyncio.StreamReaderProtocol:  # asyncio.start_server's, with our reader
+            return asyncio.StreamReaderProtocol(ArrivalReader(MAX_REQUEST_LINE, loop), self._serve, loop=loop)
+
+        self._server = await loop.create_server(protocol, self.host, self.port, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -201,7 +255,7 @@ class TestServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        assert task is not None
+        assert task is not None and isinstance(reader, ArrivalReader)  # made by start()'s protocol
         if len(self._handlers) >= self.max_connections:
             with contextlib.suppress(ConnectionError):
                 writer.write(BUSY)
@@ -226,8 +280,10 @@ class TestServer:
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
 
-    async def _conversation(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _conversation(self, reader: ArrivalReader, writer: asyncio.StreamWriter) -> None:
+        first = True
         while True:
+            offset = reader.consumed
             try:
                 request = await asyncio.wait_for(self._read_request(reader), self.idle_timeout)
             except BadRequest as bad:
@@ -238,6 +294,9 @@ class TestServer:
             if request is None:  # the client closed, or stayed idle too long
                 return
             close = request.wants_close
+            if self.rtt_ms:
+                await self._simulate_distance(reader.arrival_of(offset), first)
+            first = False
             started = time.perf_counter()
             answer = await self._answer(request, writer, close)
             self._served(writer, request.method, request.target, answer, started)
@@ -249,6 +308,11 @@ class TestServer:
                 with contextlib.suppress(TimeoutError):  # let the client close first, within a bound
                     await asyncio.wait_for(_drain_until_eof(reader), self.idle_timeout)
             return
+
+    async def _simulate_distance(self, arrived: float, first: bool) -> None:
+        """Wait until one RTT after the request arrived (two for a connection's first: the handshake's)."""
+        due = arrived + self.rtt_ms / 1000 * (2 if first else 1)
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
 
     async def _read_request(self, reader: asyncio.StreamReader) -> Request | None:
         line = await self._read_line(reader, 414, "request line too long")
@@ -376,8 +440,11 @@ class TestServer:
         """Wait for the client to take what was written; TimeoutError if it makes no room in time."""
         await asyncio.wait_for(writer.drain(), self.write_timeout)
 
-    @staticmethod
-    def _head(status: int, length: int, close: bool, content_type: str, extra: dict[str, str] | None = None) -> bytes:
+    def _head(
+        self, status: int, length: int, close: bool, content_type: str, extra: dict[str, str] | None = None
+    ) -> bytes:
+        if self.rtt_ms:
+            extra = {**(extra or {}), SIMULATED_RTT_HEADER: str(self.rtt_ms)}
         lines = [
             f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}",
             f"Date: {formatdate(usegmt=True)}",
@@ -431,8 +498,10 @@ def _connection_cap() -> int:
 class ServerThread:
     """A test server on its own thread and event loop (the dashboard's embedded instance)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> None:
-        self.server = TestServer(host, port, tls=tls)
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None, rtt_ms: int = 0
+    ) -> None:
+        self.server = TestServer(host, port, tls=tls, rtt_ms=rtt_ms)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -471,12 +540,12 @@ class ServerThread:
 async def serve_until_stopped(server: TestServer, announce: Callable[[str], None]) -> None:
     """`conntui serve`: run until Ctrl+C or SIGTERM, then stop cleanly."""
     await server.start()
-    announce(server.url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows has no signal handlers
             loop.add_signal_handler(signum, stop.set)
+    announce(server.url)  # after the handlers: a SIGTERM sent on reading the URL stops it cleanly
     try:
         await stop.wait()
     finally:

@@ -33,7 +33,7 @@ from textual.worker import Worker, WorkerState
 from conntui.budget import BudgetReport, BudgetTracker, BudgetUnavailable, read_port_space, read_tw_reuse
 from conntui.engine import Engine
 from conntui.filters import FilterError, parse_filter
-from conntui.http.records import ProbeResult
+from conntui.http.experiments import TestRecord
 from conntui.http.runner import ProbeRequest, ProbeRunner
 from conntui.model import FourTuple, Snapshot
 from conntui.names import Names
@@ -153,7 +153,7 @@ class DashboardScreen(Screen[None]):
         return self._live and self.app.is_running
 
     @property
-    def tests(self) -> dict[int, ProbeResult]:
+    def tests(self) -> dict[int, TestRecord]:
         """The tests as the tests pane shows them (the runner's records, once taken in)."""
         return self.query_one(TestsPane).results
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from conntui.budget import BudgetReport, DestinationKey
-from conntui.http.records import ProbeResult
+from conntui.http.experiments import TestRecord
 from conntui.model import FourTuple
 from conntui.view import TableState
 
@@ -56,10 +56,10 @@ class CursorMoved(Message):
 
 @dataclass
 class ProbeUpdated(Message):
-    """A test connection's record changed (sent from the probe's thread; carries a copy)."""
+    """A test's record changed (sent from the probe's thread; carries a copy)."""
 
     test_id: int
-    result: ProbeResult
+    result: TestRecord
 
 
 @dataclass

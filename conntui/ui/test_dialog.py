@@ -1,4 +1,5 @@
-"""The `t` dialog: launch test HTTP connections (URL, mode, count, hold).
+"""The `t` dialog: launch test HTTP connections (URL, mode, count, hold, the built-in server's
+simulated RTT); "compare" and "compare nagle" beside the modes run an experiment instead.
 
 Each value is checked before launching (the URL by the client's own parser), and a bad one is
 said inline, the dialog staying open. It is pre-filled with the last launched (so valid) request,
@@ -16,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
 from conntui.http.client import parse_url
-from conntui.http.records import MAX_PROBE_COUNT, PROBE_MODES
+from conntui.http.records import COMPARE_CHOICES, MAX_PROBE_COUNT, MAX_RTT_MS, PROBE_MODES
 from conntui.http.runner import ProbeRequest
 from conntui.text import printable
 
@@ -38,7 +39,7 @@ class TestDialog(ModalScreen[ProbeRequest | None]):
             with Horizontal(classes="row"):
                 with Vertical():
                     yield Label("Mode")
-                    modes = [(mode, mode) for mode in PROBE_MODES]
+                    modes = [(mode, mode) for mode in (*PROBE_MODES, *COMPARE_CHOICES)]
                     yield Select(modes, value=self.last.mode, allow_blank=False, id="mode")
                 with Vertical():
                     yield Label(f"Count (1-{MAX_PROBE_COUNT})")
@@ -46,6 +47,9 @@ class TestDialog(ModalScreen[ProbeRequest | None]):
                 with Vertical():
                     yield Label("Hold (s)")
                     yield Input(f"{self.last.hold:g}", id="hold", restrict=r"[0-9.]*")
+                with Vertical():
+                    yield Label("RTT (ms, simulated)")
+                    yield Input(str(self.last.rtt_ms), id="rtt", restrict=r"[0-9]*")
             yield Label("", id="dialog-error")
             with Horizontal(classes="buttons"):
                 yield Button("Launch", variant="primary", id="launch")
@@ -77,8 +81,16 @@ class TestDialog(ModalScreen[ProbeRequest | None]):
         if not 0 <= hold <= 3600:
             error.update("Hold must be a number of seconds from 0 to 3600.")
             return
+        rtt_text = self.query_one("#rtt", Input).value or "0"
+        if not (rtt_text.isdigit() and len(rtt_text) <= 6 and int(rtt_text) <= MAX_RTT_MS):
+            error.update(f"RTT must be a whole number of milliseconds from 0 to {MAX_RTT_MS:,}.")
+            return
+        rtt_ms = int(rtt_text)
+        if rtt_ms and url and not url.startswith("/"):
+            error.update("The simulated RTT is the built-in server's: leave the URL empty, or a path.")
+            return
         mode = self.query_one("#mode", Select).value
-        self.dismiss(ProbeRequest(url, str(mode), int(count_text), hold))
+        self.dismiss(ProbeRequest(url, str(mode), int(count_text), hold, rtt_ms))
 
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:

@@ -1,4 +1,5 @@
-"""The tests pane: each launched test with its seven-step timeline, four-tuples, statuses, errors.
+"""The tests pane: each launched test with its seven-step timeline, four-tuples, statuses, errors;
+an experiment (`compare`) as its runs side by side in aligned bars.
 
 The pane is a list of lines with a cursor: the keys move it line by line, the view follows a
 running test as it grows while the cursor is on the last line, and enter on a connection's lines
@@ -19,8 +20,10 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from conntui.http.records import ProbeResult, Step
-from conntui.http.timeline import BAR_WIDTH, scale_for, summary, timeline, tuple_text
+from conntui.http.comparison_text import heading, notes, table_lines
+from conntui.http.experiments import Comparison, TestRecord
+from conntui.http.records import ConnectionRecord, Step
+from conntui.http.timeline import BAR_WIDTH, CALL_WIDTH, scale_for, summary, tcp_line, timeline, tuple_text
 from conntui.model import FourTuple
 from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.messages import SocketWanted
@@ -58,12 +61,12 @@ class TestsPane(ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self.results: dict[int, ProbeResult] = {}
+        self.results: dict[int, TestRecord] = {}
         self.lines: list[PaneLine] = []
         self.cursor = 0
         self._drawn_width = 0
 
-    def show_test(self, test_id: int, result: ProbeResult) -> None:
+    def show_test(self, test_id: int, result: TestRecord) -> None:
         """Add the test, or redraw it in place as its steps complete; a new test is followed."""
         following = test_id not in self.results or self.cursor >= len(self.lines) - 1
         self.results[test_id] = result
@@ -141,12 +144,19 @@ class TestsPane(ScrollView, can_focus=True):
         self.refresh()
 
 
-def parts_of_test(test_id: int, result: ProbeResult) -> list[tuple[RenderableType, tuple[FourTuple, ...]]]:
+Parts = list[tuple[RenderableType, tuple[FourTuple, ...]]]
+# The bars of a comparison, by column: total time, connections (or Nagle on, Nagle off).
+COMPARISON_BAR_COLOURS = {"modes": {2: "yellow", 4: "green"}, "nagle": {2: "red", 4: "cyan"}}
+
+
+def parts_of_test(test_id: int, result: TestRecord) -> Parts:
     """The test's renderables in order, each with the sockets enter on its lines asks for."""
-    everyone = tuple(record.four_tuple for record in result.connections if record.four_tuple is not None)
+    if isinstance(result, Comparison):
+        return parts_of_comparison(test_id, result)
+    everyone = _tuples(result.connections)
     verdict_style = "yellow" if not result.done else "green" if result.ok else "bold red"
     scale = scale_for(result)
-    parts: list[tuple[RenderableType, tuple[FourTuple, ...]]] = [
+    parts: Parts = [
         (Text.assemble((f"#{test_id} ", "bold"), (summary(result), verdict_style)), everyone),
         (_timeline_grid(result.steps, scale), everyone),
     ]
@@ -162,6 +172,8 @@ def parts_of_test(test_id: int, result: ProbeResult) -> list[tuple[RenderableTyp
         )
         if answers:
             parts.append((Text(f"    responses: {answers}", "dim"), own))
+        if (tcp := tcp_line(record)) is not None:
+            parts.append((Text(f"    tcp: {tcp}", "dim"), own))
         if record.error:
             parts.append((Text(f"    error: {record.error}", "bold red"), own))
     if result.error:
@@ -169,9 +181,34 @@ def parts_of_test(test_id: int, result: ProbeResult) -> list[tuple[RenderableTyp
     return parts
 
 
+def parts_of_comparison(test_id: int, comparison: Comparison) -> Parts:
+    """The heading, then a line per run (or per request, for Nagle) with its bars: enter on a run's
+    line asks for that run's sockets, elsewhere for all of them."""
+    everyone = _tuples(comparison.connections)
+    by_run = {run.label: _tuples(run.result.connections) for run in comparison.runs}
+    verdict_style = "yellow" if not comparison.done else "green" if comparison.ok else "bold red"
+    parts: Parts = [(Text.assemble((f"#{test_id} ", "bold"), (heading(comparison), verdict_style)), everyone)]
+    colours = COMPARISON_BAR_COLOURS[comparison.experiment]
+    for line in table_lines(comparison):
+        text = Text("  ", "bold" if line.run is None and not line.bars else "")
+        for index, cell in enumerate(line.cells):
+            if index:
+                text.append("  ")
+            text.append(cell, colours.get(index, "") if index in line.bars else "")
+        text.rstrip()
+        parts.append((text, by_run.get(line.run or "", everyone)))
+    parts += [(Text(f"  {note}", "dim"), everyone) for note in notes(comparison)]
+    return parts
+
+
+def _tuples(records: list[ConnectionRecord]) -> tuple[FourTuple, ...]:
+    return tuple(record.four_tuple for record in records if record.four_tuple is not None)
+
+
 def _timeline_grid(steps: list[Step], scale: float) -> Table:
     grid = Table.grid(padding=(0, 1))
     grid.add_column(min_width=14)
+    grid.add_column(min_width=CALL_WIDTH)
     grid.add_column(justify="right", min_width=10)
     grid.add_column(min_width=BAR_WIDTH)
     grid.add_column(overflow="fold")  # a long word (a quoted response) is folded, never cut short
@@ -179,6 +216,7 @@ def _timeline_grid(steps: list[Step], scale: float) -> Table:
         style = STEP_COLOURS.get(step.name, "white") if row.ok else "bold red"
         grid.add_row(
             Text("  " + row.label),
+            Text(row.call, "dim"),
             Text(f"{row.ms:.2f} ms"),
             Text(row.bar, style),
             Text(row.detail + ("" if row.ok else "  ✗"), "" if row.ok else "red"),
