@@ -36,6 +36,7 @@ _DESTROY_ERRORS = {
     errno.ENOENT: "the socket is already gone",
     errno.ESTALE: "the socket is already gone (another socket now has its four values)",
 }
+COMMAND_LIMIT = 300  # characters of a command line shown in a dialog
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +53,9 @@ def describe_socket(sock: Socket) -> str:
 
 
 def describe_process(info: ProcessInfo) -> str:
-    """`1234 python3: python3 -m http.server` with every system string escaped."""
-    command = printable(" ".join(info.cmdline)) or "(command line not readable)"
+    """`1234 python3: python3 -m http.server` with every system string escaped (the command cut
+    at `COMMAND_LIMIT` characters)."""
+    command = printable(" ".join(info.cmdline)[:COMMAND_LIMIT]) or "(command line not readable)"
     return f"{info.pid} {printable(info.name or '?')}: {command}"
 
 

@@ -94,7 +94,6 @@ class ProcessDetails:
     pid: int
     exe: str | None
     cwd: str | None
-    cmdline: tuple[str, ...] | None
     threads: int | None
     cpu_percent: float | None
     memory_rss: int | None
@@ -102,8 +101,8 @@ class ProcessDetails:
 
 
 class ProcessDetailsCache:
-    """Details of owner processes, per (pid, create time): what does not change (executable,
-    command line) is read once; the working directory, threads, CPU and memory at every call.
+    """Details of owner processes, per (pid, create time): what does not change (the executable)
+    is read once; the working directory, threads, CPU and memory at every call.
 
     Called from worker threads (the detail pane is described off the UI thread), so it locks.
     It keeps the last `size` processes asked about.
@@ -112,10 +111,8 @@ class ProcessDetailsCache:
     def __init__(self, size: int = 64) -> None:
         self.size = size
         self._lock = threading.Lock()
-        # identity -> (the psutil handle, which keeps the last CPU reading between calls; exe; cmdline)
-        self._known: OrderedDict[tuple[int, float], tuple[psutil.Process, str | None, tuple[str, ...] | None]] = (
-            OrderedDict()
-        )
+        # identity -> (the psutil handle, which keeps the last CPU reading between calls; the executable)
+        self._known: OrderedDict[tuple[int, float], tuple[psutil.Process, str | None]] = OrderedDict()
         self._sampled: set[tuple[int, float]] = set()
 
     def details(self, pid: int, create_time: float) -> ProcessDetails | None:
@@ -123,7 +120,7 @@ class ProcessDetailsCache:
         identity = (pid, create_time)
         with self._lock:
             try:
-                process, exe, cmdline = self._known.get(identity) or self._first_look(identity)
+                process, exe = self._known.get(identity) or self._first_look(identity)
                 with process.oneshot():
                     cwd = _readable(process.cwd)
                     threads = _readable(process.num_threads)
@@ -140,24 +137,18 @@ class ProcessDetailsCache:
                 pid,
                 exe,
                 cwd if cwd is None else escape_undecodable(cwd),
-                cmdline,
                 threads,
                 None if first_reading else cpu,
                 memory.rss if memory is not None else None,
                 create_time,
             )
 
-    def _first_look(self, identity: tuple[int, float]) -> tuple[psutil.Process, str | None, tuple[str, ...] | None]:
+    def _first_look(self, identity: tuple[int, float]) -> tuple[psutil.Process, str | None]:
         process = psutil.Process(identity[0])
         if process.create_time() != identity[1]:  # the pid is another process's now
             raise psutil.NoSuchProcess(identity[0])
         exe = _readable(process.exe)
-        cmdline = _readable(process.cmdline)
-        known = (
-            process,
-            escape_undecodable(exe) if exe is not None else None,
-            tuple(map(escape_undecodable, cmdline)) if cmdline is not None else None,
-        )
+        known = (process, escape_undecodable(exe) if exe is not None else None)
         self._known[identity] = known
         while len(self._known) > self.size:
             forgotten, _ = self._known.popitem(last=False)

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 from rich.console import RenderableType
 from textual import on
@@ -30,13 +31,19 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, RichLog
 from textual.worker import Worker, WorkerState
 
+from conntui import acting
 from conntui.engine import Engine
+from conntui.export import default_name, render, write_atomically
 from conntui.filters import FilterError, parse_filter
 from conntui.http.records import ProbeResult
 from conntui.http.runner import ProbeRequest, ProbeRunner
-from conntui.model import FourTuple, Snapshot
+from conntui.model import FourTuple, ProcessInfo, Snapshot, Socket, format_pids
 from conntui.poller import Poller, Polling
+from conntui.sources.processes import ProcessDetailsCache
+from conntui.text import printable
+from conntui.ui.confirm_dialog import ConfirmDialog
 from conntui.ui.detail_pane import DetailPane
+from conntui.ui.export_dialog import ExportDialog
 from conntui.ui.messages import (
     CursorMoved,
     ErrorOccurred,
@@ -47,6 +54,7 @@ from conntui.ui.messages import (
     SortRequested,
     StateReady,
 )
+from conntui.ui.owner_dialog import OwnerDialog
 from conntui.ui.socket_table import SocketTable
 from conntui.ui.status_bar import StatusBar
 from conntui.ui.test_dialog import TestDialog
@@ -86,6 +94,12 @@ class DashboardScreen(Screen[None]):
         Binding("t", "test", "Test", tooltip="Launch test HTTP connections and time their seven steps"),
         Binding("T", "tests_pane", "Tests pane", show=False, tooltip="Show or hide the tests and their timelines"),
         Binding("z", "zoom", "Zoom", show=False, tooltip="Zoom the focused pane to the whole screen, and back"),
+        Binding("k", "kill", "Kill owner", show=False, tooltip="Terminate the selected socket's owner (asks first)"),
+        Binding("x", "close_connection", "Close connection", show=False,
+                tooltip="Close the selected connection: SOCK_DESTROY, as ss -K (asks first; needs CAP_NET_ADMIN)"),
+        Binding("e", "export", "Export", show=False, tooltip="Save the sockets shown to a JSON or CSV file"),
+        Binding("c", "copy", "Copy row", show=False,
+                tooltip="Copy the selected row (four-tuple, state, owner) to the clipboard"),
     ]  # fmt: skip
     KEY_OWNERS = (SocketTable, TestsPane)  # the widgets that declare keys of their own
 
@@ -125,6 +139,7 @@ class DashboardScreen(Screen[None]):
         )
         self.last_test = ProbeRequest("", "single", 1, 3.0)
         self._detail_version = 0
+        self.process_details = ProcessDetailsCache()  # for the detail pane, on its worker threads
         self._ticker: Timer | None = None
         self._live = False
 
@@ -262,7 +277,7 @@ class DashboardScreen(Screen[None]):
         self.run_worker(describe, thread=True, group="detail", exit_on_error=False)
 
     def _describe(self, app: App[object], row: Row | None, snapshot: Snapshot | None, version: int) -> None:
-        description = DetailPane.describe(row, snapshot)
+        description = DetailPane.describe(row, snapshot, self.process_details)
         app.call_from_thread(self._show_description, description, version)
 
     @_while_live
@@ -398,3 +413,119 @@ class DashboardScreen(Screen[None]):
                 table.focus()
                 return
         self.notify("This connection's socket is gone (or hidden by the filter); its record stays here.")
+
+    # -- acting on the selected connection ---------------------------------------------------
+
+    def _selected_socket(self) -> Socket | None:
+        row = self.query_one(SocketTable).cursor_row
+        if row is None:
+            self.notify("No socket selected.", severity="warning")
+            return None
+        return row.sock
+
+    def action_kill(self) -> None:
+        sock = self._selected_socket()
+        if sock is None or self.state.snapshot is None:
+            return
+        owners = acting.kill_candidates(sock, self.state.snapshot)
+        if not owners:
+            why = "its owner is hidden (another user's process)" if sock.inode else "no process holds it"
+            self.notify(f"No process to signal: {why}.", severity="warning")
+        elif len(owners) == 1:
+            self._confirm_kill(owners[0])
+        else:
+            by_pid = {info.pid: info for info in owners}
+            self.app.push_screen(
+                OwnerDialog(owners), callback=lambda pid: self._confirm_kill(by_pid[pid]) if pid else None
+            )
+
+    def _confirm_kill(self, target: ProcessInfo) -> None:
+        lines = [
+            f"pid      {target.pid}",
+            f"process  {printable(target.name or '?')}  (user {printable(target.user or '?')})",
+            f"command  {acting.describe_process(target).partition(': ')[2]}",
+        ]
+        choices = [(name, f"{name} (y)" if index == 0 else name) for index, name in enumerate(acting.SIGNALS)]
+        dialog = ConfirmDialog("Terminate this process?", lines, choices)
+        self.app.push_screen(dialog, callback=partial(self._kill_confirmed, target))
+
+    def _kill_confirmed(self, target: ProcessInfo, signal_name: str | None) -> None:
+        if signal_name is None:
+            return
+        outcome = acting.send_signal(target, signal_name)
+        self.notify(outcome.message, severity="information" if outcome.ok else "error", markup=False)
+        self.engine.refresh()
+
+    def action_close_connection(self) -> None:
+        sock = self._selected_socket()
+        if sock is None or self.state.snapshot is None:
+            return
+        cookie = sock.key if self.state.snapshot.backend == "netlink" and isinstance(sock.key, int) else None
+        if sock.pids:
+            owner = f"{format_pids(sock.pids, every=True)} {printable(sock.process or '?')}"
+            effect = f"owner {owner}: its next read or write fails (ECONNABORTED)"
+        else:
+            effect = "no owner seen (no process holds it, or another user's does)"
+        lines = [acting.describe_socket(sock), effect]
+        dialog = ConfirmDialog("Close this connection (SOCK_DESTROY, as ss -K)?", lines, [("close", "Close (y)")])
+        self.app.push_screen(dialog, callback=partial(self._close_confirmed, sock, cookie))
+
+    def _close_confirmed(self, sock: Socket, cookie: int | None, choice: str | None) -> None:
+        if choice is None:
+            return
+        outcome = acting.close_connection(sock, cookie)
+        self.notify(outcome.message, severity="information" if outcome.ok else "error", markup=False)
+        self.engine.refresh()
+
+    def action_copy(self) -> None:
+        sock = self._selected_socket()
+        if sock is not None:
+            text = acting.copy_text(sock)
+            self.app.copy_to_clipboard(text)
+            self.notify(f"Copied: {text}", markup=False)
+
+    # -- saving the view ---------------------------------------------------------------------
+
+    def action_export(self) -> None:
+        if self.state.snapshot is None:
+            self.notify("Nothing to save yet: the first poll has not come.", severity="warning")
+            return
+        path = default_name("json", time.strftime("%Y%m%d-%H%M%S"))
+        self.app.push_screen(ExportDialog(path, len(self._shown_sockets())), callback=self._export_chosen)
+
+    def _shown_sockets(self) -> list[Socket]:
+        """The sockets of the filtered view, in its order, without those already closed (shown fading)."""
+        return [row.sock for row in self.state.visible if row.mark != "closed"]
+
+    def _export_chosen(self, choice: tuple[str, str] | None) -> None:
+        if choice is None or self.state.snapshot is None:
+            return
+        path, export_format = choice
+        target = Path(path).expanduser().absolute()
+        save = partial(self._save, target, export_format, self.state.snapshot, self._shown_sockets())
+        if target.exists():
+            lines = [f"{printable(str(target))} exists."]
+            dialog = ConfirmDialog("Replace the file?", lines, [("replace", "Replace (y)")])
+            self.app.push_screen(dialog, callback=lambda answer: save(overwrite=True) if answer else None)
+        else:
+            save(overwrite=False)
+
+    def _save(
+        self, target: Path, export_format: str, snapshot: Snapshot, sockets: list[Socket], *, overwrite: bool
+    ) -> None:
+        """Render and write on a worker thread (100,000 rows take a moment); say how it went."""
+
+        def write() -> None:
+            try:
+                written = write_atomically(target, render(snapshot, sockets, export_format), overwrite=overwrite)
+            except FileExistsError:
+                self.notify(f"Not saved: {printable(str(target))} appeared meanwhile", severity="error", markup=False)
+            except FileNotFoundError:
+                self.notify(f"Not saved: no directory {printable(str(target.parent))}", severity="error", markup=False)
+            except OSError as error:
+                self.notify(f"Not saved: {printable(str(error))}", severity="error", markup=False)
+            else:
+                count = f"{len(sockets)} socket{'' if len(sockets) == 1 else 's'}"
+                self.notify(f"Saved {count} to {printable(str(written))}", markup=False)
+
+        self.run_worker(write, thread=True, group="export", exit_on_error=False)
