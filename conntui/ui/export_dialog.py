@@ -1,7 +1,8 @@
 """The `e` dialog: where to save the current view, and as JSON or CSV.
 
 The path box is pre-filled with a name in the current directory; choosing the other format
-changes its extension. Dismissed with (path, format), or None when cancelled. Whether the file
+changes its extension, and typing a path ending in `.json` or `.csv` chooses that format.
+Dismissed with (path, format), or None when cancelled. Whether the file
 exists is asked afterwards, by the dashboard.
 """
 
@@ -49,6 +50,12 @@ class ExportDialog(ModalScreen[tuple[str, str] | None]):
         box = self.query_one("#export-path", Input)
         box.value = with_format(box.value, self.export_format)
         box.cursor_position = len(box.value)  # and the box scrolled to show it
+
+    @on(Input.Changed, "#export-path")
+    def _path_changed(self, event: Input.Changed) -> None:
+        extension = event.value.rpartition(".")[2]
+        if extension in EXPORT_FORMATS and extension != self.export_format:
+            self.query(RadioButton)[EXPORT_FORMATS.index(extension)].value = True
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#save")
