@@ -53,10 +53,13 @@ def describe_socket(sock: Socket) -> str:
 
 
 def describe_process(info: ProcessInfo) -> str:
-    """`1234 python3: python3 -m http.server` with every system string escaped (the command cut
-    at `COMMAND_LIMIT` characters)."""
-    command = printable(" ".join(info.cmdline)[:COMMAND_LIMIT]) or "(command line not readable)"
-    return f"{info.pid} {printable(info.name or '?')}: {command}"
+    """`1234 python3: python3 -m http.server` with every system string escaped."""
+    return f"{info.pid} {printable(info.name or '?')}: {describe_command(info)}"
+
+
+def describe_command(info: ProcessInfo) -> str:
+    """The command line, escaped and cut at `COMMAND_LIMIT` characters."""
+    return printable(" ".join(info.cmdline)[:COMMAND_LIMIT]) or "(command line not readable)"
 
 
 def copy_text(sock: Socket) -> str:

@@ -203,3 +203,19 @@ async def test_the_detail_pane_describes_the_owner_process_at_80x24(helper, sock
         seen = detail.content_region.height  # what a small pane (80x24) shows without scrolling
         assert seen >= 3 and any(line.startswith("Process") for line in lines[:seen])
         assert any("exe /" in line for line in lines[:seen])
+
+
+async def test_k_on_a_socket_no_process_holds_says_so(sockets) -> None:
+    listener = sockets.listener()
+    client, server = sockets.connection(listener)
+    cport = client.getsockname()[1]
+    client.close()  # the side that closes first keeps the TIME_WAIT, which no process holds
+    server.close()
+    app = make_app(f"port:{cport} state:time-wait")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await select(app, pilot, cport)
+        await pilot.press("k")
+        assert "No process to signal: no process holds it." in messages(app)
+        assert not isinstance(app.screen, ConfirmDialog)
+        await pilot.press("c")
+        assert app.clipboard.endswith("TIME_WAIT no owner seen")

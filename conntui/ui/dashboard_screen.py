@@ -429,7 +429,10 @@ class DashboardScreen(Screen[None]):
             return
         owners = acting.kill_candidates(sock, self.state.snapshot)
         if not owners:
-            why = "its owner is hidden (another user's process)" if sock.inode else "no process holds it"
+            if sock.pids:
+                why = f"{format_pids(sock.pids, every=True)} could not be read (ended, or not ours to read)"
+            else:
+                why = "its owner is hidden (another user's process)" if sock.inode else "no process holds it"
             self.notify(f"No process to signal: {why}.", severity="warning")
         elif len(owners) == 1:
             self._confirm_kill(owners[0])
@@ -443,7 +446,7 @@ class DashboardScreen(Screen[None]):
         lines = [
             f"pid      {target.pid}",
             f"process  {printable(target.name or '?')}  (user {printable(target.user or '?')})",
-            f"command  {acting.describe_process(target).partition(': ')[2]}",
+            f"command  {acting.describe_command(target)}",
         ]
         choices = [(name, f"{name} (y)" if index == 0 else name) for index, name in enumerate(acting.SIGNALS)]
         dialog = ConfirmDialog("Terminate this process?", lines, choices)
