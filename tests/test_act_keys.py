@@ -162,7 +162,12 @@ async def test_e_saves_the_filtered_view_and_asks_before_replacing(sockets, tmp_
         await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
         app.screen.query_one(Input).value = str(tmp_path / "nowhere" / "v.json")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: f"Not saved: no directory {tmp_path / 'nowhere'}" in messages(app))
+        await wait_for(pilot, lambda: f"Not saved: no such directory: {tmp_path}/nowhere/v.json" in messages(app))
+        await pilot.press("e")  # a directory no one may write in (sysfs, even for root): a message
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        app.screen.query_one(Input).value = "/sys/conntui.json"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "Not saved: Permission denied: /sys/conntui.json" in messages(app))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["view.csv"]  # no temporary file left
 
 

@@ -523,10 +523,9 @@ class DashboardScreen(Screen[None]):
                 written = write_atomically(target, render(snapshot, sockets, export_format), overwrite=overwrite)
             except FileExistsError:
                 self.notify(f"Not saved: {printable(str(target))} appeared meanwhile", severity="error", markup=False)
-            except FileNotFoundError:
-                self.notify(f"Not saved: no directory {printable(str(target.parent))}", severity="error", markup=False)
             except OSError as error:
-                self.notify(f"Not saved: {printable(str(error))}", severity="error", markup=False)
+                reason = "no such directory" if not target.parent.is_dir() else error.strerror or str(error)
+                self.notify(f"Not saved: {reason}: {printable(str(target))}", severity="error", markup=False)
             else:
                 count = f"{len(sockets)} socket{'' if len(sockets) == 1 else 's'}"
                 self.notify(f"Saved {count} to {printable(str(written))}", markup=False)
