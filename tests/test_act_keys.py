@@ -7,21 +7,25 @@ from __future__ import annotations
 import csv
 import io
 import signal
+import socket
+from collections.abc import Callable
 
 import pytest
 from rich.console import Console
 from textual.widgets import Input, Label, OptionList, RadioSet
 
 from conntui import output
+from conntui.model import Socket
 from conntui.ui.app import ConntuiApp
 from conntui.ui.confirm_dialog import ConfirmDialog
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.export_dialog import ExportDialog
 from conntui.ui.owner_dialog import OwnerDialog
 from conntui.ui.socket_table import SocketTable
+from conntui.view import Row
 from tests.conftest import wait_for
 from tests.test_acting import helper  # noqa: F401 - a fixture
-from tests.test_app import make_app, plain, row_for
+from tests.test_app import make_app, plain
 
 SIZE = (120, 40)
 
@@ -34,20 +38,52 @@ def dialog_text(app: ConntuiApp) -> str:
     return "\n".join(str(label.content) for label in app.screen.query(Label))
 
 
-async def select(app: ConntuiApp, pilot, port: int, remote_port: int | None = None) -> None:
-    await wait_for(pilot, lambda: row_for(app, port, remote_port))
-    app.query_one(SocketTable).move_to_key(row_for(app, port, remote_port).sock.key)
+Endpoint = tuple[str, int]
+
+
+def ends(sock: socket.socket) -> tuple[Endpoint, Endpoint | None]:
+    """(local, remote) of one of our sockets; remote None for a listener."""
+    try:
+        remote = sock.getpeername()[:2]
+    except OSError:
+        remote = None
+    return sock.getsockname()[:2], remote
+
+
+def row_of(app: ConntuiApp, local: Endpoint, remote: Endpoint | None) -> Row | None:
+    """The live row with exactly this four-tuple: other tests on the machine reuse our port numbers
+    (a TIME_WAIT of theirs may have our port at one end), and must never be acted on."""
+    for row in app.dashboard.state.visible:
+        sock = row.sock
+        theirs = (sock.remote_ip, sock.remote_port) if sock.remote_ip is not None else None
+        if (sock.local_ip, sock.local_port) == local and theirs == remote and row.mark != "closed":
+            return row
+    return None
+
+
+async def select(app: ConntuiApp, pilot, local: Endpoint, remote: Endpoint | None) -> Callable[[], Socket]:
+    """Put the cursor on our socket; returns a reader of its latest row's socket."""
+    await wait_for(pilot, lambda: row_of(app, local, remote))
+    app.query_one(SocketTable).move_to_key(row_of(app, local, remote).sock.key)
+
+    def current() -> Socket:
+        row = row_of(app, local, remote)
+        assert row is not None
+        return row.sock
+
+    return current
 
 
 async def test_k_names_the_process_n_cancels_y_terminates(helper, sockets) -> None:  # noqa: F811
     listener = sockets.listener()
     port = listener.getsockname()[1]
     child = helper("\x1b]0;owned\x07\u202e", pass_fds=[listener.fileno()])
+    local, _ = ends(listener)
     listener.close()  # only the helper holds it now
     app = make_app(f"port:{port}")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await select(app, pilot, port)
-        await wait_for(pilot, lambda: row_for(app, port).sock.pids == (child.pid,))
+        current = await select(app, pilot, local, None)
+        await wait_for(pilot, lambda: current().pids == (child.pid,))
         await pilot.press("k")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         text = dialog_text(app)
@@ -71,11 +107,12 @@ async def test_k_enter_on_sigkill_kills_and_several_owners_ask_which(helper, soc
     port = listener.getsockname()[1]
     spared = helper(pass_fds=[listener.fileno()])
     chosen = helper(pass_fds=[listener.fileno()])
+    local, _ = ends(listener)
     listener.close()
     app = make_app(f"port:{port}")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await select(app, pilot, port)
-        await wait_for(pilot, lambda: set(row_for(app, port).sock.pids) == {spared.pid, chosen.pid})
+        current = await select(app, pilot, local, None)
+        await wait_for(pilot, lambda: set(current().pids) == {spared.pid, chosen.pid})
         await pilot.press("k")
         await wait_for(pilot, lambda: isinstance(app.screen, OwnerDialog))
         options = app.screen.query_one(OptionList)
@@ -100,7 +137,7 @@ async def test_x_closes_a_loopback_connection_after_confirming(sockets) -> None:
     cport = client.getsockname()[1]
     app = make_app(f"port:{cport}")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await select(app, pilot, cport)
+        await select(app, pilot, *ends(client))
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         assert "Close this connection" in dialog_text(app) and f"127.0.0.1:{cport} →" in dialog_text(app)
@@ -176,10 +213,10 @@ async def test_c_copies_the_row_and_says_what(sockets) -> None:
     cport = client.getsockname()[1]
     app = make_app(f"port:{cport}")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await select(app, pilot, cport)
-        await wait_for(pilot, lambda: row_for(app, cport).sock.pids)
+        current = await select(app, pilot, *ends(client))
+        await wait_for(pilot, lambda: current().pids)
         await pilot.press("c")
-        sock = row_for(app, cport).sock
+        sock = current()
         expected = f"tcp4 127.0.0.1:{cport} → {sock.remote} ESTABLISHED pid {','.join(map(str, sock.pids))} python"
         assert app.clipboard == expected
         assert f"Copied: {expected}" in messages(app)
@@ -191,11 +228,12 @@ async def test_the_detail_pane_describes_the_owner_process_at_80x24(helper, sock
     workdir = tmp_path / "cwd\x1b[2J"
     workdir.mkdir()
     child = helper(pass_fds=[listener.fileno()], cwd=workdir)
+    local, _ = ends(listener)
     listener.close()
     app = make_app(f"port:{port}")
     async with app.run_test(size=(80, 24)) as pilot:
-        await select(app, pilot, port)
-        await wait_for(pilot, lambda: row_for(app, port).sock.pids == (child.pid,))
+        current = await select(app, pilot, local, None)
+        await wait_for(pilot, lambda: current().pids == (child.pid,))
         await pilot.press("enter")
         detail = app.query_one(DetailPane)
         await wait_for(pilot, lambda: "cpu" in plain(detail) and "cpu …" not in plain(detail))  # a second reading
@@ -214,11 +252,12 @@ async def test_k_on_a_socket_no_process_holds_says_so(sockets) -> None:
     listener = sockets.listener()
     client, server = sockets.connection(listener)
     cport = client.getsockname()[1]
+    local, remote = ends(client)
     client.close()  # the side that closes first keeps the TIME_WAIT, which no process holds
     server.close()
     app = make_app(f"port:{cport} state:time-wait")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await select(app, pilot, cport)
+        await select(app, pilot, local, remote)
         await pilot.press("k")
         assert "No process to signal: no process holds it." in messages(app)
         assert not isinstance(app.screen, ConfirmDialog)

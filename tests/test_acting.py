@@ -104,7 +104,8 @@ def test_permission_denied_is_a_message(helper) -> None:
 def test_several_owners_are_all_candidates_and_hidden_ones_are_not(helper, sockets) -> None:
     listener = sockets.listener()
     first, second = helper(pass_fds=[listener.fileno()]), helper(pass_fds=[listener.fileno()])
-    sock = find(Poller(open_source(), "tcp").poll()[0].sockets, listener.getsockname())[0]
+    rows = find(Poller(open_source(), "tcp").poll()[0].sockets, listener.getsockname())
+    [sock] = [row for row in rows if row.state == "LISTEN"]
     snapshot = Snapshot((sock,), {first.pid: info_of(first), second.pid: info_of(second)})
     pids = {info.pid for info in kill_candidates(sock, snapshot)}
     assert {first.pid, second.pid} <= pids
@@ -122,8 +123,9 @@ def test_hostile_names_are_escaped_for_the_dialog_and_the_clipboard(helper) -> N
 
 
 def established(poller: Poller, client: socket.socket):
-    local = client.getsockname()
-    return poll_until(poller, lambda rows: [row for row in find(rows, local) if row.state == "ESTABLISHED"])[0]
+    """Our client's own row: its exact four-tuple (other tests on the machine reuse port numbers)."""
+    local, remote = client.getsockname(), client.getpeername()
+    return poll_until(poller, lambda rows: [row for row in find(rows, local, remote) if row.state == "ESTABLISHED"])[0]
 
 
 @linux_only
@@ -212,7 +214,7 @@ def test_process_details_another_user_may_not_read_are_none(helper) -> None:
 def test_export_is_lists_own_text_written_atomically_and_never_over_a_file_unasked(sockets, tmp_path) -> None:
     listener = sockets.listener()
     snapshot, _ = Poller(open_source(), "tcp").poll()
-    shown = find(snapshot.sockets, listener.getsockname())
+    shown = [row for row in find(snapshot.sockets, listener.getsockname()) if row.state == "LISTEN"]
     assert render(snapshot, shown, "json") == output.to_json(snapshot, shown) + "\n"
     assert render(snapshot, shown, "csv") == output.to_csv(output.records(snapshot, shown))
     target = tmp_path / "view.json"
