@@ -3,10 +3,13 @@
 One `SOCK_DIAG_BY_FAMILY` dump request per (proto, family); each reply row is an
 `inet_diag_msg` (72 bytes) optionally followed by an `INET_DIAG_INFO` attribute holding the
 kernel's `struct tcp_info`, from which the TCP metrics come (no root needed, as for `ss -ti`).
+`destroy_socket` closes one socket with a `SOCK_DESTROY` request, as `ss -K` does (needs
+CAP_NET_ADMIN and a kernel built with CONFIG_INET_DIAG_DESTROY).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import sys
@@ -253,3 +256,48 @@ def _find_info(data: memoryview, offset: int, end: int, usual: int) -> int:
             return offset - start
         offset += (length + 3) & ~3
     return usual
+
+
+SOCK_DESTROY = 21
+NLM_F_ACK = 0x4
+INET_DIAG_NOCOOKIE = 0xFFFFFFFFFFFFFFFF
+# inet_diag_req_v2 with its inet_diag_sockid filled in: family, protocol, ext, pad, states, then
+# sport and dport (network order), src[16], dst[16], if, cookie (two u32 halves, native order).
+_DESTROY_REQUEST = struct.Struct("=BBBxI2s2s16s16sIQ")
+
+
+def destroy_socket(sock: Socket, cookie: int | None) -> None:
+    """Ask the kernel to close `sock` (`SOCK_DESTROY`, as `ss -K` does): its owner sees ECONNABORTED.
+
+    The socket is named by its exact four-tuple and, when known, its cookie (a socket that has
+    since been replaced by another with the same four values is then not touched). Raises
+    OSError with the kernel's errno: EOPNOTSUPP without CONFIG_INET_DIAG_DESTROY, EPERM without
+    CAP_NET_ADMIN, ENOENT when no such socket is left, ESTALE when the cookie no longer matches.
+    """
+    family = _FAMILIES[sock.family]
+
+    def packed(ip: str | None) -> bytes:
+        return socket.inet_pton(family, ip).ljust(16, b"\0") if ip else bytes(16)
+
+    request = _DESTROY_REQUEST.pack(
+        family,
+        _PROTOCOLS[sock.proto],
+        0,
+        ALL_STATES,
+        struct.pack("!H", sock.local_port),
+        struct.pack("!H", sock.remote_port or 0),
+        packed(sock.local_ip),
+        packed(sock.remote_ip),
+        0,
+        INET_DIAG_NOCOOKIE if cookie is None else cookie,
+    )
+    header = _NLMSG_HEADER.pack(_NLMSG_HEADER.size + len(request), SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, 1, 0)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as netlink:
+        netlink.settimeout(5)
+        netlink.sendto(header + request, (0, 0))
+        reply = netlink.recv(_RECV_BUFFER)
+    _length, kind, _flags, _sequence, _pid = _NLMSG_HEADER.unpack_from(reply)
+    if kind == NLMSG_ERROR:
+        (error,) = struct.unpack_from("=i", reply, _NLMSG_HEADER.size)
+        if error:
+            raise OSError(-error, os.strerror(-error))

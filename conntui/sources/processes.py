@@ -1,4 +1,5 @@
-"""Process details (name, user, cmdline) for owner pids, cached by (pid, create time).
+"""Process details (name, user, cmdline) for owner pids, cached by (pid, create time); and the
+longer description the detail pane shows of one owner (`ProcessDetailsCache`).
 
 Keying the cache on the create time means a pid reused by a new process never shows the old
 process's name. A process that vanishes between the socket dump and the lookup is simply
@@ -10,7 +11,11 @@ Names are read here once, and bytes in them that are not UTF-8 become `\\xff`-st
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import psutil
 
@@ -76,3 +81,84 @@ class ProcessDirectory:
             except KeyError:
                 self._user_names[uid] = str(uid)
         return self._user_names[uid]
+
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessDetails:
+    """One owner process as netshow shows it. A None field could not be read (access denied),
+    except `cpu_percent`, which is None also until a second reading gives an interval to measure."""
+
+    pid: int
+    exe: str | None
+    cwd: str | None
+    threads: int | None
+    cpu_percent: float | None
+    memory_rss: int | None
+    started: float  # the create time, seconds since the epoch
+
+
+class ProcessDetailsCache:
+    """Details of owner processes, per (pid, create time): what does not change (the executable)
+    is read once; the working directory, threads, CPU and memory at every call.
+
+    Called from worker threads (the detail pane is described off the UI thread), so it locks.
+    It keeps the last `size` processes asked about.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        # identity -> (the psutil handle, which keeps the last CPU reading between calls; the executable)
+        self._known: OrderedDict[tuple[int, float], tuple[psutil.Process, str | None]] = OrderedDict()
+        self._sampled: set[tuple[int, float]] = set()
+
+    def details(self, pid: int, create_time: float) -> ProcessDetails | None:
+        """The process `pid` if it is still the one created at `create_time`, else None (ended)."""
+        identity = (pid, create_time)
+        with self._lock:
+            try:
+                process, exe = self._known.get(identity) or self._first_look(identity)
+                with process.oneshot():
+                    cwd = _readable(process.cwd)
+                    threads = _readable(process.num_threads)
+                    memory = _readable(process.memory_info)
+                    cpu = _readable(lambda: process.cpu_percent(interval=None))
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                self._known.pop(identity, None)
+                self._sampled.discard(identity)
+                return None
+            self._known.move_to_end(identity)
+            first_reading = identity not in self._sampled
+            self._sampled.add(identity)
+            return ProcessDetails(
+                pid,
+                exe,
+                cwd if cwd is None else escape_undecodable(cwd),
+                threads,
+                None if first_reading else cpu,
+                memory.rss if memory is not None else None,
+                create_time,
+            )
+
+    def _first_look(self, identity: tuple[int, float]) -> tuple[psutil.Process, str | None]:
+        process = psutil.Process(identity[0])
+        if process.create_time() != identity[1]:  # the pid is another process's now
+            raise psutil.NoSuchProcess(identity[0])
+        exe = _readable(process.exe)
+        known = (process, escape_undecodable(exe) if exe is not None else None)
+        self._known[identity] = known
+        while len(self._known) > self.size:
+            forgotten, _ = self._known.popitem(last=False)
+            self._sampled.discard(forgotten)
+        return known
+
+
+def _readable(read: Callable[[], _T]) -> _T | None:
+    """What `read` returns, or None when the process may not be read (another user's, no ptrace)."""
+    try:
+        return read()
+    except psutil.AccessDenied:
+        return None

@@ -1,7 +1,10 @@
-"""The detail pane: the selected socket's four values, what it shares with others, its owners, its
-destination's four-tuple budget (outgoing sockets), its peer."""
+"""The detail pane: the selected socket's four values, what it shares with others, its owners (and
+what each is: executable, working directory, threads, CPU, memory, start time), its destination's
+four-tuple budget (outgoing sockets), its peer."""
 
 from __future__ import annotations
+
+import time
 
 from rich.console import RenderableType
 from rich.table import Table
@@ -9,7 +12,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from conntui.budget import BudgetReport
-from conntui.model import Snapshot
+from conntui.model import ProcessInfo, Snapshot
+from conntui.sources.processes import ProcessDetailsCache
 from conntui.text import printable
 from conntui.uniqueness import find_peer, shared_parts
 from conntui.view import Row, format_bytes, sparkline
@@ -17,8 +21,14 @@ from conntui.view import Row, format_bytes, sparkline
 
 class DetailPane(Static):
     @staticmethod
-    def describe(row: Row | None, snapshot: Snapshot | None, budget: BudgetReport | None = None) -> RenderableType:
-        """What the pane shows for a row; pure, so the app can build it off the UI thread."""
+    def describe(
+        row: Row | None,
+        snapshot: Snapshot | None,
+        budget: BudgetReport | None = None,
+        details: ProcessDetailsCache | None = None,
+    ) -> RenderableType:
+        """What the pane shows for a row; pure but for reading the owners' details (`details`), so
+        the app builds it off the UI thread."""
         if row is None or snapshot is None:
             return "No socket selected."
         sock = row.sock
@@ -26,6 +36,11 @@ class DetailPane(Static):
         grid.add_column(style="bold")
         grid.add_column()
         grid.add_row("Connection", Text(f"{sock.proto}{sock.family}  {sock.local} → {sock.remote}  {sock.state}"))
+        if details is not None:  # second: in a small pane (80x24) the owner is what one looks for
+            for pid in sock.pids:
+                info = snapshot.processes.get(pid)
+                if info is not None:
+                    grid.add_row("Process", Text(_process_line(info, details)))
         grid.add_row(
             "Four values",
             f"source IP {sock.local_ip}   source port {sock.local_port}   "
@@ -71,3 +86,27 @@ class DetailPane(Static):
         if peer is not None:
             grid.add_row("Peer", f"{peer.proto}{peer.family}  {peer.local} → {peer.remote}  {peer.state}  (g: jump)")
         return grid
+
+
+def _process_line(info: ProcessInfo, details: ProcessDetailsCache) -> str:
+    """pid and name, CPU, memory, threads, start time, exe, cwd of an owner, on one line (it wraps)."""
+    who = f"{info.pid} {printable(info.name or '?')}"
+    if info.create_time is None:
+        return f"{who}  details not readable (access denied)"
+    found = details.details(info.pid, info.create_time)
+    if found is None:
+        return f"{who}  ended"
+
+    def shown(value: str | None) -> str:
+        return printable(value) if value is not None else "(access denied)"
+
+    cpu = "…" if found.cpu_percent is None else f"{found.cpu_percent:.1f}%"
+    threads = "?" if found.threads is None else str(found.threads)
+    memory = "?" if found.memory_rss is None else format_bytes(found.memory_rss)
+    started = time.localtime(found.started)
+    today = time.localtime()[:3] == started[:3]
+    return (
+        f"{who}  cpu {cpu}  mem {memory}  threads {threads}  "
+        f"started {time.strftime('%H:%M:%S' if today else '%Y-%m-%d %H:%M', started)}  "
+        f"exe {shown(found.exe)}  cwd {shown(found.cwd)}"
+    )

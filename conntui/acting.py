@@ -1,0 +1,133 @@
+"""Acting on a connection: signal its owner process, or close the socket itself. No Textual here.
+
+Each act returns an `Outcome`, a sentence for the user, never an exception: a process that
+vanished, a pid now held by another process, a missing permission, a kernel without the feature
+are all things to say.
+
+Signalling is safe against pid reuse: the pid is opened as a pidfd (Linux 5.3+) and its create
+time compared with the one the dashboard saw; the signal then goes through the pidfd, which can
+only ever reach the process that was opened. Elsewhere psutil checks the create time just before
+sending.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psutil
+
+from conntui.model import ProcessInfo, Snapshot, Socket
+from conntui.sources.netlink import destroy_socket
+from conntui.text import printable
+
+SIGNALS: dict[str, signal.Signals] = {"SIGTERM": signal.SIGTERM}
+if hasattr(signal, "SIGKILL"):  # not on Windows
+    SIGNALS["SIGKILL"] = signal.SIGKILL
+
+_DESTROY_ERRORS = {
+    errno.EOPNOTSUPP: "the kernel cannot close sockets: it lacks CONFIG_INET_DIAG_DESTROY",
+    errno.EPERM: "permission denied: closing a socket needs CAP_NET_ADMIN (run as root)",
+    errno.EACCES: "permission denied: closing a socket needs CAP_NET_ADMIN (run as root)",
+    errno.ENOENT: "the socket is already gone",
+    errno.ESTALE: "the socket is already gone (another socket now has its four values)",
+}
+COMMAND_LIMIT = 300  # characters of a command line shown in a dialog
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an act did, as one sentence; `ok` False when it did not happen."""
+
+    ok: bool
+    message: str
+
+
+def describe_socket(sock: Socket) -> str:
+    """`tcp 127.0.0.1:5000 → 127.0.0.1:41234 ESTABLISHED`: the four-tuple and state, as text."""
+    return f"{sock.proto}{sock.family} {sock.local} → {sock.remote} {sock.state}"
+
+
+def describe_process(info: ProcessInfo) -> str:
+    """`1234 python3: python3 -m http.server` with every system string escaped."""
+    return f"{info.pid} {printable(info.name or '?')}: {describe_command(info)}"
+
+
+def describe_command(info: ProcessInfo) -> str:
+    """The command line, escaped and cut at `COMMAND_LIMIT` characters."""
+    return printable(" ".join(info.cmdline)[:COMMAND_LIMIT]) or "(command line not readable)"
+
+
+def copy_text(sock: Socket) -> str:
+    """What `c` copies: the four-tuple, the state and the owners (pid and name)."""
+    if not sock.pids:
+        return f"{describe_socket(sock)} no owner seen"
+    return f"{describe_socket(sock)} pid {','.join(map(str, sock.pids))} {printable(sock.process or '?')}"
+
+
+def kill_candidates(sock: Socket, snapshot: Snapshot) -> list[ProcessInfo]:
+    """The owners of `sock` that can be signalled safely: those whose create time is known."""
+    found = (snapshot.processes.get(pid) for pid in sock.pids)
+    return [info for info in found if info is not None and info.create_time is not None]
+
+
+def send_signal(target: ProcessInfo, signal_name: str) -> Outcome:
+    """Send `signal_name` to `target` if, and only if, its pid still belongs to the same process."""
+    signum = SIGNALS[signal_name]
+    who = f"{target.pid} ({printable(target.name or '?')})"
+    try:
+        with _pinned(target) as pidfd:
+            if pidfd is None:
+                psutil.Process(target.pid).send_signal(signum)  # psutil re-checks the create time first
+            else:
+                signal.pidfd_send_signal(pidfd, signum)
+    except _PidReused:
+        return Outcome(False, f"Not sent: pid {target.pid} now belongs to another process ({who} has ended).")
+    except (psutil.NoSuchProcess, ProcessLookupError):
+        return Outcome(False, f"Not sent: process {who} has already ended.")
+    except (psutil.AccessDenied, PermissionError):
+        return Outcome(False, f"Permission denied: {who} is another user's process (run as root).")
+    except OSError as error:
+        return Outcome(False, f"{signal_name} to {who} failed: {error.strerror or error}")
+    return Outcome(True, f"{signal_name} sent to {who}.")
+
+
+class _PidReused(Exception):
+    """The pid is held by a process other than the one the dashboard saw."""
+
+
+@contextlib.contextmanager
+def _pinned(target: ProcessInfo) -> Iterator[int | None]:
+    """A pidfd for `target`'s pid once its create time is checked (None where pidfds do not exist).
+    Raises _PidReused when the pid now names another process."""
+    pidfd: int | None = None
+    if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
+        try:
+            pidfd = os.pidfd_open(target.pid)
+        except OSError as error:
+            if error.errno == errno.ESRCH:
+                raise ProcessLookupError(error.errno, error.strerror) from error
+            pidfd = None  # no pidfd support (ENOSYS, seccomp): fall back to psutil's own check
+    try:
+        if psutil.Process(target.pid).create_time() != target.create_time:
+            raise _PidReused
+        yield pidfd
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def close_connection(sock: Socket, cookie: int | None) -> Outcome:
+    """Close `sock` with the kernel's SOCK_DESTROY (its owner sees ECONNABORTED), as `ss -K` does."""
+    try:
+        destroy_socket(sock, cookie)
+    except AttributeError:  # no AF_NETLINK on this platform
+        return Outcome(False, "Closing a connection needs Linux (netlink sock_diag).")
+    except OSError as error:
+        reason = _DESTROY_ERRORS.get(error.errno or 0, error.strerror or str(error))
+        return Outcome(False, f"Not closed: {reason}.")
+    return Outcome(True, f"Closed {sock.proto} {sock.local} → {sock.remote}.")

@@ -1,0 +1,71 @@
+"""The `e` dialog: where to save the current view, and as JSON or CSV.
+
+The path box is pre-filled with a name in the current directory; choosing the other format
+changes its extension, and typing a path ending in `.json` or `.csv` chooses that format.
+Dismissed with (path, format), or None when cancelled. Whether the file
+exists is asked afterwards, by the dashboard.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, RadioButton, RadioSet
+
+from conntui.export import EXPORT_FORMATS, with_format
+
+
+class ExportDialog(ModalScreen[tuple[str, str] | None]):
+    BINDINGS = [Binding("escape", "dismiss", "Cancel")]
+
+    def __init__(self, path: str, rows: int) -> None:
+        super().__init__()
+        self.path, self.rows = path, rows
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="export-dialog"):
+            sockets = "socket" if self.rows == 1 else "sockets"
+            yield Label(f"Save the {self.rows} {sockets} shown (the fields of conntui list)", classes="title")
+            yield Input(self.path, id="export-path")
+            with RadioSet(id="export-format"):
+                for export_format in EXPORT_FORMATS:
+                    yield RadioButton(export_format.upper(), value=self.path.endswith(f".{export_format}"))
+            yield Label("", id="export-error")
+            with Horizontal(classes="buttons"):
+                yield Button("Save", variant="primary", id="save")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.set_focus(self.query_one("#export-path", Input))
+
+    @property
+    def export_format(self) -> str:
+        return EXPORT_FORMATS[max(0, self.query_one(RadioSet).pressed_index)]
+
+    @on(RadioSet.Changed)
+    def _format_changed(self) -> None:
+        box = self.query_one("#export-path", Input)
+        box.value = with_format(box.value, self.export_format)
+        box.cursor_position = len(box.value)  # and the box scrolled to show it
+
+    @on(Input.Changed, "#export-path")
+    def _path_changed(self, event: Input.Changed) -> None:
+        extension = event.value.rpartition(".")[2]
+        if extension in EXPORT_FORMATS and extension != self.export_format:
+            self.query(RadioButton)[EXPORT_FORMATS.index(extension)].value = True
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#save")
+    def save(self) -> None:
+        path = self.query_one("#export-path", Input).value.strip()
+        if not path:
+            self.query_one("#export-error", Label).update("Say where to save it.")
+            return
+        self.dismiss((path, self.export_format))
+
+    @on(Button.Pressed, "#cancel")
+    def cancel(self) -> None:
+        self.dismiss(None)

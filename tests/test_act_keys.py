@@ -1,0 +1,265 @@
+"""The act and save keys in the real dashboard (pilot): `k` kill, `x` close, `e` export, `c` copy,
+and the owner's process details in the detail pane. Only our own helper processes and loopback
+connections are acted on."""
+
+from __future__ import annotations
+
+import csv
+import io
+import signal
+import socket
+from collections.abc import Callable
+
+import pytest
+from rich.console import Console
+from textual.widgets import Input, Label, OptionList, RadioSet
+
+from conntui import output
+from conntui.model import Socket
+from conntui.ui.app import ConntuiApp
+from conntui.ui.confirm_dialog import ConfirmDialog
+from conntui.ui.detail_pane import DetailPane
+from conntui.ui.export_dialog import ExportDialog
+from conntui.ui.owner_dialog import OwnerDialog
+from conntui.ui.socket_table import SocketTable
+from conntui.view import Row
+from tests.conftest import wait_for
+from tests.test_acting import helper  # noqa: F401 - a fixture
+from tests.test_app import make_app, plain
+
+SIZE = (120, 40)
+
+
+def messages(app: ConntuiApp) -> str:
+    return "\n".join(notification.message for notification in app._notifications)
+
+
+def dialog_text(app: ConntuiApp) -> str:
+    return "\n".join(str(label.content) for label in app.screen.query(Label))
+
+
+Endpoint = tuple[str, int]
+
+
+def ends(sock: socket.socket) -> tuple[Endpoint, Endpoint | None]:
+    """(local, remote) of one of our sockets; remote None for a listener."""
+    try:
+        remote = sock.getpeername()[:2]
+    except OSError:
+        remote = None
+    return sock.getsockname()[:2], remote
+
+
+def row_of(app: ConntuiApp, local: Endpoint, remote: Endpoint | None) -> Row | None:
+    """The live row with exactly this four-tuple: other tests on the machine reuse our port numbers
+    (a TIME_WAIT of theirs may have our port at one end), and must never be acted on."""
+    for row in app.dashboard.state.visible:
+        sock = row.sock
+        theirs = (sock.remote_ip, sock.remote_port) if sock.remote_ip is not None else None
+        if (sock.local_ip, sock.local_port) == local and theirs == remote and row.mark != "closed":
+            return row
+    return None
+
+
+async def select(app: ConntuiApp, pilot, local: Endpoint, remote: Endpoint | None) -> Callable[[], Socket]:
+    """Put the cursor on our socket; returns a reader of its latest row's socket."""
+    await wait_for(pilot, lambda: row_of(app, local, remote))
+    app.query_one(SocketTable).move_to_key(row_of(app, local, remote).sock.key)
+
+    def current() -> Socket:
+        row = row_of(app, local, remote)
+        assert row is not None
+        return row.sock
+
+    return current
+
+
+async def test_k_names_the_process_n_cancels_y_terminates(helper, sockets) -> None:  # noqa: F811
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    child = helper("\x1b]0;owned\x07\u202e", pass_fds=[listener.fileno()])
+    local, _ = ends(listener)
+    listener.close()  # only the helper holds it now
+    app = make_app(f"port:{port}")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        current = await select(app, pilot, local, None)
+        await wait_for(pilot, lambda: current().pids == (child.pid,))
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        text = dialog_text(app)
+        assert f"pid      {child.pid}" in text and "process  python" in text
+        assert "\\x1b]0;owned\\x07\\u202e" in text and "\x1b" not in text  # the hostile argv, escaped
+        await pilot.press("n")
+        assert not isinstance(app.screen, ConfirmDialog) and child.poll() is None
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("escape")
+        assert child.poll() is None
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        assert child.wait(timeout=10) == -signal.SIGTERM
+        await wait_for(pilot, lambda: f"SIGTERM sent to {child.pid} (python)." in messages(app))
+
+
+async def test_k_enter_on_sigkill_kills_and_several_owners_ask_which(helper, sockets) -> None:  # noqa: F811
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    spared = helper(pass_fds=[listener.fileno()])
+    chosen = helper(pass_fds=[listener.fileno()])
+    local, _ = ends(listener)
+    listener.close()
+    app = make_app(f"port:{port}")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        current = await select(app, pilot, local, None)
+        await wait_for(pilot, lambda: set(current().pids) == {spared.pid, chosen.pid})
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, OwnerDialog))
+        options = app.screen.query_one(OptionList)
+        assert options.option_count == 2
+        options.highlighted = [options.get_option_at_index(i).id for i in range(2)].index(str(chosen.pid))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert f"pid      {chosen.pid}" in dialog_text(app)
+        await pilot.press("tab")  # from SIGTERM (the default) to SIGKILL
+        assert app.focused is not None and app.focused.id == "SIGKILL"
+        await pilot.press("enter")
+        assert chosen.wait(timeout=10) == -signal.SIGKILL
+        assert spared.poll() is None
+        await pilot.press("k")  # escape in the chooser: nothing happens
+        await wait_for(pilot, lambda: isinstance(app.screen, (OwnerDialog, ConfirmDialog)))
+        await pilot.press("escape")
+        assert spared.poll() is None
+
+
+async def test_x_closes_a_loopback_connection_after_confirming(sockets) -> None:
+    client, _server = sockets.connection(sockets.listener())
+    cport = client.getsockname()[1]
+    app = make_app(f"port:{cport}")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await select(app, pilot, *ends(client))
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "Close this connection" in dialog_text(app) and f"127.0.0.1:{cport} →" in dialog_text(app)
+        await pilot.press("n")
+        client.setblocking(False)
+        with pytest.raises(BlockingIOError):  # still open
+            client.recv(1)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("enter")  # on the Close button
+        await wait_for(pilot, lambda: "Closed tcp" in messages(app) or "Not closed" in messages(app))
+        if "CONFIG_INET_DIAG_DESTROY" in messages(app):
+            pytest.skip("this kernel cannot close sockets")
+        with pytest.raises(ConnectionAbortedError):
+            client.recv(1)
+
+
+async def test_e_saves_the_filtered_view_and_asks_before_replacing(sockets, tmp_path) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    sockets.connection(listener)
+    target = tmp_path / "view.json"
+    app = make_app(f"port:{port}")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: len(app.dashboard.state.visible) == 3)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        assert "Save the 3 sockets shown" in dialog_text(app)
+        app.screen.query_one(Input).value = str(target)
+        await pilot.press("tab", "right", "space")  # CSV, in the format's radio buttons
+        assert app.screen.query_one(RadioSet).pressed_index == 1
+        await wait_for(pilot, lambda: app.screen.query_one(Input).value == str(tmp_path / "view.csv"))
+        await pilot.press("tab", "enter")  # Save
+        saved = tmp_path / "view.csv"
+        await wait_for(pilot, lambda: f"Saved 3 sockets to {saved}" in messages(app))
+        rows = list(csv.DictReader(io.StringIO(saved.read_text())))
+        assert list(rows[0]) == list(output.FIELD_NAMES)
+        assert sorted(int(row["local_port"]) for row in rows).count(port) == 2
+
+        await pilot.press("e")  # the same name again: asked first
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        app.screen.query_one(Input).value = str(saved)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "exists" in dialog_text(app)
+        saved.write_text("mine")
+        await pilot.press("n")
+        assert saved.read_text() == "mine"
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        app.screen.query_one(Input).value = str(saved)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: saved.read_text() != "mine")
+        assert saved.read_text().startswith(",".join(output.FIELD_NAMES))
+
+        await pilot.press("e")  # a directory that is not there: a message
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        app.screen.query_one(Input).value = str(tmp_path / "nowhere" / "v.json")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: f"Not saved: no such directory: {tmp_path}/nowhere/v.json" in messages(app))
+        await pilot.press("e")  # a directory no one may write in (sysfs, even for root): a message
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        app.screen.query_one(Input).value = "/sys/conntui.json"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "Not saved: Permission denied: /sys/conntui.json" in messages(app))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["view.csv"]  # no temporary file left
+
+
+async def test_c_copies_the_row_and_says_what(sockets) -> None:
+    client, _server = sockets.connection(sockets.listener())
+    cport = client.getsockname()[1]
+    app = make_app(f"port:{cport}")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        current = await select(app, pilot, *ends(client))
+        await wait_for(pilot, lambda: current().pids)
+        await pilot.press("c")
+        sock = current()
+        expected = f"tcp4 127.0.0.1:{cport} → {sock.remote} ESTABLISHED pid {','.join(map(str, sock.pids))} python"
+        assert app.clipboard == expected
+        assert f"Copied: {expected}" in messages(app)
+
+
+async def test_the_detail_pane_describes_the_owner_process_at_80x24(helper, sockets, tmp_path) -> None:  # noqa: F811
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    workdir = tmp_path / "cwd\x1b[2J"
+    workdir.mkdir()
+    child = helper(pass_fds=[listener.fileno()], cwd=workdir)
+    local, _ = ends(listener)
+    listener.close()
+    app = make_app(f"port:{port}")
+    async with app.run_test(size=(80, 24)) as pilot:
+        current = await select(app, pilot, local, None)
+        await wait_for(pilot, lambda: current().pids == (child.pid,))
+        await pilot.press("enter")
+        detail = app.query_one(DetailPane)
+        await wait_for(pilot, lambda: "cpu" in plain(detail) and "cpu …" not in plain(detail))  # a second reading
+        text = " ".join(plain(detail).split())
+        assert f"Process {child.pid} python cpu " in text and " threads 1 started " in text
+        assert f"cwd {tmp_path}/cwd\\x1b[2J" in text and " exe /" in text
+        console = Console(width=detail.content_region.width, record=True, file=io.StringIO())
+        console.print(detail.content)
+        lines = console.export_text().splitlines()
+        seen = detail.content_region.height  # what a small pane (80x24) shows without scrolling
+        assert seen >= 3 and any(line.startswith("Process") for line in lines[:seen])
+        assert any("exe /" in line for line in lines[:seen])
+
+
+async def test_k_on_a_socket_no_process_holds_says_so(sockets) -> None:
+    listener = sockets.listener()
+    client, server = sockets.connection(listener)
+    cport = client.getsockname()[1]
+    local, remote = ends(client)
+    client.close()  # the side that closes first keeps the TIME_WAIT, which no process holds
+    server.close()
+    app = make_app(f"port:{cport} state:time-wait")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await select(app, pilot, local, remote)
+        await pilot.press("k")
+        assert "No process to signal: no process holds it." in messages(app)
+        assert not isinstance(app.screen, ConfirmDialog)
+        await pilot.press("c")
+        assert app.clipboard.endswith("TIME_WAIT no owner seen")
