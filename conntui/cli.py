@@ -308,8 +308,9 @@ def run_watch(args: argparse.Namespace, selection: Filter, source: SocketSource)
     import signal
 
     from conntui.poller import Poller
+    from conntui.socket_events import Event
     from conntui.sources.destroy_events import DestroyEventsUnavailable, DestroyListener
-    from conntui.watch import Event, Watcher
+    from conntui.watch import Watcher
 
     def warn(message: str) -> None:
         print(f"conntui watch: {message}", file=sys.stderr)
