@@ -310,7 +310,7 @@ def run_watch(args: argparse.Namespace, selection: Filter, source: SocketSource)
     from conntui.poller import Poller
     from conntui.socket_events import Event
     from conntui.sources.destroy_events import DestroyEventsUnavailable, DestroyListener
-    from conntui.watch import Watcher
+    from conntui.watch import Watcher, event_line, event_record
 
     def warn(message: str) -> None:
         print(f"conntui watch: {message}", file=sys.stderr)
@@ -326,7 +326,7 @@ def run_watch(args: argparse.Namespace, selection: Filter, source: SocketSource)
             warn(f"{error}; connections shorter than a poll are not seen")
 
     def emit(event: Event) -> None:
-        line = json.dumps(event.record(), separators=(",", ":")) if args.json else event.line()
+        line = json.dumps(event_record(event), separators=(",", ":")) if args.json else event_line(event)
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 

@@ -15,17 +15,11 @@ sockets are the `closed` events.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from conntui.changes import Changes
-from conntui.model import FourTuple, Socket
-from conntui.output import FIELDS
-from conntui.text import printable
+from conntui.model import Socket
 
-EVENT_FIELDS = tuple(field for field in FIELDS if field.name != "tuple_count")  # a stream has no snapshot to count in
-_NO_COUNTS: Counter[FourTuple] = Counter()
 DESTROY_EVENT_WAIT = 0.5  # seconds a socket gone from a poll waits for its destroy event
 
 
@@ -41,52 +35,10 @@ class Event:
     seen_in_poll: bool = True
     first_seen: float | None = None  # closed: when a poll first saw it (time.time()), if one did
 
-    def record(self) -> dict[str, object]:
-        """The NDJSON object: `list --json`'s fields and their meanings, plus the event's own."""
-        record: dict[str, object] = {"ts": _iso(self.at), "event": self.kind}
-        for field in EVENT_FIELDS:
-            value = field.value
-            record[field.name] = getattr(self.sock, field.name) if value is None else value(self.sock, _NO_COUNTS)
-        if self.kind == "state":
-            record["previous_state"] = self.previous.state if self.previous else None
-        if self.kind == "closed":
-            record["lifetime_ms"] = None if self.lifetime_ms is None else round(self.lifetime_ms, 3)
-            record["seen_in_poll"] = self.seen_in_poll
-        return record
-
-    def line(self) -> str:
-        """The human line: time, event, proto, ends, state, then what the event adds."""
-        sock = self.sock
-        stamp = datetime.fromtimestamp(self.at, UTC).strftime("%H:%M:%S.%f")[:-3]
-        state = f"{self.previous.state}→{sock.state}" if self.kind == "state" and self.previous else sock.state
-        details = []
-        if sock.process or sock.pids:
-            pids = ",".join(str(pid) for pid in sock.pids)
-            details.append(f"{printable(sock.process or '?')}[{pids}]")
-        if sock.user:
-            details.append(printable(sock.user))
-        if self.kind == "owners" and self.previous is not None:
-            details.append(f"was [{','.join(str(pid) for pid in self.previous.pids)}]")
-        if self.kind == "closed":
-            if not self.seen_in_poll:
-                details.append("between polls")
-            elif self.lifetime_ms is not None:
-                details.append(f"lived {self.lifetime_ms / 1000:.3f}s")
-            if sock.bytes_sent is not None:
-                details.append(f"sent {sock.bytes_sent} received {sock.bytes_received}")
-        return (
-            f"{stamp}  {self.kind:<6}  {sock.proto}{sock.family}  {sock.local:<28} {sock.remote:<28} "
-            f"{state:<12} {' '.join(details)}"
-        ).rstrip()
-
 
 def is_remnant(sock: Socket) -> bool:
     """A TIME_WAIT minisocket, or the FIN_WAIT2 one an orphaned socket becomes (no file, no tcp_info)."""
     return sock.state == "TIME_WAIT" or (sock.state == "FIN_WAIT2" and not sock.inode and sock.retrans is None)
-
-
-def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

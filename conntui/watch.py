@@ -4,20 +4,72 @@ A poll every interval, and the kernel's destroy events read as they come (`selec
 listener between polls); `conntui.socket_events.EventTracker` matches them into `opened`, `state`,
 `owners` and `closed` events, so a connection that lived less than a poll is still a `closed`
 event. Where destroy events are unavailable (another backend, another OS), the polls' closed
-sockets are the `closed` events. Knows nothing of Textual or of the terminal: `run` writes through
-a callback.
+sockets are the `closed` events. An event is written as a human line (`event_line`) or an NDJSON
+object (`event_record`). Knows nothing of Textual or of the terminal: events go to a callback.
 """
 
 from __future__ import annotations
 
 import select
 import time
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from conntui.filters import Filter
+from conntui.model import FourTuple
+from conntui.output import FIELDS
 from conntui.poller import Poller
 from conntui.socket_events import Event, EventTracker
 from conntui.sources.destroy_events import DestroyEventsLost, DestroyListener
+from conntui.text import printable
+
+EVENT_FIELDS = tuple(field for field in FIELDS if field.name != "tuple_count")  # a stream has no snapshot to count in
+_NO_COUNTS: Counter[FourTuple] = Counter()
+
+
+def event_record(event: Event) -> dict[str, object]:
+    """An event's NDJSON object: `list --json`'s fields and their meanings, plus the event's own."""
+    record: dict[str, object] = {"ts": _iso(event.at), "event": event.kind}
+    for field in EVENT_FIELDS:
+        value = field.value
+        record[field.name] = getattr(event.sock, field.name) if value is None else value(event.sock, _NO_COUNTS)
+    if event.kind == "state":
+        record["previous_state"] = event.previous.state if event.previous else None
+    if event.kind == "closed":
+        record["lifetime_ms"] = None if event.lifetime_ms is None else round(event.lifetime_ms, 3)
+        record["seen_in_poll"] = event.seen_in_poll
+    return record
+
+
+def event_line(event: Event) -> str:
+    """An event's human line: time, event, proto, ends, state, then what the event adds."""
+    sock = event.sock
+    stamp = datetime.fromtimestamp(event.at, UTC).strftime("%H:%M:%S.%f")[:-3]
+    state = f"{event.previous.state}→{sock.state}" if event.kind == "state" and event.previous else sock.state
+    details = []
+    if sock.process or sock.pids:
+        pids = ",".join(str(pid) for pid in sock.pids)
+        details.append(f"{printable(sock.process or '?')}[{pids}]")
+    if sock.user:
+        details.append(printable(sock.user))
+    if event.kind == "owners" and event.previous is not None:
+        details.append(f"was [{','.join(str(pid) for pid in event.previous.pids)}]")
+    if event.kind == "closed":
+        if not event.seen_in_poll:
+            details.append("between polls")
+        elif event.lifetime_ms is not None:
+            details.append(f"lived {event.lifetime_ms / 1000:.3f}s")
+        if sock.bytes_sent is not None:
+            details.append(f"sent {sock.bytes_sent} received {sock.bytes_received}")
+    return (
+        f"{stamp}  {event.kind:<6}  {sock.proto}{sock.family}  {sock.local:<28} {sock.remote:<28} "
+        f"{state:<12} {' '.join(details)}"
+    ).rstrip()
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Watcher:
