@@ -50,18 +50,18 @@ class HistoryState:
     def summary(self) -> str:
         """The full sentence the history pane's header shows (the status line has the short form)."""
         parts = [
-            f"{self.kept:,} closed connections kept (at most {self.bound:,}) of {self.closed:,} since start, "
-            f"{self.between_polls:,} of them between polls (no poll saw them)."
+            f"{self.kept:,} closed kept (at most {self.bound:,}) of {self.closed:,} since start; "
+            f"{self.between_polls:,} between polls (no poll saw them)."
         ]
         if self.kernel is None:
             parts.append(f"TCP connection ends seen: {self.seen:,} (no kernel counters here).")
         else:
             kernel = self.kernel
             parts.append(
-                f"Kernel since start (/proc/net/snmp): TCP {kernel.active_opens:,} active + "
-                f"{kernel.passive_opens:,} passive opens, of which conntui saw {self.seen:,}; "
-                f"{kernel.attempt_fails:,} failed opens, {kernel.estab_resets:,} resets; "
-                f"UDP {kernel.udp_in:,} datagrams in, {kernel.udp_out:,} out."
+                f"Kernel since start (/proc/net/snmp): {kernel.opens:,} TCP opens ({kernel.active_opens:,} active, "
+                f"{kernel.passive_opens:,} passive), conntui saw {self.seen:,} (status: seen N of M TCP opens); "
+                f"{kernel.attempt_fails:,} failed opens (fail), {kernel.estab_resets:,} resets (rst); "
+                f"UDP datagrams {kernel.udp_in:,} in, {kernel.udp_out:,} out (udp in/out)."
             )
         return " ".join(parts)
 
@@ -85,13 +85,14 @@ class ConnectionHistory:
         self.mine: frozenset[FourTuple] = frozenset()
         self.closed = self.between_polls = self.seen = 0
         self._kernel_start: KernelCounts | None = None
+        self._counting_since: float | None = None  # the first poll's time.time(): counts start there
         self._kernel: KernelCounts | None = None
         self._state: HistoryState | None = EMPTY_HISTORY  # None: to be built again
 
     def polled(self, changes: Changes, now: float) -> None:
         """Fold in a poll's changes; the first poll starts the counts."""
-        if self._kernel_start is None:
-            self._kernel_start = self.read_counts()
+        if self._counting_since is None:
+            self._counting_since, self._kernel_start = now, self.read_counts()
         for event in self.tracker.polled(changes, now):
             if event.kind == "opened" and is_connection(event.sock):
                 self.seen += 1
@@ -101,9 +102,11 @@ class ConnectionHistory:
 
     def destroyed(self, sockets: Iterable[Socket], now: float) -> None:
         """Fold in sockets the kernel destroyed (read at `now`)."""
+        # Read before the first poll ended (the feed starts first): opened before the counts began.
+        counted = self._counting_since is not None and now >= self._counting_since
         for sock in sockets:
             event = self.tracker.destroyed(sock, now)
-            if not event.seen_in_poll:
+            if not event.seen_in_poll and counted:
                 self.between_polls += 1
                 self.seen += is_connection(sock)
             self._add(event)

@@ -66,3 +66,10 @@ class SocketWanted(Message):
     """The tests pane asks the table to show a test connection's socket: the first of `four_tuples` found."""
 
     four_tuples: tuple[FourTuple, ...]
+
+
+@dataclass
+class CloseEventsLost(Message):
+    """The kernel dropped some destroy events (its buffer was full): those closes come from the polls."""
+
+    reason: str
