@@ -20,7 +20,7 @@ from conntui.model import Socket
 from conntui.poller import Poller, Polling
 from conntui.sources.destroy_events import DestroyEventsLost, DestroyEventsUnavailable, DestroyListener
 
-PACE = 0.1  # seconds between two batches
+PACE = 0.25  # seconds between two batches: at most four redraws a second for them
 _WAKE = 0.5  # seconds a wait for an event lasts before the thread checks whether it must stop
 
 

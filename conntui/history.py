@@ -48,22 +48,20 @@ class HistoryState:
     mine: frozenset[FourTuple] = frozenset()
 
     def summary(self) -> str:
-        """The full sentence the history pane's header shows (the status line has the short form)."""
-        parts = [
-            f"{self.kept:,} closed kept (at most {self.bound:,}) of {self.closed:,} since start; "
+        """The full sentence the history pane's header shows (the status line has the short form:
+        `seen N of M TCP opens, B between polls`, `fail`, `rst`, `udp in/out`)."""
+        kept = (
+            f"{self.kept:,} closed kept (at most {self.bound:,}) of {self.closed:,} since start, "
             f"{self.between_polls:,} between polls (no poll saw them)."
-        ]
-        if self.kernel is None:
-            parts.append(f"TCP connection ends seen: {self.seen:,} (no kernel counters here).")
-        else:
-            kernel = self.kernel
-            parts.append(
-                f"Kernel since start (/proc/net/snmp): {kernel.opens:,} TCP opens ({kernel.active_opens:,} active, "
-                f"{kernel.passive_opens:,} passive), conntui saw {self.seen:,} (status: seen N of M TCP opens); "
-                f"{kernel.attempt_fails:,} failed opens (fail), {kernel.estab_resets:,} resets (rst); "
-                f"UDP datagrams {kernel.udp_in:,} in, {kernel.udp_out:,} out (udp in/out)."
-            )
-        return " ".join(parts)
+        )
+        kernel = self.kernel
+        if kernel is None:
+            return f"{kept} TCP opens seen: {self.seen:,}."
+        return (
+            f"{kept} Kernel since start: {kernel.opens:,} TCP opens ({kernel.active_opens:,} active, "
+            f"{kernel.passive_opens:,} passive), {self.seen:,} seen; {kernel.attempt_fails:,} failed, "
+            f"{kernel.estab_resets:,} reset; UDP {kernel.udp_in:,} in, {kernel.udp_out:,} out."
+        )
 
 
 EMPTY_HISTORY = HistoryState()
@@ -80,7 +78,8 @@ class ConnectionHistory:
         self.bound = bound
         self.tracker = EventTracker(destroy_events)
         self.read_counts = read_counts
-        self.records: deque[Event] = deque(maxlen=bound)  # oldest first
+        self.records: deque[Event] = deque()  # oldest first, at most `bound`
+        self._matching: deque[Event] = deque()  # those the filter lets through, newest first
         self.filter: Filter = MATCH_ALL
         self.mine: frozenset[FourTuple] = frozenset()
         self.closed = self.between_polls = self.seen = 0
@@ -110,6 +109,7 @@ class ConnectionHistory:
                 self.between_polls += 1
                 self.seen += is_connection(sock)
             self._add(event)
+        self._count_kernel()  # read with them: the kernel's count and ours side by side
 
     def expire(self) -> bool:
         """Close the sockets whose destroy event never came; read the kernel's counters again.
@@ -121,29 +121,38 @@ class ConnectionHistory:
 
     def set_filter(self, new_filter: Filter) -> None:
         self.filter = new_filter
-        self._state = None
+        self._select()
 
     def set_mine(self, mine: frozenset[FourTuple]) -> None:
         self.mine = mine
+        if self.filter:  # `mine` may be one of its terms
+            self._select()
         self._state = None
 
     def state(self) -> HistoryState:
         if self._state is None:
-            matches, mine = self.filter.matches, self.mine
-            newest_first = reversed(self.records)
-            visible = (
-                tuple(record for record in newest_first if matches(record.sock, mine))
-                if self.filter
-                else tuple(newest_first)
-            )
             self._state = HistoryState(
-                visible, len(self.records), self.closed, self.between_polls, self.seen, self._kernel, self.bound, mine
-            )
+                tuple(self._matching), len(self.records), self.closed, self.between_polls, self.seen, self._kernel,
+                self.bound, self.mine,
+            )  # fmt: skip
         return self._state
 
     def _add(self, event: Event) -> None:
+        """Keep a closed connection (the oldest goes past the bound); the filter's list follows
+        without a pass over all of them: both are in order of age."""
         self.records.append(event)
+        if self.filter.matches(event.sock, self.mine):
+            self._matching.appendleft(event)
+        if len(self.records) > self.bound:
+            oldest = self.records.popleft()
+            if self._matching and self._matching[-1] is oldest:
+                self._matching.pop()
         self.closed += 1
+        self._state = None
+
+    def _select(self) -> None:
+        matches, mine = self.filter.matches, self.mine
+        self._matching = deque(record for record in reversed(self.records) if matches(record.sock, mine))
         self._state = None
 
     def _count_kernel(self) -> bool:

@@ -34,13 +34,12 @@ class StatusBar(Static):
             text.append("  │ PAUSED", "bold reverse")
         if stretched_to is not None:
             text.append(f"  │ interval stretched to {stretched_to:.1f} s", "yellow")
-        if snapshot is not None and snapshot.hidden_owners:  # before the figures: what is not shown matters more
-            text.append(f"  │ {snapshot.hidden_note()}", "dim")  # decided by what was unreadable, not by euid
         if closes_note:  # brief: the reason is in the event log and the history pane
             text.append("  │ closes from polls only", "yellow")
+        if snapshot is not None and snapshot.hidden_owners:  # before the figures: what is not shown matters more
+            text.append(f"  │ {snapshot.hidden_note()}", "dim")  # decided by what was unreadable, not by euid
         if snapshot is not None:
             text.append(f"  │ {seen_text(state.history, between_polls=not closes_note)}")
-        if snapshot is not None:
             counts = state.state_counts.most_common(5)
             text.append(" │ " + "  ".join(f"{name} {count}" for name, count in counts))
             if state.history.kernel is not None:
