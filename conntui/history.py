@@ -84,14 +84,19 @@ class ConnectionHistory:
         self.mine: frozenset[FourTuple] = frozenset()
         self.closed = self.between_polls = self.seen = 0
         self._kernel_start: KernelCounts | None = None
-        self._counting_since: float | None = None  # the first poll's time.time(): counts start there
+        self._counting_since: float | None = None  # time.time() the counts started
         self._kernel: KernelCounts | None = None
         self._state: HistoryState | None = EMPTY_HISTORY  # None: to be built again
 
-    def polled(self, changes: Changes, now: float) -> None:
-        """Fold in a poll's changes; the first poll starts the counts."""
+    def start_counting(self, now: float) -> None:
+        """Start the counts (the kernel's, and ours to compare): just before the first poll lists the
+        sockets, so that what opens after it is either in the poll or counted; once."""
         if self._counting_since is None:
             self._counting_since, self._kernel_start = now, self.read_counts()
+
+    def polled(self, changes: Changes, now: float) -> None:
+        """Fold in a poll's changes; the counts start here if `start_counting` was not called."""
+        self.start_counting(now)
         for event in self.tracker.polled(changes, now):
             if event.kind == "opened" and is_connection(event.sock):
                 self.seen += 1
@@ -101,7 +106,7 @@ class ConnectionHistory:
 
     def destroyed(self, sockets: Iterable[Socket], now: float) -> None:
         """Fold in sockets the kernel destroyed (read at `now`)."""
-        # Read before the first poll ended (the feed starts first): opened before the counts began.
+        # Read before the counts started: opened before they did.
         counted = self._counting_since is not None and now >= self._counting_since
         for sock in sockets:
             event = self.tracker.destroyed(sock, now)

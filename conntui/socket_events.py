@@ -90,6 +90,10 @@ class EventTracker:
                 # we started): a minisocket with a cookie of its own, not news. Nor is its expiry.
                 self._announced.add(sock.key)
                 continue
+            missed = self._pending.pop(sock.key, None)
+            if missed is not None:  # a poll under churn can miss a live socket: not closed, not news
+                self._seen[sock.key] = _Seen(sock, missed[0].first_seen, missed[0].seen_opening)
+                continue
             self._seen[sock.key] = _Seen(sock, now, seen_opening=not first)
             if not first:
                 events.append(Event(now, "opened", sock))

@@ -197,3 +197,17 @@ async def test_the_history_pane_fits_with_every_pane_open(size: tuple[int, int])
         assert app.dashboard.state.history.bound == 3  # as given (conntui --history 3)
         await pilot.press("h")
         assert app.query_one(HistoryPane).has_class("hidden")
+
+
+def test_a_socket_a_poll_missed_under_churn_is_neither_closed_nor_opened_again() -> None:
+    """A dump taken while sockets come and go can miss a live one: the next poll has it again."""
+    from conntui.socket_events import EventTracker
+
+    sock = Socket(7, "tcp", 4, "127.0.0.1", 40000, "127.0.0.1", 8080, "ESTABLISHED", inode=1, pids=(42,))
+    tracker = EventTracker(destroy_events=True)
+    assert tracker.polled(Changes(opened=(sock,)), now=1.0) == []  # the baseline
+    assert tracker.polled(Changes(closed=(sock,)), now=2.0) == []  # missed: its destroy event awaited
+    assert tracker.polled(Changes(opened=(sock,)), now=3.0) == []  # back: not news
+    assert tracker.next_deadline is None and tracker.overdue(now=10.0) == []
+    closed = tracker.destroyed(sock._replace(state="CLOSE", pids=()), now=4.0)
+    assert closed.seen_in_poll and closed.first_seen == 1.0 and closed.sock.pids == (42,)

@@ -188,6 +188,7 @@ class DashboardScreen(Screen[None]):
         self._ticker = self.set_interval(1.0, self._tick)
         if self.closes_note:
             self._log_events([f"closes from polls only: {self.closes_note}"])
+        self.engine.view.history.start_counting(time.time())  # before the engine thread starts: no race
         self.engine.start()
         if self.feed is not None:
             self.feed.start()
