@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -19,6 +21,7 @@ from conntui.ui.app import ConntuiApp
 from conntui.ui.history_pane import HistoryPane, HistoryTable
 from tests.conftest import linux_only, wait_for
 from tests.test_app import reset, status_text
+from tests.test_text import CONTROL, named_listener  # noqa: F401 (a fixture)
 from tests.test_watch import WAIT, short_connection
 
 pytestmark = linux_only  # destroy events and /proc/net/snmp
@@ -211,3 +214,19 @@ def test_a_socket_a_poll_missed_under_churn_is_neither_closed_nor_opened_again()
     assert tracker.next_deadline is None and tracker.overdue(now=10.0) == []
     closed = tracker.destroyed(sock._replace(state="CLOSE", pids=()), now=4.0)
     assert closed.seen_in_poll and closed.first_seen == 1.0 and closed.sock.pids == (42,)
+
+
+async def test_a_hostile_process_name_is_escaped_in_the_history(named_listener) -> None:  # noqa: F811 (the fixture)
+    name, real, shown = b"\x1b]0;pwn\x07[/]\xc2\x9b\x7f", "\x1b]0;pwn\x07[/]\x9b\x7f", r"\x1b]0;pwn\x07[/]\x9b\x7f"
+    app = history_app("proc:pwn", interval=0.2)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        await pilot.press("h")
+        pid, port = named_listener(name)
+        await wait_for(pilot, lambda: any(row.sock.local_port == port for row in app.dashboard.state.visible))
+        os.kill(pid, signal.SIGKILL)  # the child this test started: its listener ends with it
+        await wait_for(pilot, lambda: record_of(app, port))
+        assert record_of(app, port).sock.process == real  # the owner the poll saw
+        await pilot.pause()
+        drawn = [line for line in drawn_lines(app) if f":{port} " in line]
+        assert drawn and shown[:19] in drawn[0] and not CONTROL.search(drawn[0])  # cut at 20 characters
