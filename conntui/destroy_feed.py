@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,6 @@ from conntui.poller import Poller, Polling
 from conntui.sources.destroy_events import DestroyEventsLost, DestroyEventsUnavailable, DestroyListener
 
 PACE = 0.25  # seconds between two batches: at most four redraws a second for them
-_WAKE = 0.5  # seconds a wait for an event lasts before the thread checks whether it must stop
 
 
 def subscribe(poller: Polling) -> tuple[DestroyListener | None, str]:
@@ -46,6 +46,7 @@ class DestroyFeed:
         self.listener = listener
         self.on_batch, self.on_lost = on_batch, on_lost  # called on the feed's thread
         self._stopping = threading.Event()
+        self._wake_reader, self._wake_writer = socket.socketpair()  # stop() ends the thread's wait at once
         self._thread = threading.Thread(target=self._run, name="conntui-destroy-events", daemon=True)
 
     def start(self) -> None:
@@ -56,14 +57,18 @@ class DestroyFeed:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        self._wake_writer.send(b"\0")
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         self.listener.close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            if not select.select([self.listener], [], [], _WAKE)[0]:
-                continue
+            readable = select.select([self.listener.fileno(), self._wake_reader.fileno()], [], [])[0]
+            if self.listener.fileno() not in readable:
+                continue  # woken by stop()
             batch = self._drain()
             if batch:
                 self.on_batch(batch, time.time())
