@@ -1,11 +1,11 @@
-"""The dashboard's history of closed connections, without Textual: records, counts, columns.
+"""The dashboard's history of closed connections, without Textual: the records and the counts.
 
 `ConnectionHistory` lives on the dashboard's engine thread, inside the `ConnectionView`: it is
 handed each poll's changes and each batch of sockets the kernel destroyed, matches them
 (`conntui.socket_events.EventTracker`: owner, first-seen time, lifetime from the poll that saw a
 socket) and keeps the closed connections, newest first, at most `bound` of them. A socket no
 poll saw is a *between-polls* connection: kept and counted like the others. The table's filter
-and "mine" four-tuples apply to it too. It also counts, since the first poll, the TCP
+and "mine" four-tuples apply to it too. It also counts, from just before the first poll, the TCP
 connections seen (by a poll or between polls) and the kernel's own counters (`read_counts`,
 `conntui.sources.kernel_counts`), so the user knows how much was not seen. After each change
 `state()` hands out an immutable `HistoryState`, the only thing the UI reads.
