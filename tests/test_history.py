@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 
 import pytest
@@ -230,3 +231,26 @@ async def test_a_hostile_process_name_is_escaped_in_the_history(named_listener) 
         await pilot.pause()
         drawn = [line for line in drawn_lines(app) if f":{port} " in line]
         assert drawn and shown[:19] in drawn[0] and not CONTROL.search(drawn[0])  # cut at 20 characters
+
+
+async def test_destroy_events_lost_in_a_burst_are_said_and_the_history_goes_on(sockets) -> None:
+    """A real loss: the feed's receive buffer shrunk to the minimum, a burst of closes overflows it."""
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    app = history_app(f"port:{port}")
+    feed = app.dashboard.feed
+    assert feed is not None
+    feed.listener._netlink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the kernel's minimum
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        for _ in range(200):  # bounded: the buffer holds a few events at most
+            short_connection(listener)
+            if app.dashboard.closes_lost:
+                break
+            await pilot.pause(0)
+        await wait_for(pilot, lambda: app.dashboard.closes_lost)
+        assert "some closes lost" in status_text(app) and "closes from polls only" not in status_text(app)
+        assert any("dropped destroy events" in line for line in app.dashboard.events)
+        polls = app.dashboard.poll_count
+        await pilot.press("r")  # the dashboard goes on
+        await wait_for(pilot, lambda: app.dashboard.poll_count > polls)

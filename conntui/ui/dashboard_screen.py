@@ -125,6 +125,7 @@ class DashboardScreen(Screen[None]):
         poller = poller if poller is not None else Poller()
         # Destroy events and the kernel's counters are this machine's: only with a poller of it.
         listener, self.closes_note = subscribe(poller)  # closes_note: why closes come from polls only
+        self.closes_lost = False  # the kernel dropped destroy events once (a burst beyond its buffer)
         read_counts = read_kernel_counts if isinstance(poller, Poller) else lambda: None
         closed = ConnectionHistory(history, destroy_events=listener is not None, read_counts=read_counts)
         self.engine = Engine(
@@ -250,9 +251,9 @@ class DashboardScreen(Screen[None]):
     @on(CloseEventsLost)
     @_while_live
     def _close_events_lost(self, message: CloseEventsLost) -> None:
-        if not self.closes_note:
-            self._log_events([f"closes from polls only for a while: {message.reason}"])
-        self.closes_note = message.reason
+        if not self.closes_lost:  # said once: a burst loses many
+            self._log_events([f"{message.reason}: the sockets a poll saw get their close from the poll"])
+        self.closes_lost = True
         self._show_status()
 
     def _destroyed(self, sockets: list[Socket], at: float) -> None:
@@ -299,6 +300,7 @@ class DashboardScreen(Screen[None]):
             apply_ms=self.apply_ms,
             error=self.filter_error or self.poll_error or self.internal_error,
             closes_note=self.closes_note,
+            closes_lost=self.closes_lost,
         )
 
     def _refresh_detail(self) -> None:

@@ -21,6 +21,7 @@ class StatusBar(Static):
         apply_ms: float = 0.0,
         error: str,
         closes_note: str = "",
+        closes_lost: bool = False,
     ) -> None:
         text = Text()
         if error:  # first: the line is two rows high, and an error must never be cut off
@@ -36,6 +37,8 @@ class StatusBar(Static):
             text.append(f"  │ interval stretched to {stretched_to:.1f} s", "yellow")
         if closes_note:  # brief: the reason is in the event log and the history pane
             text.append("  │ closes from polls only", "yellow")
+        elif closes_lost:
+            text.append("  │ some closes lost", "yellow")
         if snapshot is not None and snapshot.hidden_owners:  # before the figures: what is not shown matters more
             text.append(f"  │ {snapshot.hidden_note()}", "dim")  # decided by what was unreadable, not by euid
         if snapshot is not None:
