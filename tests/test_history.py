@@ -47,10 +47,10 @@ async def test_a_connection_shorter_than_a_poll_is_in_the_history_between_polls(
     port = listener.getsockname()[1]
     app = history_app(f"port:{port}")
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
         before = app.dashboard.state.history
         client_port = short_connection(listener, b"hello")  # lives about a millisecond; the next poll is in an hour
-        await wait_for(pilot, lambda: record_of(app, client_port) and record_of(app, port))
+        await wait_for(pilot, lambda: record_of(app, client_port) and record_of(app, port), timeout=WAIT)
         await pilot.press("h")
         await pilot.pause()
         client = record_of(app, client_port)
@@ -72,14 +72,20 @@ async def test_a_connection_shorter_than_a_poll_is_in_the_history_between_polls(
 async def test_a_test_connection_from_the_app_is_in_the_history_marked_mine() -> None:
     app = history_app("mine")
     async with app.run_test(size=(200, 50)) as pilot:
-        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
         await pilot.press("h")
         app.dashboard.launch(ProbeRequest("", "single", 1, 0.0))  # the built-in server: a few ms, no poll sees it
-        await wait_for(pilot, lambda: app.dashboard.tests.get(1) is not None and app.dashboard.tests[1].done)
+        await wait_for(
+            pilot, lambda: app.dashboard.tests.get(1) is not None and app.dashboard.tests[1].done, timeout=WAIT
+        )
         test = app.dashboard.tests[1]
         four_tuple = test.connections[0].four_tuple
         assert test.ok and four_tuple is not None
-        await wait_for(pilot, lambda: any(r.sock.four_tuple == four_tuple for r in app.dashboard.state.history.visible))
+        await wait_for(
+            pilot,
+            lambda: any(r.sock.four_tuple == four_tuple for r in app.dashboard.state.history.visible),
+            timeout=WAIT,
+        )
         record = next(r for r in app.dashboard.state.history.visible if r.sock.four_tuple == four_tuple)
         assert not record.seen_in_poll
         await pilot.pause()
@@ -94,12 +100,12 @@ async def test_the_filter_box_filters_the_history_too(sockets) -> None:
     first, second = sockets.listener(), sockets.listener()
     app = history_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
         await pilot.press("h")
         first_client, second_client = short_connection(first), short_connection(second)
-        await wait_for(pilot, lambda: record_of(app, first_client) and record_of(app, second_client))
+        await wait_for(pilot, lambda: record_of(app, first_client) and record_of(app, second_client), timeout=WAIT)
         await pilot.press("slash", *f"port:{first.getsockname()[1]}", "enter")
-        await wait_for(pilot, lambda: record_of(app, second_client) is None)
+        await wait_for(pilot, lambda: record_of(app, second_client) is None, timeout=WAIT)
         visible = app.dashboard.state.history.visible
         assert record_of(app, first_client) is not None
         assert all(first.getsockname()[1] in (r.sock.local_port, r.sock.remote_port) for r in visible)
@@ -145,7 +151,7 @@ async def test_without_destroy_events_the_status_says_so_and_polls_fill_the_hist
     port = listener.getsockname()[1]
     app = history_app(f"port:{port}", interval=0.2)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
         assert app.dashboard.feed is None
         status = app.query_one("#status")
         assert "closes from polls only" in status_text(app)
@@ -154,9 +160,11 @@ async def test_without_destroy_events_the_status_says_so_and_polls_fill_the_hist
         )  # visible at 80x24 with the rest
         client, _server = sockets.connection(listener)
         client_port = client.getsockname()[1]
-        await wait_for(pilot, lambda: any(row.sock.local_port == client_port for row in app.dashboard.state.visible))
+        await wait_for(
+            pilot, lambda: any(row.sock.local_port == client_port for row in app.dashboard.state.visible), timeout=WAIT
+        )
         reset(client)  # gone at once; polling goes on: the poll that misses it closes it
-        await wait_for(pilot, lambda: record_of(app, client_port))
+        await wait_for(pilot, lambda: record_of(app, client_port), timeout=WAIT)
         assert record_of(app, client_port).seen_in_poll
         await pilot.press("h")
         assert "Operation not permitted" in str(app.query_one("#history-summary").content)
@@ -166,7 +174,7 @@ async def test_without_destroy_events_the_status_says_so_and_polls_fill_the_hist
 async def test_the_proc_backend_has_no_destroy_events_and_says_so() -> None:
     app = history_app(backend="proc", interval=0.2)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
         assert "closes from polls only" in status_text(app)
         assert "proc backend has no destroy events" in app.dashboard.closes_note
 
@@ -189,7 +197,7 @@ def test_the_history_counts_start_at_the_first_poll() -> None:
 async def test_the_history_pane_fits_with_every_pane_open(size: tuple[int, int]) -> None:
     app = history_app(interval=0.5, history=3)
     async with app.run_test(size=size) as pilot:
-        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
         await pilot.press("enter", "T", "l", "h")
         await pilot.pause()
         screen = app.screen.region
@@ -221,12 +229,14 @@ async def test_a_hostile_process_name_is_escaped_in_the_history(named_listener) 
     name, real, shown = b"\x1b]0;pwn\x07[/]\xc2\x9b\x7f", "\x1b]0;pwn\x07[/]\x9b\x7f", r"\x1b]0;pwn\x07[/]\x9b\x7f"
     app = history_app("proc:pwn", interval=0.2)
     async with app.run_test(size=(200, 50)) as pilot:
-        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
         await pilot.press("h")
         pid, port = named_listener(name)
-        await wait_for(pilot, lambda: any(row.sock.local_port == port for row in app.dashboard.state.visible))
+        await wait_for(
+            pilot, lambda: any(row.sock.local_port == port for row in app.dashboard.state.visible), timeout=WAIT
+        )
         os.kill(pid, signal.SIGKILL)  # the child this test started: its listener ends with it
-        await wait_for(pilot, lambda: record_of(app, port))
+        await wait_for(pilot, lambda: record_of(app, port), timeout=WAIT)
         assert record_of(app, port).sock.process == real  # the owner the poll saw
         await pilot.pause()
         drawn = [line for line in drawn_lines(app) if f":{port} " in line]
@@ -242,15 +252,15 @@ async def test_destroy_events_lost_in_a_burst_are_said_and_the_history_goes_on(s
     assert feed is not None
     feed.listener._netlink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the kernel's minimum
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
         for _ in range(200):  # bounded: the buffer holds a few events at most
             short_connection(listener)
             if app.dashboard.closes_lost:
                 break
             await pilot.pause(0)
-        await wait_for(pilot, lambda: app.dashboard.closes_lost)
+        await wait_for(pilot, lambda: app.dashboard.closes_lost, timeout=WAIT)
         assert "some closes lost" in status_text(app) and "closes from polls only" not in status_text(app)
         assert any("dropped destroy events" in line for line in app.dashboard.events)
         polls = app.dashboard.poll_count
         await pilot.press("r")  # the dashboard goes on
-        await wait_for(pilot, lambda: app.dashboard.poll_count > polls)
+        await wait_for(pilot, lambda: app.dashboard.poll_count > polls, timeout=WAIT)
