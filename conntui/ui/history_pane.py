@@ -243,6 +243,6 @@ class HistoryPane(Vertical):
         """Draw the state; `closes_note` says why closes come from polls only ("" when they do not)."""
         summary = state.summary()
         if closes_note:
-            summary = f"Closes from polls only: {printable(closes_note)}. {summary}"
+            summary = f"{summary} Closes from polls only: {printable(closes_note)}."
         self.query_one("#history-summary", Static).update(summary)
         self.query_one(HistoryTable).show(state)
