@@ -75,6 +75,15 @@ def _rtt(text: str) -> int:
     return int(text)
 
 
+def _history_bound(text: str) -> int:
+    """The closed connections the dashboard keeps: a whole number from 1 to MAX_BOUND."""
+    from conntui.history import MAX_BOUND
+
+    if not (text.isascii() and text.isdigit() and len(text) <= 7) or not 1 <= int(text) <= MAX_BOUND:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number from 1 to {MAX_BOUND:,}")
+    return int(text)
+
+
 def _port(text: str) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= 6) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
@@ -124,6 +133,13 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--version", action="version", version=f"conntui {__version__}")
     interval_help = f"seconds between polls, {MIN_INTERVAL:g}–{MAX_INTERVAL:g} (default 1)"
     parser.add_argument("--interval", type=_seconds_from(MIN_INTERVAL, MAX_INTERVAL), default=1.0, help=interval_help)
+    parser.add_argument(
+        "--history",
+        type=_history_bound,
+        default=None,
+        metavar="N",
+        help="closed connections the dashboard keeps (key h), newest first (default 10,000)",
+    )
     _add_selection(parser)
     commands = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
 
@@ -269,10 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_list(args, selection, source)
     if args.command == "watch":
         return run_watch(args, selection, source)
+    from conntui.history import DEFAULT_BOUND
     from conntui.poller import Poller
     from conntui.ui.app import ConntuiApp
 
-    app = ConntuiApp(Poller(source, args.kind), interval=args.interval, filter_text=selection.text)
+    history = DEFAULT_BOUND if args.history is None else args.history
+    app = ConntuiApp(Poller(source, args.kind), interval=args.interval, filter_text=selection.text, history=history)
     app.run()
     return app.return_code or 0  # 128 + n after signal n
 
@@ -349,8 +367,9 @@ def run_watch(args: argparse.Namespace, selection: Filter, source: SocketSource)
     import signal
 
     from conntui.poller import Poller
+    from conntui.socket_events import Event
     from conntui.sources.destroy_events import DestroyEventsUnavailable, DestroyListener
-    from conntui.watch import Event, Watcher
+    from conntui.watch import Watcher, event_line, event_record
 
     def warn(message: str) -> None:
         print(f"conntui watch: {message}", file=sys.stderr)
@@ -366,7 +385,7 @@ def run_watch(args: argparse.Namespace, selection: Filter, source: SocketSource)
             warn(f"{error}; connections shorter than a poll are not seen")
 
     def emit(event: Event) -> None:
-        line = json.dumps(event.record(), separators=(",", ":")) if args.json else event.line()
+        line = json.dumps(event_record(event), separators=(",", ":")) if args.json else event_line(event)
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 

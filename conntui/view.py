@@ -16,10 +16,11 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from conntui.changes import Changes
 from conntui.filters import MATCH_ALL, Filter
+from conntui.history import EMPTY_HISTORY, ConnectionHistory, HistoryState
 from conntui.model import FourTuple, Snapshot, Socket, format_pids
 from conntui.names import NO_NAMES, Names
 from conntui.text import printable
@@ -95,15 +96,27 @@ class TableState:
     """What the table shows after one change: its lists and counts never change once handed to the
     UI thread (the rows in them are shared with the view: see the module's docstring)."""
 
-    __slots__ = ("filter", "mine", "positions", "snapshot", "sort_column", "sort_reverse", "state_counts",
-                 "total", "tuple_counts", "visible")  # fmt: skip
+    __slots__ = (
+        "filter",
+        "history",
+        "mine",
+        "positions",
+        "snapshot",
+        "sort_column",
+        "sort_reverse",
+        "state_counts",
+        "total",
+        "tuple_counts",
+        "visible",
+    )  # fmt: skip
 
     def __init__(self, visible: list[Row], snapshot: Snapshot | None, tuple_counts: Counter[FourTuple],
                  state_counts: Counter[str], mine: frozenset[FourTuple], sort_column: str, sort_reverse: bool,
-                 filter: Filter, total: int) -> None:  # fmt: skip
+                 filter: Filter, total: int, history: HistoryState = EMPTY_HISTORY) -> None:  # fmt: skip
         self.visible, self.snapshot, self.tuple_counts, self.mine = visible, snapshot, tuple_counts, mine
         self.state_counts = state_counts  # sockets per TCP state in the snapshot
         self.sort_column, self.sort_reverse, self.filter, self.total = sort_column, sort_reverse, filter, total
+        self.history = history  # the closed connections (`conntui.history`)
         # Built here, on the engine thread: the UI looks up its cursor at every refresh.
         self.positions = {row.sock.key: index for index, row in enumerate(visible)}
 
@@ -127,18 +140,19 @@ def _age(row: Row, now: float) -> str:
     return age if row.seen_opening else f"≥{age}"
 
 
-CellText = Callable[[Row, Counter[FourTuple], float], str]  # (row, sockets per four-tuple, now) -> text
-SortKey = Callable[[Row, Counter[FourTuple]], Any]  # (row, sockets per four-tuple) -> a comparable
+RowT = TypeVar("RowT")  # what a line of the table is: a live socket's `Row`; a closed connection in the history
+CellText = Callable[[RowT, Counter[FourTuple], float], str]  # (row, sockets per four-tuple, now) -> text
+SortKey = Callable[[RowT, Counter[FourTuple]], Any]  # (row, sockets per four-tuple) -> a comparable
 
 
 @dataclass(frozen=True, slots=True)
-class Column:
+class Column(Generic[RowT]):
     """One column of the table, declared once: what it shows, how it sorts, how it yields room."""
 
     name: str  # the id used by sort, by `list` and by tests
     title: str
-    text: CellText
-    sort_key: SortKey
+    text: CellText[RowT]
+    sort_key: SortKey[RowT]
     align: str = "left"  # or "right"
     priority: int = 1  # 1: on every row however narrow the terminal; higher numbers leave the screen first
     min_width: int = 1  # squeezed no narrower than this when even the priority-1 columns do not fit
@@ -148,7 +162,7 @@ class Column:
     clip: str = "end"  # where a text too long is cut: "end", or "middle" (an endpoint keeps its port)
 
 
-COLUMNS: tuple[Column, ...] = (
+COLUMNS: tuple[Column[Row], ...] = (
     Column("proto", "Proto", lambda row, counts, now: f"{row.sock.proto}{row.sock.family}",
            lambda row, counts: (row.sock.proto, row.sock.family), min_width=4, max_width=4),
     Column("local", "Local address", lambda row, counts, now: row.sock.local,
@@ -191,7 +205,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("rx_rate", "Rx/s", lambda row, counts, now: format_bytes(row.rx_rate),
            lambda row, counts: _minus_one(row.rx_rate), "right", priority=4, metric=True, max_width=10),
 )  # fmt: skip
-COLUMN_BY_NAME: dict[str, Column] = {column.name: column for column in COLUMNS}
+COLUMN_BY_NAME: dict[str, Column[Row]] = {column.name: column for column in COLUMNS}
 
 
 def cell(state: TableState, row: Row, column: str, now: float) -> str:
@@ -215,6 +229,10 @@ class ConnectionView:
     _visible: list[Row] = field(default_factory=list)  # the filtered rows, in order
     _marked: dict[object, Row] = field(default_factory=dict)  # rows with a mark that will expire
     _moving: set[object] = field(default_factory=set)  # keys of rows with a non-zero byte rate
+    history: ConnectionHistory = field(default_factory=ConnectionHistory)  # the closed connections, filtered alike
+
+    def __post_init__(self) -> None:
+        self.history.set_filter(self.filter)
 
     @property
     def moving(self) -> bool:
@@ -255,6 +273,7 @@ class ConnectionView:
             row = rows[after.key]
             row.mark, row.mark_until = "changed", now + CHANGED_SECONDS
             marked[after.key] = row
+        self.history.polled(changes, snapshot.taken_at)
         self.snapshot = snapshot
         if self.names.hosts_shown:  # names for every remote address, not just those on screen: the filter matches them
             self.names.look_up({sock.remote_ip for sock in snapshot.sockets})
@@ -263,7 +282,9 @@ class ConnectionView:
         self._sort()
 
     def expire(self) -> bool:
-        """Drop closed rows and clear marks whose time is up; True when anything changed."""
+        """Drop closed rows and clear marks whose time is up, bring the history up to date; True when
+        anything changed."""
+        history_changed = self.history.expire()
         now = self.clock()
         expired = [row for row in self._marked.values() if row.mark_until <= now]
         for row in expired:
@@ -274,10 +295,11 @@ class ConnectionView:
             row.mark = ""
         if any(row.sock.key not in self.rows for row in expired):
             self._sort()
-        return bool(expired)
+        return bool(expired) or history_changed
 
     def set_filter(self, new_filter: Filter) -> None:
         self.filter = new_filter
+        self.history.set_filter(new_filter)
         self._select()
 
     def set_sort(self, column: str, reverse: bool = False) -> None:
@@ -288,6 +310,7 @@ class ConnectionView:
 
     def set_mine(self, tuples: frozenset[FourTuple]) -> None:
         self.mine = tuples
+        self.history.set_mine(tuples)
         if self.filter:
             self._select()
 
@@ -303,7 +326,7 @@ class ConnectionView:
     def state(self) -> TableState:
         return TableState(
             self._visible, self.snapshot, self.tuple_counts, self.state_counts, self.mine, self.sort_column,
-            self.sort_reverse, self.filter, len(self.rows),
+            self.sort_reverse, self.filter, len(self.rows), self.history.state(),
         )  # fmt: skip
 
     def _sort(self) -> None:

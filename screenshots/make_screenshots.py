@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from conntui.http.runner import ProbeRequest
+from conntui.http.server import ServerThread
 from conntui.model import Owner, Socket
 from conntui.poller import Poller
 from conntui.sources import NO_OWNERS, SocketSource, open_source
@@ -114,6 +115,33 @@ async def shoot_compare(name: str) -> None:
     print(f"wrote {HERE / name}")
 
 
+async def shoot_history(name: str) -> None:
+    """The history pane (h): connections to a test server, one seen by a poll (its lifetime known),
+    the others too short for any poll (between polls), one of them a test launched from the app (mine)."""
+    server = ServerThread("127.0.0.1", 0)
+    server.start()
+    port = int(server.url.rsplit(":", 1)[1].strip("/"))
+    app = ConntuiApp(Poller(open_source(), "tcp"), interval=0.5, filter_text=f"port:{port}")
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app.dashboard.poll_count >= 1)
+            seen = socket.create_connection(("127.0.0.1", port))
+            await wait_until(pilot, lambda: len(app.dashboard.state.visible) >= 3)  # a poll saw it
+            await pilot.pause(0.8)
+            seen.close()
+            for _ in range(4):  # each lives about a millisecond: no poll sees them
+                socket.create_connection(("127.0.0.1", port)).close()
+            app.dashboard.launch(ProbeRequest(server.url + "delay?ms=5", "single", 1, 0.0))
+            await wait_until(pilot, lambda: all(result.done for result in app.dashboard.tests.values()))
+            await pilot.press("T", "h")  # the tests pane away, the history in
+            await wait_until(pilot, lambda: len(app.dashboard.state.history.visible) >= 10)
+            await pilot.pause(0.6)
+            app.save_screenshot(str(HERE / name))
+    finally:
+        server.stop()
+    print(f"wrote {HERE / name}")
+
+
 def main() -> None:
     opened: list[socket.socket] = []
     listener = socket.socket()
@@ -144,6 +172,7 @@ def main() -> None:
             budget_listeners.append(budget_listener)
         asyncio.run(shoot_budget("budget.svg", [*budget_listeners, listener]))
         asyncio.run(shoot_compare("compare.svg"))
+        asyncio.run(shoot_history("history.svg"))
     finally:
         for sock in opened:
             sock.close()

@@ -113,6 +113,9 @@ def test_list_kind_udp_only_lists_udp(sockets) -> None:
         (["probe", "http://127.0.0.1:9/\udcff"], "the URL is not valid UTF-8"),  # the byte 0xff in argv
         (["--filter", "port:"], "port:"),
         (["frobnicate"], "frobnicate"),
+        (["--history", "9" * 5000], "(5000 characters)' must be a whole number from 1 to 1,000,000"),
+        (["--history", "0"], "'0' must be a whole number from 1 to 1,000,000"),
+        (["--history", "1e3"], "must be a whole number"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(args: list[str], message: str) -> None:

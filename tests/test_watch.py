@@ -16,9 +16,10 @@ import pytest
 
 from conntui.filters import parse_filter
 from conntui.poller import Poller
+from conntui.socket_events import Event
 from conntui.sources.destroy_events import DestroyEventsUnavailable, DestroyListener
 from conntui.sources.netlink import NetlinkSource
-from conntui.watch import Event, Watcher
+from conntui.watch import Watcher
 
 WAIT = 20.0  # seconds: a bound on every wait for a line or an event, never a measure
 EVENT_FIELDS = [

@@ -23,6 +23,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from conntui.history import DEFAULT_BOUND
 from conntui.poller import Polling
 from conntui.ui.dashboard_screen import DashboardScreen
 from conntui.ui.help_screen import HelpScreen
@@ -58,9 +59,12 @@ class ConntuiApp(App[None]):
         interval: float = 1.0,
         filter_text: str = "",
         clock: Callable[[], float] = time.monotonic,
+        history: int = DEFAULT_BOUND,
     ) -> None:
         super().__init__()
-        self.dashboard = DashboardScreen(poller, interval=interval, filter_text=filter_text, clock=clock)
+        self.dashboard = DashboardScreen(
+            poller, interval=interval, filter_text=filter_text, clock=clock, history=history
+        )
         self._previous_excepthook = threading.excepthook
 
     def get_default_screen(self) -> Screen:

@@ -7,6 +7,10 @@ end with the screen: `stop()` (called by the App on every way out, and on the sc
 stops the timer, the engine and the runner before Textual removes the widgets, and no handler
 touches a widget after it.
 
+The kernel's destroy events are read by a `DestroyFeed` thread of their own and handed to the engine,
+which folds them, with the polls, into the history of closed connections (`h`); where they are
+unavailable the status line says the closes come from polls only, and the event log says why.
+
 Nothing that fails off the UI thread ends the dashboard: a failed poll, an error in the engine,
 a test or a worker, or in drawing a row is shown on the status line and in the event log.
 """
@@ -33,22 +37,27 @@ from textual.worker import Worker, WorkerState
 
 from conntui import acting
 from conntui.budget import BudgetReport, BudgetTracker, BudgetUnavailable, read_port_space, read_tw_reuse
+from conntui.destroy_feed import DestroyFeed, subscribe
 from conntui.engine import Engine
 from conntui.export import default_name, render, write_atomically
 from conntui.filters import FilterError, parse_filter
+from conntui.history import DEFAULT_BOUND, ConnectionHistory
 from conntui.http.experiments import TestRecord
 from conntui.http.runner import ProbeRequest, ProbeRunner
 from conntui.model import FourTuple, ProcessInfo, Snapshot, Socket, format_pids
 from conntui.names import Names
 from conntui.poller import Poller, Polling
+from conntui.sources.kernel_counts import read_kernel_counts
 from conntui.sources.processes import ProcessDetailsCache
 from conntui.text import printable
 from conntui.ui.budget_pane import BudgetPane
 from conntui.ui.confirm_dialog import ConfirmDialog
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.export_dialog import ExportDialog
+from conntui.ui.history_pane import HistoryPane, HistoryTable
 from conntui.ui.messages import (
     BudgetReady,
+    CloseEventsLost,
     CursorMoved,
     DestinationChosen,
     ErrorOccurred,
@@ -109,6 +118,8 @@ class DashboardScreen(Screen[None]):
         Binding("e", "export", "Export", show=False, tooltip="Save the sockets shown to a JSON or CSV file"),
         Binding("c", "copy", "Copy row", show=False,
                 tooltip="Copy the selected row (four-tuple, state, owner) to the clipboard"),
+        Binding("h", "history", "History", show=False, tooltip="Show or hide the closed connections, newest first, "
+                "also those shorter than a poll; its header spells out the status line's counts"),
     ]  # fmt: skip
     KEY_OWNERS = (SocketTable, TestsPane, BudgetPane)  # the widgets that declare keys of their own
 
@@ -119,6 +130,7 @@ class DashboardScreen(Screen[None]):
         interval: float = 1.0,
         filter_text: str = "",
         clock: Callable[[], float] = time.monotonic,
+        history: int = DEFAULT_BOUND,
     ) -> None:
         super().__init__()
         self.clock = clock
@@ -141,9 +153,15 @@ class DashboardScreen(Screen[None]):
             self.budget_tracker: BudgetTracker | None = BudgetTracker(read_port_space(), read_tw_reuse())
         except BudgetUnavailable as error:
             self.budget_tracker, self.budget_unavailable = None, str(error)
+        poller = poller if poller is not None else Poller()
+        # Destroy events and the kernel's counters are this machine's: only with a poller of it.
+        listener, self.closes_note = subscribe(poller)  # closes_note: why closes come from polls only
+        self.closes_lost = False  # the kernel dropped destroy events once (a burst beyond its buffer)
+        read_counts = read_kernel_counts if isinstance(poller, Poller) else lambda: None
+        closed = ConnectionHistory(history, destroy_events=listener is not None, read_counts=read_counts)
         self.engine = Engine(
-            poller if poller is not None else Poller(),
-            ConnectionView(clock=clock, filter=initial_filter, names=self.names),
+            poller,
+            ConnectionView(clock=clock, filter=initial_filter, names=self.names, history=closed),
             interval=interval,
             on_poll=lambda snapshot, state, events: self.post_message(SnapshotReady(state, events)),
             on_state=lambda state: self.post_message(StateReady(state)),
@@ -154,6 +172,15 @@ class DashboardScreen(Screen[None]):
             on_update=lambda test_id, result: self.post_message(ProbeUpdated(test_id, result)),
             on_mine=self._mine_changed,
             on_error=lambda reason: self.post_message(ErrorOccurred(reason)),
+        )
+        self.feed = (
+            DestroyFeed(
+                listener,
+                on_batch=self._destroyed,
+                on_lost=lambda reason: self.post_message(CloseEventsLost(reason)),
+            )
+            if listener is not None
+            else None
         )
         self.last_test = ProbeRequest("", "single", 1, 3.0)
         self._detail_version = 0
@@ -180,6 +207,7 @@ class DashboardScreen(Screen[None]):
             yield BudgetPane(id="budget", classes="hidden")
             yield TestsPane(id="tests", classes="hidden")
             yield RichLog(id="events", classes="hidden", max_lines=EVENT_LOG_LINES, wrap=False)
+            yield HistoryPane(id="history", classes="hidden")
         yield Input(  # not selected on focus: a key typed next adds to the filter, never replaces it
             self.initial_filter,
             placeholder="/ to filter: port:8080 state:established proc:nginx …",
@@ -198,7 +226,12 @@ class DashboardScreen(Screen[None]):
             pane.show_unavailable(self.budget_unavailable)
         self._show_status()
         self._ticker = self.set_interval(1.0, self._tick)
+        if self.closes_note:
+            self._log_events([f"closes from polls only: {self.closes_note}"])
+        self.engine.view.history.start_counting(time.time())  # before the engine thread starts: no race
         self.engine.start()
+        if self.feed is not None:
+            self.feed.start()
 
     def on_unmount(self) -> None:
         self.stop()
@@ -208,6 +241,8 @@ class DashboardScreen(Screen[None]):
         self._live = False
         if self._ticker is not None:
             self._ticker.stop()
+        if self.feed is not None:
+            self.feed.stop()
         self.engine.stop()
         self.runner.stop()
 
@@ -267,6 +302,18 @@ class DashboardScreen(Screen[None]):
         self.internal_error = message.reason
         self._show_status()
 
+    @on(CloseEventsLost)
+    @_while_live
+    def _close_events_lost(self, message: CloseEventsLost) -> None:
+        if not self.closes_lost:  # said once: a burst loses many
+            self._log_events([f"{message.reason}: the sockets a poll saw get their close from the poll"])
+        self.closes_lost = True
+        self._show_status()
+
+    def _destroyed(self, sockets: list[Socket], at: float) -> None:
+        """On the feed's thread: the engine folds them into the history, in order with the polls."""
+        self.engine.submit(lambda view: view.history.destroyed(sockets, at))
+
     @on(Worker.StateChanged)
     @_while_live
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -276,6 +323,9 @@ class DashboardScreen(Screen[None]):
     def _show_state(self, state: TableState) -> None:
         self.state = state
         self.query_one(SocketTable).show(state)
+        history = self.query_one(HistoryPane)
+        if not history.has_class("hidden"):
+            history.show(state.history, self.closes_note)
         self._refresh_detail()
         self._show_status()
 
@@ -306,6 +356,8 @@ class DashboardScreen(Screen[None]):
             stretched_to=self.engine.stretched_to,
             apply_ms=self.apply_ms,
             error=self.filter_error or self.poll_error or self.internal_error,
+            closes_note=self.closes_note,
+            closes_lost=self.closes_lost,
         )
 
     def _refresh_detail(self) -> None:
@@ -410,6 +462,16 @@ class DashboardScreen(Screen[None]):
         self.engine.submit(ConnectionView.names_changed)
         self.query_one(SocketTable).refresh()
         self.notify(message)
+
+    def action_history(self) -> None:
+        """Show the closed connections with the keyboard in them, or hide them."""
+        pane = self.query_one(HistoryPane)
+        pane.toggle_class("hidden")
+        if not pane.has_class("hidden"):
+            pane.show(self.state.history, self.closes_note)
+            pane.query_one(HistoryTable).focus()
+        elif self.focused is None or pane.query_one(HistoryTable).has_focus:
+            self.query_one(SocketTable).focus()
 
     def action_zoom(self) -> None:
         if self.maximized is not None:

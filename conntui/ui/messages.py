@@ -81,3 +81,10 @@ class DestinationChosen(Message):
     """Enter in the budget view: filter the table to this destination's sockets."""
 
     destination: DestinationKey
+
+
+@dataclass
+class CloseEventsLost(Message):
+    """The kernel dropped some destroy events (its buffer was full): those closes come from the polls."""
+
+    reason: str

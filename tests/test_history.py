@@ -1,0 +1,266 @@
+"""The dashboard's history of closed connections (`h`) and its counts, with real loopback sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from conntui.changes import Changes
+from conntui.filters import parse_filter
+from conntui.history import ConnectionHistory
+from conntui.http.runner import ProbeRequest
+from conntui.model import Socket
+from conntui.poller import Poller
+from conntui.socket_events import Event
+from conntui.sources import open_source
+from conntui.sources.destroy_events import DestroyEventsUnavailable, DestroyListener
+from conntui.ui.app import ConntuiApp
+from conntui.ui.history_pane import HistoryPane, HistoryTable
+from tests.conftest import linux_only, wait_for
+from tests.test_app import reset, status_text
+from tests.test_text import CONTROL, named_listener  # noqa: F401 (a fixture)
+from tests.test_watch import WAIT, short_connection
+
+pytestmark = linux_only  # destroy events and /proc/net/snmp
+NEVER = 3600.0  # seconds between polls: after the first one, none sees the test's connections
+
+
+def history_app(filter_text: str = "", *, history: int = 10_000, interval: float = NEVER, backend: str = "auto"):
+    return ConntuiApp(Poller(open_source(backend), "tcp"), interval=interval, filter_text=filter_text, history=history)
+
+
+def record_of(app: ConntuiApp, local_port: int) -> Event | None:
+    return next((r for r in app.dashboard.state.history.visible if r.sock.local_port == local_port), None)
+
+
+def drawn_lines(app: ConntuiApp) -> list[str]:
+    table = app.query_one(HistoryTable)
+    return [table.render_line(y).text for y in range(table.scrollable_content_region.height)]
+
+
+async def test_a_connection_shorter_than_a_poll_is_in_the_history_between_polls(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    app = history_app(f"port:{port}")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
+        before = app.dashboard.state.history
+        client_port = short_connection(listener, b"hello")  # lives about a millisecond; the next poll is in an hour
+        await wait_for(pilot, lambda: record_of(app, client_port) and record_of(app, port), timeout=WAIT)
+        await pilot.press("h")
+        await pilot.pause()
+        client = record_of(app, client_port)
+        assert client is not None and not client.seen_in_poll and client.lifetime_ms is None
+        assert client.sock.four_tuple == ("tcp", "127.0.0.1", client_port, "127.0.0.1", port)
+        assert client.sock.bytes_sent == 5  # the kernel's final figures
+        history = app.dashboard.state.history
+        assert history.between_polls >= before.between_polls + 2  # both ends
+        assert history.seen >= before.seen + 2
+        assert history.kernel is not None and history.kernel.opens >= 2  # the kernel counted them too
+        lines = drawn_lines(app)
+        assert "Closed at" in lines[0] and "Lifetime" in lines[0] and "Local address" in lines[0]
+        assert any(f"between polls tcp4  127.0.0.1:{client_port} 127.0.0.1:{port}" in line for line in lines)
+        assert "between polls" in status_text(app) and "TCP opens" in status_text(app)
+        summary = str(app.query_one("#history-summary").content)
+        assert "between polls" in summary and "Kernel since start" in summary
+
+
+async def test_a_test_connection_from_the_app_is_in_the_history_marked_mine() -> None:
+    app = history_app("mine")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
+        await pilot.press("h")
+        app.dashboard.launch(ProbeRequest("", "single", 1, 0.0))  # the built-in server: a few ms, no poll sees it
+        await wait_for(
+            pilot, lambda: app.dashboard.tests.get(1) is not None and app.dashboard.tests[1].done, timeout=WAIT
+        )
+        test = app.dashboard.tests[1]
+        four_tuple = test.connections[0].four_tuple
+        assert test.ok and four_tuple is not None
+        await wait_for(
+            pilot,
+            lambda: any(r.sock.four_tuple == four_tuple for r in app.dashboard.state.history.visible),
+            timeout=WAIT,
+        )
+        record = next(r for r in app.dashboard.state.history.visible if r.sock.four_tuple == four_tuple)
+        assert not record.seen_in_poll
+        await pilot.pause()
+        lines = drawn_lines(app)
+        client_line = next(line for line in lines if f"127.0.0.1:{four_tuple[2]} " in line)
+        assert client_line.startswith("●") and "between polls" in client_line
+        assert "→ more" not in lines[0]  # at 200 columns every column is on the first screen
+        assert all(line.startswith("●") for line in lines[1:] if line.strip())  # the filter: only mine
+
+
+async def test_the_filter_box_filters_the_history_too(sockets) -> None:
+    first, second = sockets.listener(), sockets.listener()
+    app = history_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
+        await pilot.press("h")
+        first_client, second_client = short_connection(first), short_connection(second)
+        await wait_for(pilot, lambda: record_of(app, first_client) and record_of(app, second_client), timeout=WAIT)
+        await pilot.press("slash", *f"port:{first.getsockname()[1]}", "enter")
+        await wait_for(pilot, lambda: record_of(app, second_client) is None, timeout=WAIT)
+        visible = app.dashboard.state.history.visible
+        assert record_of(app, first_client) is not None
+        assert all(first.getsockname()[1] in (r.sock.local_port, r.sock.remote_port) for r in visible)
+        assert all(str(second_client) not in line for line in drawn_lines(app))
+
+
+def test_the_history_keeps_at_most_its_bound_newest_first(sockets) -> None:
+    """Fed the kernel's own destroy events of five real connections (both ends: ten), a bound of 3
+    keeps the newest three, and the filter's list follows the evictions."""
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    destroyed = DestroyListener([("tcp", 4)])
+    try:
+        client_ports = [short_connection(listener) for _ in range(5)]
+        ours: list[Socket] = []
+        deadline = time.monotonic() + WAIT
+        while len(ours) < 10 and time.monotonic() < deadline:
+            ours += [sock for sock in destroyed.receive(timeout=0.5) if port in (sock.local_port, sock.remote_port)]
+    finally:
+        destroyed.close()
+    assert len(ours) == 10
+    history = ConnectionHistory(3, destroy_events=True)
+    history.set_filter(parse_filter(f"rport:{port}"))  # the client ends
+    history.polled(Changes(), time.time())
+    for sock in ours:
+        history.destroyed([sock], time.time())
+    state = history.state()
+    assert (state.kept, state.closed, state.between_polls, state.bound) == (3, 10, 10, 3)
+    kept = [record.sock for record in history.records]
+    assert kept == ours[-3:]  # the newest three
+    assert [record.sock for record in state.visible] == [sock for sock in reversed(kept) if sock.remote_port == port]
+    assert client_ports[-1] in [record.sock.local_port for record in state.visible]
+    history.set_filter(parse_filter(""))
+    assert [record.sock for record in history.state().visible] == kept[::-1]  # newest first
+
+
+async def test_without_destroy_events_the_status_says_so_and_polls_fill_the_history(sockets, monkeypatch) -> None:
+    def refused(kinds: object) -> None:  # what a seccomp filter does; cannot be set up unprivileged
+        raise DestroyEventsUnavailable("sock_diag destroy events unavailable: [Errno 1] Operation not permitted")
+
+    monkeypatch.setattr("conntui.destroy_feed.DestroyListener", refused)
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    app = history_app(f"port:{port}", interval=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
+        assert app.dashboard.feed is None
+        status = app.query_one("#status")
+        assert "closes from polls only" in status_text(app)
+        assert status.region.height == 2 and "closes from polls only" in "".join(
+            strip.text for strip in status.render_lines(status.region.reset_offset)
+        )  # visible at 80x24 with the rest
+        client, _server = sockets.connection(listener)
+        client_port = client.getsockname()[1]
+        await wait_for(
+            pilot, lambda: any(row.sock.local_port == client_port for row in app.dashboard.state.visible), timeout=WAIT
+        )
+        reset(client)  # gone at once; polling goes on: the poll that misses it closes it
+        await wait_for(pilot, lambda: record_of(app, client_port), timeout=WAIT)
+        assert record_of(app, client_port).seen_in_poll
+        await pilot.press("h")
+        assert "Operation not permitted" in str(app.query_one("#history-summary").content)
+        assert "between polls" not in status_text(app)
+
+
+async def test_the_proc_backend_has_no_destroy_events_and_says_so() -> None:
+    app = history_app(backend="proc", interval=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
+        assert "closes from polls only" in status_text(app)
+        assert "proc backend has no destroy events" in app.dashboard.closes_note
+
+
+def test_the_history_counts_start_at_the_first_poll() -> None:
+    from conntui.sources.kernel_counts import KernelCounts
+
+    readings = iter([KernelCounts(10, 10, 0, 0, 5, 5), KernelCounts(12, 11, 1, 0, 5, 6)])
+    history = ConnectionHistory(destroy_events=True, read_counts=lambda: next(readings))
+    history.polled(Changes(), now=100.0)
+    state = history.state()
+    assert state.kernel is not None and (state.kernel.opens, state.kernel.attempt_fails, state.kernel.udp_out) == (
+        3,
+        1,
+        1,
+    )
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+async def test_the_history_pane_fits_with_every_pane_open(size: tuple[int, int]) -> None:
+    app = history_app(interval=0.5, history=3)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
+        await pilot.press("enter", "T", "l", "h")
+        await pilot.pause()
+        screen = app.screen.region
+        for selector in ("#sockets", "#history-table", "#history-summary", "#filter", "#status", "Footer"):
+            widget = app.query_one(selector)
+            assert widget.region.height >= 1 and screen.contains_region(widget.region), selector
+        assert app.query_one(HistoryTable).scrollable_content_region.height >= 2  # titles and a line at least
+        assert not app.query_one(HistoryPane).has_class("hidden")
+        assert app.dashboard.state.history.bound == 3  # as given (conntui --history 3)
+        await pilot.press("h")
+        assert app.query_one(HistoryPane).has_class("hidden")
+
+
+def test_a_socket_a_poll_missed_under_churn_is_neither_closed_nor_opened_again() -> None:
+    """A dump taken while sockets come and go can miss a live one: the next poll has it again."""
+    from conntui.socket_events import EventTracker
+
+    sock = Socket(7, "tcp", 4, "127.0.0.1", 40000, "127.0.0.1", 8080, "ESTABLISHED", inode=1, pids=(42,))
+    tracker = EventTracker(destroy_events=True)
+    assert tracker.polled(Changes(opened=(sock,)), now=1.0) == []  # the baseline
+    assert tracker.polled(Changes(closed=(sock,)), now=2.0) == []  # missed: its destroy event awaited
+    assert tracker.polled(Changes(opened=(sock,)), now=3.0) == []  # back: not news
+    assert tracker.next_deadline is None and tracker.overdue(now=10.0) == []
+    closed = tracker.destroyed(sock._replace(state="CLOSE", pids=()), now=4.0)
+    assert closed.seen_in_poll and closed.first_seen == 1.0 and closed.sock.pids == (42,)
+
+
+async def test_a_hostile_process_name_is_escaped_in_the_history(named_listener) -> None:  # noqa: F811 (the fixture)
+    name, real, shown = b"\x1b]0;pwn\x07[/]\xc2\x9b\x7f", "\x1b]0;pwn\x07[/]\x9b\x7f", r"\x1b]0;pwn\x07[/]\x9b\x7f"
+    app = history_app("proc:pwn", interval=0.2)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
+        await pilot.press("h")
+        pid, port = named_listener(name)
+        await wait_for(
+            pilot, lambda: any(row.sock.local_port == port for row in app.dashboard.state.visible), timeout=WAIT
+        )
+        os.kill(pid, signal.SIGKILL)  # the child this test started: its listener ends with it
+        await wait_for(pilot, lambda: record_of(app, port), timeout=WAIT)
+        assert record_of(app, port).sock.process == real  # the owner the poll saw
+        await pilot.pause()
+        drawn = [line for line in drawn_lines(app) if f":{port} " in line]
+        assert drawn and shown[:19] in drawn[0] and not CONTROL.search(drawn[0])  # cut at 20 characters
+
+
+async def test_destroy_events_lost_in_a_burst_are_said_and_the_history_goes_on(sockets) -> None:
+    """A real loss: the feed's receive buffer shrunk to the minimum, a burst of closes overflows it."""
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    app = history_app(f"port:{port}")
+    feed = app.dashboard.feed
+    assert feed is not None
+    feed.listener._netlink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the kernel's minimum
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
+        for _ in range(200):  # bounded: the buffer holds a few events at most
+            short_connection(listener)
+            if app.dashboard.closes_lost:
+                break
+            await pilot.pause(0)
+        await wait_for(pilot, lambda: app.dashboard.closes_lost, timeout=WAIT)
+        assert "some closes lost" in status_text(app) and "closes from polls only" not in status_text(app)
+        assert any("dropped destroy events" in line for line in app.dashboard.events)
+        polls = app.dashboard.poll_count
+        await pilot.press("r")  # the dashboard goes on
+        await wait_for(pilot, lambda: app.dashboard.poll_count > polls, timeout=WAIT)
