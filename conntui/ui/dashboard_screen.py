@@ -35,11 +35,13 @@ from conntui.engine import Engine
 from conntui.filters import FilterError, parse_filter
 from conntui.http.experiments import TestRecord
 from conntui.http.runner import ProbeRequest, ProbeRunner
+from conntui.lessons import Lesson, LessonRun
 from conntui.model import FourTuple, Snapshot
 from conntui.names import Names
 from conntui.poller import Poller, Polling
 from conntui.ui.budget_pane import BudgetPane
 from conntui.ui.detail_pane import DetailPane
+from conntui.ui.lessons_screen import LessonsScreen
 from conntui.ui.messages import (
     BudgetReady,
     CursorMoved,
@@ -95,6 +97,8 @@ class DashboardScreen(Screen[None]):
         Binding("d", "host_names", "DNS", show=False, tooltip="Remote host names by reverse DNS (off: numbers)"),
         Binding("b", "budget", "Budget", show=False,
                 tooltip="Show or hide the four-tuple budget: ephemeral ports, TIME_WAIT and ceiling per destination"),
+        Binding("L", "lessons", "Lessons", show=False,
+                tooltip="The chapter's lessons, each with an experiment to run and its measured outcome"),
     ]  # fmt: skip
     KEY_OWNERS = (SocketTable, TestsPane, BudgetPane)  # the widgets that declare keys of their own
 
@@ -142,6 +146,8 @@ class DashboardScreen(Screen[None]):
             on_error=lambda reason: self.post_message(ErrorOccurred(reason)),
         )
         self.last_test = ProbeRequest("", "single", 1, 3.0)
+        self.lesson_runs: dict[str, LessonRun] = {}  # the latest run of each lesson, by its key
+        self._wanted_row: FourTuple | None = None  # a lesson's socket, selected once a state shows it
         self._detail_version = 0
         self._last_budget: BudgetReport | None = None  # the engine thread's own
         self._ticker: Timer | None = None
@@ -261,8 +267,10 @@ class DashboardScreen(Screen[None]):
     def _show_state(self, state: TableState) -> None:
         self.state = state
         self.query_one(SocketTable).show(state)
+        self._select_wanted_row()
         self._refresh_detail()
         self._show_status()
+        self._look_at_lessons()
 
     def _log_events(self, lines: list[str]) -> None:
         """Keep the last events; write them to the log widget only while it is shown."""
@@ -276,6 +284,7 @@ class DashboardScreen(Screen[None]):
 
     @_while_live
     def _tick(self) -> None:
+        self._look_at_lessons()  # also when no poll changed anything: a lesson's wait is bounded
         self.engine.submit(ConnectionView.expire)
         self.query_one(SocketTable).refresh()  # ages move on (and names that came in are drawn)
         if self.names.version != self._names_version:  # a filter may match the names that came in
@@ -461,6 +470,10 @@ class DashboardScreen(Screen[None]):
     @_while_live
     def _probe_updated(self, message: ProbeUpdated) -> None:
         self.query_one(TestsPane).show_test(message.test_id, message.result)
+        for run in self.lesson_runs.values():
+            if run.take(message.test_id, message.result, self.clock()):
+                self.engine.refresh()  # a poll now: the outcome is read from the kernel's table
+                self._lesson_changed(run.lesson.key)
 
     @on(SocketWanted)
     @_while_live
@@ -473,3 +486,44 @@ class DashboardScreen(Screen[None]):
                 table.focus()
                 return
         self.notify("This connection's socket is gone (or hidden by the filter); its record stays here.")
+
+    # -- lessons -------------------------------------------------------------------------------
+
+    def action_lessons(self) -> None:
+        if not any(isinstance(screen, LessonsScreen) for screen in self.app.screen_stack):
+            self.app.push_screen(LessonsScreen(self))
+
+    def run_lesson(self, lesson: Lesson) -> None:
+        """Launch the lesson's tests on the runner (off the UI thread, as `t` does); the outcome is
+        measured once they are done, from the polls after them (`_look_at_lessons`)."""
+        test_ids = tuple(self.runner.launch(request) for request in lesson.requests)
+        self.lesson_runs[lesson.key] = LessonRun(lesson, test_ids)
+
+    def _look_at_lessons(self) -> None:
+        sockets = self.state.snapshot.sockets if self.state.snapshot is not None else []
+        for run in self.lesson_runs.values():
+            if run.done_at is not None and run.outcome is None and run.look(sockets, self.budget, self.clock()):
+                self._point_at(run)
+                self._lesson_changed(run.lesson.key)
+
+    def _point_at(self, run: LessonRun) -> None:
+        """The dashboard on the lesson's result: filter `mine`, its socket selected, its pane open."""
+        assert run.outcome is not None
+        self.query_one("#filter", Input).value = "mine"
+        self.query_one(f"#{run.lesson.pane}").remove_class("hidden")  # each pane's id is its name
+        self._wanted_row = run.outcome.select
+        if run.outcome.select is not None and run.lesson.pane == "budget":
+            proto, local_ip, _, remote_ip, remote_port = run.outcome.select
+            self.query_one(BudgetPane).select_destination((proto, local_ip, remote_ip or "", remote_port or 0))
+        self._select_wanted_row()
+        self._refresh_detail()
+
+    def _select_wanted_row(self) -> None:
+        if self._wanted_row is not None and (row := self.state.row_with_tuple(self._wanted_row)) is not None:
+            self.query_one(SocketTable).move_to_key(row.sock.key)
+            self._wanted_row = None
+
+    def _lesson_changed(self, key: str) -> None:
+        for screen in self.app.screen_stack:
+            if isinstance(screen, LessonsScreen):
+                screen.lesson_changed(key)
