@@ -5,7 +5,8 @@ outcome in words, computed from the real records and the kernel's table. Pure: n
 A `Lesson` names its tests (`ProbeRequest`s for the dashboard's runner) and a `measure` function.
 The dashboard keeps a `LessonRun` while they run; once every test is done it takes a look after
 each poll (`LessonRun.look`) until the lesson's measure has what it needs (the sockets settled in
-the kernel's table, the budget counted), or SETTLE_S has passed, when it says what it sees.
+the kernel's table, the budget counted), or LOOK_POLLS polls (or SETTLE_S after a first poll)
+have passed, when it says what it sees. Only a poll taken after the tests ended is looked at.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from conntui.http.runner import ProbeRequest
 from conntui.model import FourTuple, Socket, format_endpoint, peer_tuple
 
 SETTLE_S = 5.0  # seconds after the tests end that a lesson waits for the kernel's table to show the outcome
+LOOK_POLLS = 3  # … or polls after them, whichever comes later (a poll of 100,000 sockets may take seconds)
 FOUR_VALUES = ("source IP", "source port", "destination IP", "destination port")
 BUDGET_CONNECTIONS = 20
 COMPARE_COUNT, COMPARE_RTT_MS = 10, 50
@@ -72,28 +74,31 @@ class LessonRun:
     test_ids: tuple[int, ...]
     records: dict[int, TestRecord] = field(default_factory=dict)
     done_at: float | None = None  # when the last test ended
+    polls_at_done: int = 0  # the dashboard's count of polls then
     outcome: Outcome | None = None
 
-    def take(self, test_id: int, record: TestRecord, now: float) -> bool:
+    def take(self, test_id: int, record: TestRecord, now: float, polls: int) -> bool:
         """Keep a test's latest record; True when this one ended the lesson's tests."""
         if test_id not in self.test_ids or self.done_at is not None:
             return False
         self.records[test_id] = record
         if len(self.records) == len(self.test_ids) and all(one.done for one in self.records.values()):
-            self.done_at = now
+            self.done_at, self.polls_at_done = now, polls
             return True
         return False
 
-    def look(self, sockets: Sequence[Socket], budget: BudgetReport | None, now: float) -> Outcome | None:
-        """Measure the outcome from what the dashboard shows now, once the tests are done; None: not yet."""
-        if self.done_at is None or self.outcome is not None:
+    def look(self, sockets: Sequence[Socket], budget: BudgetReport | None, now: float, polls: int) -> Outcome | None:
+        """Measure the outcome from what the dashboard shows after `polls` polls; None: not yet."""
+        if self.done_at is None or self.outcome is not None or polls <= self.polls_at_done:
             return None
+        since = polls - self.polls_at_done
+        final = since >= LOOK_POLLS or now - self.done_at >= SETTLE_S
         records = [self.records[test_id] for test_id in self.test_ids]
         failed = [record.first_error or "not every request was answered" for record in records if not record.ok]
         if failed:
             self.outcome = Outcome(f"The experiment did not run as planned: {failed[0]}.")
         else:
-            self.outcome = self.lesson.measure(records, Seen(sockets, budget, now - self.done_at >= SETTLE_S))
+            self.outcome = self.lesson.measure(records, Seen(sockets, budget, final))
         return self.outcome
 
 

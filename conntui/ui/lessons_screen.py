@@ -96,9 +96,10 @@ class LessonsScreen(Screen[None]):
         self.query_one("#lesson-body", Static).update(body)
 
     def lesson_changed(self, key: str) -> None:
-        """The dashboard's word that a lesson's run moved on."""
+        """The dashboard's word that a lesson's run moved on: its outcome is scrolled into view."""
         if key == self.selected:
             self.show_lesson()
+            self.query_one("#lesson-text", VerticalScroll).scroll_end(animate=False)
 
     def action_run_lesson(self) -> None:
         self.dashboard.run_lesson(self.lesson)
