@@ -105,3 +105,30 @@ async def test_conntui_learn_starts_on_the_lessons_screen_through_the_cli_functi
         await pilot.press("escape")
         assert app.screen is app.dashboard
         assert any(action.action == "lessons" for action in app.key_actions())  # in help and the palette
+
+
+async def test_the_steps_nagle_and_head_of_line_lessons_say_what_was_measured() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("L")
+        text = await run_lesson(pilot, app, "seven-steps")
+        assert "One request to 127.0.0.1:" in text
+        assert all(f"{step} " in text for step in ("dns", "connect", "send", "ttfb", "transfer", "close"))
+
+        text = await run_lesson(pilot, app, "nagle")
+        run = app.dashboard.lesson_runs["nagle"]
+        runs = {one.label: one for one in run.records[run.test_ids[0]].runs}
+        assert len(runs["nagle"].request_ms) == 5 and "requests 2–5 took a median of" in text
+        if sum(runs["nagle"].request_ms[1:]) > 5 * sum(runs["nodelay"].request_ms[1:]):  # the usual direction
+            assert "waited for the ACK of its first" in text
+
+        text = await run_lesson(pilot, app, "head-of-line")
+        run = app.dashboard.lesson_runs["head-of-line"]
+        pipeline, parallel = (run.records[test_id] for test_id in run.test_ids)
+        assert len(pipeline.connections) == 1 and len(parallel.connections) == 5
+        # In the pipeline the fast responses came after the slow one; in parallel before it.
+        slow_ttfb = pipeline.connections[0].responses[0].ttfb_ms
+        assert all(response.ttfb_ms >= slow_ttfb for response in pipeline.connections[0].responses[1:])
+        assert "Pipelined on one connection, those 4 came back after it" in text
+        await pilot.press("escape")
+        assert not app.dashboard.query_one(TestsPane).has_class("hidden")
