@@ -19,14 +19,17 @@ from conntui.budget import BudgetReport
 from conntui.http.experiments import Comparison, Run, TestRecord
 from conntui.http.records import ProbeResult
 from conntui.http.runner import ProbeRequest
-from conntui.model import FourTuple, Socket, format_endpoint, peer_tuple
+from conntui.model import FourTuple, Snapshot, Socket, format_endpoint, peer_tuple
 
-SETTLE_S = 5.0  # seconds after the tests end that a lesson waits for the kernel's table to show the outcome
-LOOK_POLLS = 3  # … or polls after them, whichever comes later (a poll of 100,000 sockets may take seconds)
+# A lesson waits for the kernel's table to show its outcome for LOOK_POLLS polls begun after its tests
+# ended, or SETTLE_S seconds after them once one such poll is in, whichever comes first.
+SETTLE_S = 5.0
+LOOK_POLLS = 3
 FOUR_VALUES = ("source IP", "source port", "destination IP", "destination port")
 BUDGET_CONNECTIONS = 20
 COMPARE_COUNT, COMPARE_RTT_MS = 10, 50
 NAGLE_COUNT = 5
+STALL_MS = 20.0  # half a delayed ACK of Linux's: a difference this large is not scheduling noise
 SLOW_PATH, SLOW_MS, FAST_COUNT = "/delay?ms=300", 300, 4
 
 
@@ -73,26 +76,31 @@ class LessonRun:
     lesson: Lesson
     test_ids: tuple[int, ...]
     records: dict[int, TestRecord] = field(default_factory=dict)
-    done_at: float | None = None  # when the last test ended
-    polls_at_done: int = 0  # the dashboard's count of polls then
+    done_at: float | None = None  # when the last test ended (wall clock, as a snapshot's taken_at)
+    fresh_polls: set[float] = field(default_factory=set)  # the taken_at of each poll begun after that
     outcome: Outcome | None = None
 
-    def take(self, test_id: int, record: TestRecord, now: float, polls: int) -> bool:
+    def take(self, test_id: int, record: TestRecord, now: float) -> bool:
         """Keep a test's latest record; True when this one ended the lesson's tests."""
         if test_id not in self.test_ids or self.done_at is not None:
             return False
         self.records[test_id] = record
         if len(self.records) == len(self.test_ids) and all(one.done for one in self.records.values()):
-            self.done_at, self.polls_at_done = now, polls
+            self.done_at = now
             return True
         return False
 
-    def look(self, sockets: Sequence[Socket], budget: BudgetReport | None, now: float, polls: int) -> Outcome | None:
-        """Measure the outcome from what the dashboard shows after `polls` polls; None: not yet."""
-        if self.done_at is None or self.outcome is not None or polls <= self.polls_at_done:
+    def look(self, snapshot: Snapshot | None, budget: BudgetReport | None, now: float) -> Outcome | None:
+        """Measure the outcome from the dashboard's latest poll, if it began after the tests ended
+        (a poll of many sockets may be taken in before, but published after); None: not yet."""
+        if self.done_at is None or self.outcome is not None or snapshot is None:
             return None
-        since = polls - self.polls_at_done
-        final = since >= LOOK_POLLS or now - self.done_at >= SETTLE_S
+        if snapshot.taken_at - snapshot.duration_ms / 1000 >= self.done_at:
+            self.fresh_polls.add(snapshot.taken_at)
+        if not self.fresh_polls:
+            return None
+        final = len(self.fresh_polls) >= LOOK_POLLS or now - self.done_at >= SETTLE_S
+        sockets = snapshot.sockets
         records = [self.records[test_id] for test_id in self.test_ids]
         failed = [record.first_error or "not every request was answered" for record in records if not record.ok]
         if failed:
@@ -225,20 +233,25 @@ def nagle_outcome(records: Sequence[TestRecord], seen: Seen) -> Outcome:
     comparison = records[0]
     assert isinstance(comparison, Comparison)
     runs = {run.label: run for run in comparison.runs}
-    nagle, nodelay = _later_median(runs["nagle"]), _later_median(runs["nodelay"])
+    nagle, nodelay = later_requests_median(runs["nagle"]), later_requests_median(runs["nodelay"])
     count = comparison.count
     text = (
         f"With Nagle's algorithm on, requests 2–{count} took a median of {nagle:.1f} ms each; "
         f"with TCP_NODELAY, {nodelay:.1f} ms. "
     )
-    if nagle > 5 * nodelay and nagle >= 10:
+    if nagle_stalled(nagle, nodelay):
         text += "Each request's second write waited for the ACK of its first, which the receiver delayed."
     else:
         text += "No delayed-ACK stall was seen on this machine."
     return Outcome(text, _tuples(runs["nagle"].result)[0] if comparison.connections else None)
 
 
-def _later_median(run: Run) -> float:
+def nagle_stalled(nagle_ms: float, nodelay_ms: float) -> bool:
+    """Whether Nagle's requests stalled: slower by most of a delayed ACK (40 ms on Linux), beyond noise."""
+    return nagle_ms - nodelay_ms >= STALL_MS
+
+
+def later_requests_median(run: Run) -> float:
     """The median time of the requests after the first (the first has nothing unacknowledged before it)."""
     later = [ms for ms in run.request_ms[1:] if ms is not None]
     return statistics.median(later) if later else 0.0

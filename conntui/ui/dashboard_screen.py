@@ -471,7 +471,7 @@ class DashboardScreen(Screen[None]):
     def _probe_updated(self, message: ProbeUpdated) -> None:
         self.query_one(TestsPane).show_test(message.test_id, message.result)
         for run in self.lesson_runs.values():
-            if run.take(message.test_id, message.result, self.clock(), self.poll_count):
+            if run.take(message.test_id, message.result, time.time()):  # the clock of a snapshot's taken_at
                 self.engine.refresh()  # a poll now: the outcome is read from the kernel's table
                 self._lesson_changed(run.lesson.key)
 
@@ -500,10 +500,8 @@ class DashboardScreen(Screen[None]):
         self.lesson_runs[lesson.key] = LessonRun(lesson, test_ids)
 
     def _look_at_lessons(self) -> None:
-        sockets = self.state.snapshot.sockets if self.state.snapshot is not None else []
         for run in self.lesson_runs.values():
-            measured = run.outcome is None and run.look(sockets, self.budget, self.clock(), self.poll_count)
-            if measured:
+            if run.outcome is None and run.look(self.state.snapshot, self.budget, time.time()):
                 self._point_at(run)
                 self._lesson_changed(run.lesson.key)
 
