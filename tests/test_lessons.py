@@ -11,6 +11,7 @@ from conntui.lessons import LESSONS, differing_values, later_requests_median, na
 from conntui.model import peer_tuple
 from conntui.sources import open_source
 from conntui.ui.app import ConntuiApp
+from conntui.ui.budget_pane import BudgetPane
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.lessons_screen import LessonsScreen
 from conntui.ui.socket_table import SocketTable
@@ -79,7 +80,7 @@ async def test_L_opens_the_lessons_and_three_of_them_measure_the_right_counts() 
         await wait_for(pilot, lambda: (row := app.query_one(SocketTable).cursor_row) and row.sock.four_tuple == wanted)
 
 
-async def test_the_time_wait_lesson_opens_the_detail_pane_on_the_client_socket() -> None:
+async def test_the_port_budget_lesson_opens_the_budget_view_on_its_destination() -> None:
     app = make_app()
     async with app.run_test(size=(200, 50)) as pilot:
         await pilot.press("L")
@@ -92,6 +93,9 @@ async def test_the_time_wait_lesson_opens_the_detail_pane_on_the_client_socket()
         first = run.records[run.test_ids[0]].connections[0].four_tuple
         await wait_for(pilot, lambda: (row := app.query_one(SocketTable).cursor_row) and row.sock.four_tuple == first)
         assert app.dashboard.query_one(DetailPane).has_class("hidden")  # the budget lesson's pane is the budget
+        budget = app.dashboard.query_one(BudgetPane)
+        assert first is not None
+        await wait_for(pilot, lambda: budget.cursor_line and budget.cursor_line.remote_port == first[4])
 
 
 async def test_conntui_learn_starts_on_the_lessons_screen_through_the_cli_function() -> None:
