@@ -1,4 +1,5 @@
-"""The command line: `conntui` (the dashboard), `list`, `watch`, `probe`, `serve`. Arguments only.
+"""The command line: `conntui` (the dashboard), `learn` (the dashboard on its lessons), `list`, `watch`,
+`probe`, `serve`. Arguments only.
 
 `list`, `watch`, `probe` and `serve` never import Textual: they are the fast, scriptable paths.
 """
@@ -10,6 +11,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from conntui import __version__
 from conntui.filters import FILTER_HELP, Filter, FilterError, parse_filter
@@ -17,6 +19,9 @@ from conntui.http.records import EXPERIMENTS, MAX_PROBE_COUNT, MAX_RTT_MS, PROBE
 from conntui.model import KINDS, Snapshot, count_hidden_owners, hidden_owners_note
 from conntui.sources import BACKENDS, SocketSource, SourceError, open_source
 from conntui.text import printable
+
+if TYPE_CHECKING:  # the dashboard's commands import Textual when they run, never before
+    from conntui.ui.app import ConntuiApp
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -133,13 +138,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--version", action="version", version=f"conntui {__version__}")
     interval_help = f"seconds between polls, {MIN_INTERVAL:g}–{MAX_INTERVAL:g} (default 1)"
     parser.add_argument("--interval", type=_seconds_from(MIN_INTERVAL, MAX_INTERVAL), default=1.0, help=interval_help)
-    parser.add_argument(
-        "--history",
-        type=_history_bound,
-        default=None,
-        metavar="N",
-        help="closed connections the dashboard keeps (key h), newest first (default 10,000)",
-    )
+    history_help = "closed connections the dashboard keeps (key h), newest first (default 10,000)"
+    parser.add_argument("--history", type=_history_bound, default=None, metavar="N", help=history_help)
     _add_selection(parser)
     commands = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
 
@@ -175,6 +175,22 @@ def build_parser() -> ArgumentParser:
         "--interval", type=_seconds_from(MIN_INTERVAL, MAX_INTERVAL), default=argparse.SUPPRESS, help=interval_help
     )
     _add_selection(watching, inherited=True)
+
+    learning = commands.add_parser(
+        "learn",
+        help="the dashboard, opened on its lessons: the chapter's points, each with an experiment to run",
+        description="Open the dashboard on its lessons screen (L in the dashboard): the chapter's points on "
+        "TCP connections, each with a 'run it' that runs its experiment on the built-in test server and says "
+        "the measured outcome.",
+        epilog=FILTER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    learning.set_defaults(parser=learning)
+    learning.add_argument(
+        "--interval", type=_seconds_from(MIN_INTERVAL, MAX_INTERVAL), default=argparse.SUPPRESS, help=interval_help
+    )
+    learning.add_argument("--history", type=_history_bound, default=argparse.SUPPRESS, metavar="N", help=history_help)
+    _add_selection(learning, inherited=True)
 
     probing = commands.add_parser("probe", help="open test HTTP connections and time their seven steps")
     probing.set_defaults(parser=probing)
@@ -273,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return run_serve(args)
     selection = selection_filter(command_parser, args)
-    if args.command is None and not _on_a_terminal():
+    if args.command in (None, "learn") and not _on_a_terminal():
         message = "the dashboard needs a terminal; for a snapshot into a file or pipe use `conntui list`"
         print(f"conntui: error: {message}", file=sys.stderr)
         return 2
@@ -285,14 +301,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_list(args, selection, source)
     if args.command == "watch":
         return run_watch(args, selection, source)
+    app = dashboard_app(args, selection, source)
+    app.run()
+    return app.return_code or 0  # 128 + n after signal n
+
+
+def dashboard_app(args: argparse.Namespace, selection: Filter, source: SocketSource) -> ConntuiApp:
+    """The dashboard of `conntui` and of `conntui learn` (which opens it on its lessons)."""
     from conntui.history import DEFAULT_BOUND
     from conntui.poller import Poller
     from conntui.ui.app import ConntuiApp
 
+    poller = Poller(source, args.kind)
     history = DEFAULT_BOUND if args.history is None else args.history
-    app = ConntuiApp(Poller(source, args.kind), interval=args.interval, filter_text=selection.text, history=history)
-    app.run()
-    return app.return_code or 0  # 128 + n after signal n
+    return ConntuiApp(
+        poller,
+        interval=args.interval,
+        filter_text=selection.text,
+        history=history,
+        lessons=args.command == "learn",
+    )
 
 
 def _on_a_terminal() -> bool:

@@ -153,3 +153,13 @@ def test_a_closed_terminal_hangs_up_the_dashboard_and_it_exits_129() -> None:
             child.wait()
         if controller != -1:
             os.close(controller)
+
+
+def test_conntui_learn_starts_on_the_lessons_in_a_terminal_and_quits() -> None:
+    with conntui_in_pty("learn", "--interval", "0.5") as (child, controller):
+        screen = read_until(controller, [b"Four values make a connection unique", b"Not run yet"], timeout=20)
+        assert b"Head-of-line blocking" in screen and b"Not run yet" in screen
+        os.write(controller, b"q")
+        output = read_until_exit(controller, child)
+        assert child.poll() == 0
+        assert_terminal_restored(screen + output)

@@ -44,6 +44,12 @@ class ProbeRequest:
     count: int
     hold: float
     rtt_ms: int = 0
+    # More URLs of the same origin (paths, for the built-in server): request k takes URL k mod their count.
+    more_urls: tuple[str, ...] = ()
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return (self.url, *self.more_urls)
 
     @property
     def builtin(self) -> bool:
@@ -120,16 +126,17 @@ class ProbeRunner:
 
     def _run(self, test_id: int, request: ProbeRequest) -> None:
         try:
-            url = request.url
+            urls = list(request.urls)
             if request.builtin:
                 try:
-                    url = self._builtin_server_url(request.rtt_ms).rstrip("/") + (url or "/")
+                    base = self._builtin_server_url(request.rtt_ms).rstrip("/")
+                    urls = [base + (url or "/") for url in urls]
                 except OSError as error:
                     failed = _record_of(request)
                     failed.error, failed.done = str(error), True
                     self._record(test_id, failed)
                     return
-            asyncio.run(self._probe(test_id, self._work(test_id, request, url)))
+            asyncio.run(self._probe(test_id, self._work(test_id, request, urls)))
         except asyncio.CancelledError:  # stop(): no one is left to tell
             pass
         except Exception as error:  # a bug of ours or a request the probe refuses: the record says so
@@ -141,13 +148,13 @@ class ProbeRunner:
             with self._lock:
                 self._threads.pop(test_id, None)
 
-    def _work(self, test_id: int, request: ProbeRequest, url: str) -> Coroutine[Any, Any, TestRecord]:
+    def _work(self, test_id: int, request: ProbeRequest, urls: list[str]) -> Coroutine[Any, Any, TestRecord]:
         """The test's coroutine: an experiment's, or a probe's."""
         observe = self._observer(test_id)
         experiment = COMPARE_CHOICES.get(request.mode)
         if experiment is not None:
-            return EXPERIMENT_RUNNERS[experiment](url, request.count, observer=observe)
-        return Probe(url, request.mode, request.count, hold=request.hold, observer=observe).run()
+            return EXPERIMENT_RUNNERS[experiment](urls, request.count, observer=observe)
+        return Probe(urls, request.mode, request.count, hold=request.hold, observer=observe).run()
 
     async def _probe(self, test_id: int, work: Coroutine[Any, Any, TestRecord]) -> TestRecord:
         task = asyncio.ensure_future(work)

@@ -60,11 +60,14 @@ class ConntuiApp(App[None]):
         filter_text: str = "",
         clock: Callable[[], float] = time.monotonic,
         history: int = DEFAULT_BOUND,
+        lessons: bool = False,
     ) -> None:
+        """`lessons`: open on the lessons screen (`conntui learn`), the dashboard under it."""
         super().__init__()
         self.dashboard = DashboardScreen(
             poller, interval=interval, filter_text=filter_text, clock=clock, history=history
         )
+        self.start_on_lessons = lessons
         self._previous_excepthook = threading.excepthook
 
     def get_default_screen(self) -> Screen:
@@ -72,6 +75,8 @@ class ConntuiApp(App[None]):
 
     def on_mount(self) -> None:
         threading.excepthook = self._thread_failed
+        if self.start_on_lessons:
+            self.dashboard.action_lessons()
         if not self.is_headless:
             loop = asyncio.get_running_loop()
             for signum in ENDING_SIGNALS:

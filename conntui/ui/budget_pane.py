@@ -145,6 +145,13 @@ class BudgetPane(ScrollView, can_focus=True):
         self.unavailable = reason
         self.refresh()
 
+    def select_destination(self, destination: DestinationKey) -> None:
+        """Put the cursor on the destination's line, now or when a report brings it."""
+        self._cursor_destination = destination
+        index = next((i for i, line in enumerate(self.lines) if line.destination == destination), None)
+        if index is not None:
+            self._move_cursor(index)
+
     @property
     def cursor_line(self) -> BudgetLine | None:
         return self.lines[self.cursor] if self.cursor < len(self.lines) else None

@@ -44,6 +44,7 @@ from conntui.filters import FilterError, parse_filter
 from conntui.history import DEFAULT_BOUND, ConnectionHistory
 from conntui.http.experiments import TestRecord
 from conntui.http.runner import ProbeRequest, ProbeRunner
+from conntui.lessons import Lesson, LessonRun
 from conntui.model import FourTuple, ProcessInfo, Snapshot, Socket, format_pids
 from conntui.names import Names
 from conntui.poller import Poller, Polling
@@ -55,6 +56,7 @@ from conntui.ui.confirm_dialog import ConfirmDialog
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.export_dialog import ExportDialog
 from conntui.ui.history_pane import HistoryPane, HistoryTable
+from conntui.ui.lessons_screen import LessonsScreen
 from conntui.ui.messages import (
     BudgetReady,
     CloseEventsLost,
@@ -120,6 +122,8 @@ class DashboardScreen(Screen[None]):
                 tooltip="Copy the selected row (four-tuple, state, owner) to the clipboard"),
         Binding("h", "history", "History", show=False, tooltip="Show or hide the closed connections, newest first, "
                 "also those shorter than a poll; its header spells out the status line's counts"),
+        Binding("L", "lessons", "Lessons", show=False,
+                tooltip="The chapter's lessons, each with an experiment to run and its measured outcome"),
     ]  # fmt: skip
     KEY_OWNERS = (SocketTable, TestsPane, BudgetPane)  # the widgets that declare keys of their own
 
@@ -183,6 +187,8 @@ class DashboardScreen(Screen[None]):
             else None
         )
         self.last_test = ProbeRequest("", "single", 1, 3.0)
+        self.lesson_runs: dict[str, LessonRun] = {}  # the latest run of each lesson, by its key
+        self._wanted_row: FourTuple | None = None  # a lesson's socket, selected once a state shows it
         self._detail_version = 0
         self._last_budget: BudgetReport | None = None  # the engine thread's own
         self.process_details = ProcessDetailsCache()  # for the detail pane, on its worker threads
@@ -326,8 +332,10 @@ class DashboardScreen(Screen[None]):
         history = self.query_one(HistoryPane)
         if not history.has_class("hidden"):
             history.show(state.history, self.closes_note)
+        self._select_wanted_row()
         self._refresh_detail()
         self._show_status()
+        self._look_at_lessons()
 
     def _log_events(self, lines: list[str]) -> None:
         """Keep the last events; write them to the log widget only while it is shown."""
@@ -341,6 +349,7 @@ class DashboardScreen(Screen[None]):
 
     @_while_live
     def _tick(self) -> None:
+        self._look_at_lessons()  # also when no poll changed anything: a lesson's wait is bounded
         self.engine.submit(ConnectionView.expire)
         self.query_one(SocketTable).refresh()  # ages move on (and names that came in are drawn)
         if self.names.version != self._names_version:  # a filter may match the names that came in
@@ -538,6 +547,10 @@ class DashboardScreen(Screen[None]):
     @_while_live
     def _probe_updated(self, message: ProbeUpdated) -> None:
         self.query_one(TestsPane).show_test(message.test_id, message.result)
+        for run in self.lesson_runs.values():
+            if run.take(message.test_id, message.result, time.time()):  # the clock of a snapshot's taken_at
+                self.engine.refresh()  # a poll now: the outcome is read from the kernel's table
+                self._lesson_changed(run.lesson.key)
 
     @on(SocketWanted)
     @_while_live
@@ -668,3 +681,43 @@ class DashboardScreen(Screen[None]):
                 self.notify(f"Saved {count} to {printable(str(written))}", markup=False)
 
         self.run_worker(write, thread=True, group="export", exit_on_error=False)
+
+    # -- lessons -------------------------------------------------------------------------------
+
+    def action_lessons(self) -> None:
+        if not any(isinstance(screen, LessonsScreen) for screen in self.app.screen_stack):
+            self.app.push_screen(LessonsScreen(self))
+
+    def run_lesson(self, lesson: Lesson) -> None:
+        """Launch the lesson's tests on the runner (off the UI thread, as `t` does); the outcome is
+        measured once they are done, from the polls after them (`_look_at_lessons`)."""
+        test_ids = tuple(self.runner.launch(request) for request in lesson.requests)
+        self.lesson_runs[lesson.key] = LessonRun(lesson, test_ids)
+
+    def _look_at_lessons(self) -> None:
+        for run in self.lesson_runs.values():
+            if run.outcome is None and run.look(self.state.snapshot, self.budget, time.time()):
+                self._point_at(run)
+                self._lesson_changed(run.lesson.key)
+
+    def _point_at(self, run: LessonRun) -> None:
+        """The dashboard on the lesson's result: filter `mine`, its socket selected, its pane open."""
+        assert run.outcome is not None
+        self.query_one("#filter", Input).value = "mine"
+        self.query_one(f"#{run.lesson.pane}").remove_class("hidden")  # each pane's id is its name
+        self._wanted_row = run.outcome.select
+        if run.outcome.select is not None and run.lesson.pane == "budget":
+            proto, local_ip, _, remote_ip, remote_port = run.outcome.select
+            self.query_one(BudgetPane).select_destination((proto, local_ip, remote_ip or "", remote_port or 0))
+        self._select_wanted_row()
+        self._refresh_detail()
+
+    def _select_wanted_row(self) -> None:
+        if self._wanted_row is not None and (row := self.state.row_with_tuple(self._wanted_row)) is not None:
+            self.query_one(SocketTable).move_to_key(row.sock.key)
+            self._wanted_row = None
+
+    def _lesson_changed(self, key: str) -> None:
+        for screen in self.app.screen_stack:
+            if isinstance(screen, LessonsScreen):
+                screen.lesson_changed(key)

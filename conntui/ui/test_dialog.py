@@ -37,7 +37,7 @@ class TestDialog(ModalScreen[ProbeRequest | None]):
             yield Label("URL (empty or a path like /delay?ms=500: the built-in test server)")
             yield Input(self.last.url, placeholder=self.builtin_hint, id="url")
             with Horizontal(classes="row"):
-                with Vertical():
+                with Vertical(classes="mode-field"):
                     yield Label("Mode")
                     modes = [(mode, mode) for mode in (*PROBE_MODES, *COMPARE_CHOICES)]
                     yield Select(modes, value=self.last.mode, allow_blank=False, id="mode")
@@ -48,7 +48,7 @@ class TestDialog(ModalScreen[ProbeRequest | None]):
                     yield Label("Hold (s)")
                     yield Input(f"{self.last.hold:g}", id="hold", restrict=r"[0-9.]*")
                 with Vertical():
-                    yield Label("RTT (ms, simulated)")
+                    yield Label("RTT ms, simulated")
                     yield Input(str(self.last.rtt_ms), id="rtt", restrict=r"[0-9]*")
             yield Label("", id="dialog-error")
             with Horizontal(classes="buttons"):
