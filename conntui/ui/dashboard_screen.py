@@ -32,6 +32,7 @@ from textual.worker import Worker, WorkerState
 
 from conntui.engine import Engine
 from conntui.filters import FilterError, parse_filter
+from conntui.grouping import Group
 from conntui.http.records import ProbeResult
 from conntui.http.runner import ProbeRequest, ProbeRunner
 from conntui.model import FourTuple, Snapshot
@@ -41,6 +42,7 @@ from conntui.ui.detail_pane import DetailPane
 from conntui.ui.messages import (
     CursorMoved,
     ErrorOccurred,
+    GroupToggleRequested,
     PollFailed,
     ProbeUpdated,
     SnapshotReady,
@@ -48,6 +50,7 @@ from conntui.ui.messages import (
     SortRequested,
     StateReady,
 )
+from conntui.ui.overview_strip import OverviewStrip
 from conntui.ui.socket_table import SocketTable
 from conntui.ui.status_bar import StatusBar
 from conntui.ui.test_dialog import TestDialog
@@ -89,6 +92,11 @@ class DashboardScreen(Screen[None]):
         Binding("z", "zoom", "Zoom", show=False, tooltip="Zoom the focused pane to the whole screen, and back"),
         Binding("n", "service_names", "Services", show=False, tooltip="Service names beside ports (443 https)"),
         Binding("d", "host_names", "DNS", show=False, tooltip="Remote host names by reverse DNS (off: numbers)"),
+        Binding("G", "grouping", "Group", show=False,
+                tooltip="Group by process, remote host, local port, destination, or not (enter or space folds one)"),
+        Binding("minus", "fold_all", "Fold all", show=False, tooltip="Collapse every group, or expand them all"),
+        Binding("o", "overview", "Overview", show=False,
+                tooltip="Show or hide the overview: states, opened/closed, host rates, top processes and remotes"),
     ]  # fmt: skip
     KEY_OWNERS = (SocketTable, TestsPane)  # the widgets that declare keys of their own
 
@@ -130,6 +138,7 @@ class DashboardScreen(Screen[None]):
         )
         self.last_test = ProbeRequest("", "single", 1, 3.0)
         self._detail_version = 0
+        self._jump_to: object | None = None  # a socket key to put the cursor on once its group is open
         self._ticker: Timer | None = None
         self._live = False
 
@@ -146,6 +155,7 @@ class DashboardScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="panes"):  # what is left between the header and the filter box
+            yield OverviewStrip(id="overview", classes="hidden")
             yield SocketTable(self.clock, self.names, id="sockets")
             yield DetailPane(id="detail", classes="hidden")
             yield TestsPane(id="tests", classes="hidden")
@@ -226,7 +236,13 @@ class DashboardScreen(Screen[None]):
 
     def _show_state(self, state: TableState) -> None:
         self.state = state
-        self.query_one(SocketTable).show(state)
+        table = self.query_one(SocketTable)
+        table.show(state)
+        if self._jump_to is not None and table.move_to_key(self._jump_to):
+            self._jump_to = None
+        strip = self.query_one(OverviewStrip)
+        if not strip.has_class("hidden"):
+            strip.show(state.overview)
         self._refresh_detail()
         self._show_status()
 
@@ -265,12 +281,15 @@ class DashboardScreen(Screen[None]):
         if not detail or detail.first().has_class("hidden"):
             return
         self._detail_version += 1
-        row, snapshot, version = self.query_one(SocketTable).cursor_row, self.state.snapshot, self._detail_version
-        describe = partial(self._describe, self.app, row, snapshot, version)
+        line, snapshot, version = self.query_one(SocketTable).cursor_line, self.state.snapshot, self._detail_version
+        describe = partial(self._describe, self.app, line, snapshot, version)
         self.run_worker(describe, thread=True, group="detail", exit_on_error=False)
 
-    def _describe(self, app: App[object], row: Row | None, snapshot: Snapshot | None, version: int) -> None:
-        description = DetailPane.describe(row, snapshot)
+    def _describe(self, app: App[object], line: Row | Group | None, snapshot: Snapshot | None, version: int) -> None:
+        if isinstance(line, Group):
+            description = DetailPane.describe_group(line)
+        else:
+            description = DetailPane.describe(line, snapshot)
         app.call_from_thread(self._show_description, description, version)
 
     @_while_live
@@ -297,6 +316,10 @@ class DashboardScreen(Screen[None]):
             event.input.remove_class("-invalid")
             self.engine.submit(lambda view: view.set_filter(new_filter))
         self._show_status()
+
+    @on(GroupToggleRequested)
+    def _group_toggle_requested(self, message: GroupToggleRequested) -> None:
+        self.engine.submit(lambda view: view.toggle_group(message.key))
 
     @on(SortRequested)
     def _sort_requested(self, message: SortRequested) -> None:
@@ -334,6 +357,10 @@ class DashboardScreen(Screen[None]):
         self.engine.refresh()
 
     def action_detail(self) -> None:
+        table = self.query_one(SocketTable)
+        if isinstance(table.cursor_line, Group):  # enter on a group's header folds it
+            table.action_toggle_group()
+            return
         self.query_one(DetailPane).toggle_class("hidden")
         self._refresh_detail()
 
@@ -360,6 +387,23 @@ class DashboardScreen(Screen[None]):
         self.query_one(SocketTable).refresh()
         self.notify(message)
 
+    def action_grouping(self) -> None:
+        self.engine.submit(ConnectionView.next_grouping)  # the status line says which
+
+    def action_fold_all(self) -> None:
+        if not self.state.grouping:
+            self.notify("Nothing to fold: G groups the table.", severity="warning")
+            return
+        self.engine.submit(ConnectionView.toggle_all_groups)
+
+    def action_overview(self) -> None:
+        strip = self.query_one(OverviewStrip)
+        strip.toggle_class("hidden")
+        shown = not strip.has_class("hidden")
+        if shown:
+            strip.show(self.state.overview)
+        self.engine.submit(lambda view: view.show_overview(shown))
+
     def action_zoom(self) -> None:
         if self.maximized is not None:
             self.minimize()
@@ -372,7 +416,13 @@ class DashboardScreen(Screen[None]):
         peer = find_peer(row.sock, self.state.snapshot.sockets) if row and self.state.snapshot else None
         if peer is None:
             self.notify("No peer socket on this machine for this row.", severity="warning")
-        elif not table.move_to_key(peer.key):
+        elif table.move_to_key(peer.key):
+            return
+        elif (group := self.state.group_of_hidden(peer.key)) is not None:
+            self._jump_to = peer.key  # the cursor goes there once the engine has opened the group
+            self.engine.submit(lambda view: view.expand_group(group.key))
+            self.notify("The peer socket was in a collapsed group: expanded.")
+        else:
             self.notify("The peer socket is hidden by the filter.", severity="warning")
 
     def action_test(self) -> None:

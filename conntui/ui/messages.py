@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from conntui.grouping import GroupKey
 from conntui.http.records import ProbeResult
 from conntui.model import FourTuple
 from conntui.view import TableState
@@ -66,3 +67,10 @@ class SocketWanted(Message):
     """The tests pane asks the table to show a test connection's socket: the first of `four_tuples` found."""
 
     four_tuples: tuple[FourTuple, ...]
+
+
+@dataclass
+class GroupToggleRequested(Message):
+    """The table asks to collapse or expand a group (space, or enter, on its header)."""
+
+    key: GroupKey
