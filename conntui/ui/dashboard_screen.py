@@ -414,7 +414,9 @@ class DashboardScreen(Screen[None]):
         table = self.query_one(SocketTable)
         row = table.cursor_row
         peer = find_peer(row.sock, self.state.snapshot.sockets) if row and self.state.snapshot else None
-        if peer is None:
+        if isinstance(table.cursor_line, Group):
+            self.notify("A group's header has no peer: move to one of its sockets.", severity="warning")
+        elif peer is None:
             self.notify("No peer socket on this machine for this row.", severity="warning")
         elif table.move_to_key(peer.key):
             return

@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from conntui.overview import BUCKET_SECONDS, BUCKETS, Overview
+from conntui.overview import Overview
 from conntui.text import printable
 from conntui.view import format_bytes, sparkline
 
@@ -33,12 +33,11 @@ def render_overview(overview: Overview) -> RenderGroup:
         Text.assemble((f"{state:<11} ", "bold"), (f"{_bar(count, top_count):<{BAR_WIDTH}}", "green"), f" {count}")
         for state, count in overview.states[:STATE_LINES]
     ]
-    minutes = BUCKETS * BUCKET_SECONDS / 60
     flows = [
         Text.assemble(("opened/s ", "bold"), (sparkline(list(overview.opened_per_second)), "green"),
                       f" {overview.opened_per_second[-1]:.1f}"),
         Text.assemble(("closed/s ", "bold"), (sparkline(list(overview.closed_per_second)), "red"),
-                      f" {overview.closed_per_second[-1]:.1f}  ({minutes:.0f} min)"),
+                      f" {overview.closed_per_second[-1]:.1f}"),
     ]  # fmt: skip
     host = overview.host_rates
     if host is None:

@@ -382,9 +382,10 @@ class SocketTable(ScrollView, can_focus=True):
         names = self.names
         label = group_label(group.key, names.host, lambda port: names.service(port, "tcp"))
         sockets = "socket" if group.count == 1 else "sockets"
-        rates = f"↑ {format_bytes(group.tx_rate)}/s ↓ {format_bytes(group.rx_rate)}/s"
+        moving = group.tx_rate or group.rx_rate  # idle groups say nothing of rates
+        rates = f"↑ {format_bytes(group.tx_rate)}/s ↓ {format_bytes(group.rx_rate)}/s" if moving else ""
         fold = "▸" if group.collapsed else "▾"
-        text = f"{fold} {printable(label)} — {group.count} {sockets}: {group.states_text()}   {rates}"
+        text = f"{fold} {printable(label)} — {group.count} {sockets}: {group.states_text()}   {rates}".rstrip()
         style = self.rich_style + self.get_component_rich_style("socket-table--group")
         if is_cursor:
             style = style + self.get_component_rich_style("socket-table--cursor")
