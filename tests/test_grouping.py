@@ -3,8 +3,6 @@ groups, the cursor on headers, the peer jump into a folded group; and the pure g
 
 from __future__ import annotations
 
-from collections import Counter
-
 from textual.widgets import Input
 
 from conntui.grouping import Group, GroupKey, group_label, group_lines
@@ -57,7 +55,7 @@ async def test_every_grouping_counts_the_right_sockets_and_the_filter_applies_in
         await group_by(pilot, "local_port")
         counts = {value: group.count for value, group in groups_of(app).items()}
         assert counts == {port_a: 4, port_b: 3, **dict.fromkeys(client_ports, 1)}
-        assert groups_of(app)[port_a].state_counts == Counter({"ESTABLISHED": 3, "LISTEN": 1})
+        assert groups_of(app)[port_a].state_counts == {"ESTABLISHED": 3, "LISTEN": 1}
         table = app.query_one(SocketTable)
         assert f"▾ port {port_a} — 4 sockets: 3 ESTAB 1 LISTEN" in line_text(table, GroupKey("local_port", port_a))
         lines = app.dashboard.state.lines  # each header, then its rows in the sort's order
