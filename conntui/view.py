@@ -316,7 +316,8 @@ class ConnectionView:
             marked[after.key] = row
         self.snapshot = snapshot
         if previous is not None:  # the first poll opens nothing: it finds what was there
-            self.overview_tracker.record_changes(snapshot.taken_at, len(changes.opened), len(changes.closed))
+            opened, closed = self._shown_count(changes.opened), self._shown_count(changes.closed)
+            self.overview_tracker.record_changes(snapshot.taken_at, opened, closed)
         if self.overview_shown:
             self.overview_tracker.record_host(snapshot.taken_at)
         if self.names.hosts_shown:  # names for every remote address, not just those on screen: the filter matches them
@@ -362,6 +363,13 @@ class ConnectionView:
             return False
         self._select()
         return True
+
+    def _shown_count(self, sockets: tuple[Socket, ...]) -> int:
+        """How many of these sockets the filter lets through (the overview follows the filter)."""
+        if not self.filter:
+            return len(sockets)
+        matches, mine, names = self.filter.matches, self.mine, self.names
+        return sum(1 for sock in sockets if matches(sock, mine, names))
 
     def set_grouping(self, grouping: str) -> None:
         if grouping not in GROUPINGS:

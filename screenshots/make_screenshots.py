@@ -2,7 +2,8 @@
 
     python screenshots/make_screenshots.py
 
-Opens a listener on 127.0.0.1 with a few clients (one of them closing into TIME_WAIT), runs the
+Opens a listener on 127.0.0.1 with a few clients (one of them closing into TIME_WAIT, one sending
+a steady trickle so that rates show), runs the
 real dashboard headless with the real poller, launches test connections to the built-in test
 server, and saves SVGs next to this file. Loopback only; everything it opens is closed before
 it exits.
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from conntui.http.runner import ProbeRequest
@@ -53,6 +56,38 @@ async def shoot_tests(name: str) -> None:
     print(f"wrote {HERE / name}")
 
 
+Step = tuple[tuple[str, ...], Callable[[ConntuiApp], bool]]  # keys to press, then what to wait for
+
+
+async def shoot_steps(filter_text: str, name: str, steps: list[Step], size: tuple[int, int] = SIZE) -> None:
+    """Like `shoot`, waiting after each step's keys until the app shows what they asked for."""
+    app = ConntuiApp(Poller(open_source(), "inet"), interval=0.5, filter_text=filter_text)
+    async with app.run_test(size=size) as pilot:
+        await wait_until(pilot, lambda: app.dashboard.poll_count >= 2)
+        for keys, condition in steps:
+            await pilot.press(*keys)
+            await wait_until(pilot, lambda: condition(app))  # noqa: B023
+        await pilot.pause(0.3)
+        app.save_screenshot(str(HERE / name))
+    print(f"wrote {HERE / name}")
+
+
+def host_rates_shown(app: ConntuiApp) -> bool:
+    overview = app.dashboard.state.overview
+    return overview is not None and bool(overview.host_rates)
+
+
+def keep_sending(client: socket.socket, server: socket.socket, stop: threading.Event) -> None:
+    """Traffic on one connection (64 KiB every 0.1 s, for at most a minute): rates to show."""
+    deadline = time.monotonic() + 60
+    while not stop.is_set() and time.monotonic() < deadline:
+        client.sendall(b"x" * 65536)
+        received = 0
+        while received < 65536:
+            received += len(server.recv(65536))
+        stop.wait(0.1)
+
+
 def main() -> None:
     opened: list[socket.socket] = []
     listener = socket.socket()
@@ -68,12 +103,24 @@ def main() -> None:
             server.close()
         else:
             opened += [client, server]
+    stop = threading.Event()
+    sender = threading.Thread(target=keep_sending, args=(opened[1], opened[2], stop), daemon=True)
+    sender.start()
     try:
         asyncio.run(shoot(f"port:{port}", "dashboard.svg"))
         asyncio.run(shoot(f"port:{port}", "detail.svg", ("down", "down", "enter")))
         asyncio.run(shoot(f"port:{port}", "dashboard-80x24.svg", size=(80, 24)))  # the terminal most people have
         asyncio.run(shoot_tests("tests.svg"))
+        grouped = [
+            (("G", "G", "G"), lambda app: app.dashboard.state.grouping == "local_port"),
+            (("home", "space"), lambda app: any(group.collapsed for group in app.dashboard.state.groups)),
+        ]
+        asyncio.run(shoot_steps(f"port:{port}", "grouped.svg", grouped))
+        overview = [(("o",), host_rates_shown)]
+        asyncio.run(shoot_steps(f"port:{port}", "overview.svg", overview, size=(80, 24)))
     finally:
+        stop.set()
+        sender.join(timeout=5)
         for sock in opened:
             sock.close()
 
