@@ -2,8 +2,10 @@
 
 `ConnectionView` is mutable and lives on the dashboard's engine thread: `apply` folds in each
 poll (new rows marked for a few seconds, closed rows kept and marked, state changes flashed,
-byte rates computed), `set_filter`/`set_sort`/`set_mine`/`expire` change what is shown. After
-each change `state()` hands out a new `TableState`, the only thing the UI thread reads. Its lists
+byte rates and their averages computed: `conntui.rates`), `set_filter`/`set_sort`/`set_mine`/
+`expire` change what is shown, `set_grouping`/`toggle_group` how (`conntui.grouping`), and
+`show_overview` whether the overview's figures are made (`conntui.overview`). After each change
+`state()` hands out a new `TableState`, the only thing the UI thread reads. Its lists
 and counts are its own and never change; its rows are the view's `Row` objects, whose mark, rates
 and socket the engine thread updates in place (each field replaced whole, so a reader sees the
 old value or the new one). The UI only reads them.

@@ -18,10 +18,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from conntui.grouping import GroupKey
 from conntui.http.runner import ProbeRequest
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.ui.app import ConntuiApp
+from conntui.ui.socket_table import SocketTable
 
 HERE = Path(__file__).parent
 SIZE = (150, 34)
@@ -56,7 +58,8 @@ async def shoot_tests(name: str) -> None:
     print(f"wrote {HERE / name}")
 
 
-Step = tuple[tuple[str, ...], Callable[[ConntuiApp], bool]]  # keys to press, then what to wait for
+# Before the keys (the cursor put somewhere, say), the keys to press, then what to wait for.
+Step = tuple[Callable[[ConntuiApp], object], tuple[str, ...], Callable[[ConntuiApp], bool]]
 
 
 async def shoot_steps(filter_text: str, name: str, steps: list[Step], size: tuple[int, int] = SIZE) -> None:
@@ -64,7 +67,8 @@ async def shoot_steps(filter_text: str, name: str, steps: list[Step], size: tupl
     app = ConntuiApp(Poller(open_source(), "inet"), interval=0.5, filter_text=filter_text)
     async with app.run_test(size=size) as pilot:
         await wait_until(pilot, lambda: app.dashboard.poll_count >= 2)
-        for keys, condition in steps:
+        for prepare, keys, condition in steps:
+            prepare(app)
             await pilot.press(*keys)
             await wait_until(pilot, lambda: condition(app))  # noqa: B023
         await pilot.pause(0.3)
@@ -99,6 +103,7 @@ def main() -> None:
         client = socket.create_connection(("127.0.0.1", port))
         server, _ = listener.accept()
         if index == 3:  # the client closes first: its side lingers in TIME_WAIT
+            closing_port = client.getsockname()[1]
             client.close()
             server.close()
         else:
@@ -112,11 +117,15 @@ def main() -> None:
         asyncio.run(shoot(f"port:{port}", "dashboard-80x24.svg", size=(80, 24)))  # the terminal most people have
         asyncio.run(shoot_tests("tests.svg"))
         grouped = [
-            (("G", "G", "G"), lambda app: app.dashboard.state.grouping == "local_port"),
-            (("home", "space"), lambda app: any(group.collapsed for group in app.dashboard.state.groups)),
+            (lambda app: None, ("G", "G", "G"), lambda app: app.dashboard.state.grouping == "local_port"),
+            (
+                lambda app: app.query_one(SocketTable).move_to_key(GroupKey("local_port", closing_port)),
+                ("space",),
+                lambda app: any(group.collapsed for group in app.dashboard.state.groups),
+            ),  # the TIME_WAIT's group
         ]
         asyncio.run(shoot_steps(f"port:{port}", "grouped.svg", grouped))
-        overview = [(("o",), host_rates_shown)]
+        overview = [(lambda app: None, ("o",), host_rates_shown)]
         asyncio.run(shoot_steps(f"port:{port}", "overview.svg", overview, size=(80, 24)))
     finally:
         stop.set()
