@@ -267,7 +267,7 @@ class ConnectionView:
     _ordered: list[Row] = field(default_factory=list)  # every row, sorted
     _visible: list[Row] = field(default_factory=list)  # the filtered rows, in order
     _marked: dict[object, Row] = field(default_factory=dict)  # rows with a mark that will expire
-    _moving: set[object] = field(default_factory=set)  # keys of rows with a non-zero byte rate
+    _moving: set[object] = field(default_factory=set)  # keys of rows with a non-zero byte rate or average
     grouping: str = ""  # one of GROUPINGS: "" for none
     collapsed: set[object] = field(default_factory=set)  # the values of the collapsed groups
     _lines: list[Row | Group] | None = None  # the grouped lines (None: not grouped)
@@ -278,8 +278,9 @@ class ConnectionView:
 
     @property
     def moving(self) -> bool:
-        """Whether some row has a non-zero rate (so a poll with no change still changes the view)."""
-        return bool(self._moving)
+        """Whether some row has a non-zero rate or average, or the overview is shown (its host rates
+        move on): a poll with no change to the sockets still changes the view."""
+        return bool(self._moving) or self.overview_shown
 
     def apply(self, snapshot: Snapshot, changes: Changes) -> None:
         """Fold one poll into the rows; the very first poll marks nothing as new."""

@@ -15,6 +15,7 @@ from rich.console import Console
 from conntui.overview import BUCKET_SECONDS, BUCKETS, Overview, OverviewTracker
 from conntui.sources.netdev import parse_net_dev, read_host_bytes
 from conntui.ui.overview_strip import OverviewStrip, render_overview
+from conntui.view import ConnectionView
 from tests.conftest import wait_for
 from tests.test_app import make_app, plain, reset
 
@@ -103,3 +104,12 @@ async def test_the_strip_counts_the_table_s_states_and_its_opened_and_closed_soc
         await pilot.press("o")
         assert strip.has_class("hidden")
         await wait_for(pilot, lambda: app.dashboard.state.overview is None)  # hidden: not computed
+
+
+def test_while_the_strip_is_shown_every_poll_is_taken_in_so_the_host_rates_move_on() -> None:
+    view = ConnectionView()
+    assert not view.moving  # an unchanged poll is skipped: an idle dashboard does nothing
+    view.show_overview(True)
+    assert view.moving and view.state().overview is not None
+    view.show_overview(False)
+    assert not view.moving and view.state().overview is None
