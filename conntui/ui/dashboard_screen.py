@@ -238,8 +238,9 @@ class DashboardScreen(Screen[None]):
         self.state = state
         table = self.query_one(SocketTable)
         table.show(state)
-        if self._jump_to is not None and table.move_to_key(self._jump_to):
-            self._jump_to = None
+        jump_to = self._jump_to
+        if jump_to is not None and (table.move_to_key(jump_to) or state.group_of_hidden(jump_to) is None):
+            self._jump_to = None  # there, or its group open and the socket gone: no later surprise jump
         strip = self.query_one(OverviewStrip)
         if not strip.has_class("hidden"):
             strip.show(state.overview)
