@@ -2,8 +2,10 @@
 
 `ConnectionView` is mutable and lives on the dashboard's engine thread: `apply` folds in each
 poll (new rows marked for a few seconds, closed rows kept and marked, state changes flashed,
-byte rates computed), `set_filter`/`set_sort`/`set_mine`/`expire` change what is shown. After
-each change `state()` hands out a new `TableState`, the only thing the UI thread reads. Its lists
+byte rates and their averages computed: `conntui.rates`), `set_filter`/`set_sort`/`set_mine`/
+`expire` change what is shown, `set_grouping`/`toggle_group` how (`conntui.grouping`), and
+`show_overview` whether the overview's figures are made (`conntui.overview`). After each change
+`state()` hands out a new `TableState`, the only thing the UI thread reads. Its lists
 and counts are its own and never change; its rows are the view's `Row` objects, whose mark, rates
 and socket the engine thread updates in place (each field replaced whole, so a reader sees the
 old value or the new one). The UI only reads them.
@@ -13,22 +15,25 @@ from __future__ import annotations
 
 import socket
 import time
-from collections import Counter, deque
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from conntui.changes import Changes
 from conntui.filters import MATCH_ALL, Filter
+from conntui.grouping import GROUPINGS, Group, GroupKey, group_lines
 from conntui.history import EMPTY_HISTORY, ConnectionHistory, HistoryState
 from conntui.model import FourTuple, Snapshot, Socket, format_pids
 from conntui.names import NO_NAMES, Names
+from conntui.overview import Overview, OverviewTracker
+from conntui.rates import WINDOWS, Traffic
 from conntui.text import printable
 
 NEW_SECONDS = 3.0
 CLOSED_SECONDS = 3.0
 CHANGED_SECONDS = 2.0
-HISTORY = 40  # polls of byte rates kept for the detail pane's sparkline
 
 
 @dataclass(slots=True)
@@ -40,7 +45,12 @@ class Row:
     mark_until: float = 0.0
     tx_rate: float | None = None  # bytes/s sent (acked) since the previous poll
     rx_rate: float | None = None
-    history: deque[tuple[float, float]] | None = None  # (tx, rx) per poll, once there was traffic
+    traffic: Traffic | None = None  # averages, total and per-poll rates, once there was traffic
+
+    @property
+    def key(self) -> object:
+        """The table line's key: the socket's."""
+        return self.sock.key
 
 
 _ip_sort_keys: dict[str, bytes] = {}
@@ -96,33 +106,38 @@ class TableState:
     """What the table shows after one change: its lists and counts never change once handed to the
     UI thread (the rows in them are shared with the view: see the module's docstring)."""
 
-    __slots__ = (
-        "filter",
-        "history",
-        "mine",
-        "positions",
-        "snapshot",
-        "sort_column",
-        "sort_reverse",
-        "state_counts",
-        "total",
-        "tuple_counts",
-        "visible",
-    )  # fmt: skip
+    __slots__ = ("filter", "grouping", "groups", "hidden", "history", "lines", "mine", "overview", "positions",
+                 "snapshot", "sort_column", "sort_reverse", "state_counts", "total", "tuple_counts",
+                 "visible")  # fmt: skip
 
     def __init__(self, visible: list[Row], snapshot: Snapshot | None, tuple_counts: Counter[FourTuple],
                  state_counts: Counter[str], mine: frozenset[FourTuple], sort_column: str, sort_reverse: bool,
-                 filter: Filter, total: int, history: HistoryState = EMPTY_HISTORY) -> None:  # fmt: skip
+                 filter: Filter, total: int, history: HistoryState = EMPTY_HISTORY, *, grouping: str = "",
+                 lines: list[Row | Group] | None = None, groups: list[Group] | None = None,
+                 overview: Overview | None = None) -> None:  # fmt: skip
         self.visible, self.snapshot, self.tuple_counts, self.mine = visible, snapshot, tuple_counts, mine
         self.state_counts = state_counts  # sockets per TCP state in the snapshot
         self.sort_column, self.sort_reverse, self.filter, self.total = sort_column, sort_reverse, filter, total
         self.history = history  # the closed connections (`conntui.history`)
+        # The table's lines: the visible rows, or when grouped, group headers and the rows of open groups.
+        self.grouping, self.groups, self.overview = grouping, groups or [], overview
+        self.lines: Sequence[Row | Group] = visible if lines is None else lines
         # Built here, on the engine thread: the UI looks up its cursor at every refresh.
-        self.positions = {row.sock.key: index for index, row in enumerate(visible)}
+        self.positions = {line.key: index for index, line in enumerate(self.lines)}
+        # The rows of collapsed groups -> their header's line (where a cursor on one of them goes).
+        self.hidden = {row.sock.key: self.positions[group.key] for group in self.groups if group.collapsed
+                       for row in group.rows}  # fmt: skip
 
     def position(self, key: object) -> int | None:
-        """Where the socket with this key is in `visible`, or None when filtered out or gone."""
+        """Where the line with this key (a socket's or a group's) is in `lines`, or None when
+        filtered out, in a collapsed group, or gone."""
         return self.positions.get(key)
+
+    def group_of_hidden(self, key: object) -> Group | None:
+        """The collapsed group that hides the socket with this key, if one does."""
+        index = self.hidden.get(key)
+        line = self.lines[index] if index is not None else None
+        return line if isinstance(line, Group) else None
 
     def row_with_tuple(self, four_tuple: FourTuple) -> Row | None:
         return next((row for row in self.visible if row.sock.four_tuple == four_tuple), None)
@@ -138,6 +153,31 @@ def _minus_one(value: float | None) -> float:
 def _age(row: Row, now: float) -> str:
     age = format_age(now - row.first_seen)
     return age if row.seen_opening else f"≥{age}"
+
+
+def _average_text(index: int, row: Row, counts: Counter[FourTuple], now: float) -> str:
+    """A row's average over one of iftop's windows: `-` without TCP byte counters, 0 with no traffic yet."""
+    if row.traffic is None:
+        return "-" if row.sock.bytes_sent is None else "0 B"
+    return format_bytes(row.traffic.averages[index])
+
+
+def _average_key(index: int, row: Row, counts: Counter[FourTuple]) -> float:
+    if row.traffic is None:
+        return -1 if row.sock.bytes_sent is None else 0
+    return row.traffic.averages[index]
+
+
+def _total_text(row: Row) -> str:
+    if row.traffic is None:
+        return "-" if row.sock.bytes_sent is None else "0 B"
+    return format_bytes(row.traffic.total)
+
+
+def _total_key(row: Row) -> float:
+    if row.traffic is None:
+        return -1 if row.sock.bytes_sent is None else 0
+    return row.traffic.total
 
 
 RowT = TypeVar("RowT")  # what a line of the table is: a live socket's `Row`; a closed connection in the history
@@ -204,6 +244,10 @@ COLUMNS: tuple[Column[Row], ...] = (
            lambda row, counts: _minus_one(row.tx_rate), "right", priority=4, metric=True, max_width=10),
     Column("rx_rate", "Rx/s", lambda row, counts, now: format_bytes(row.rx_rate),
            lambda row, counts: _minus_one(row.rx_rate), "right", priority=4, metric=True, max_width=10),
+    *(Column(f"rate{window:.0f}", f"{window:.0f}s", partial(_average_text, index), partial(_average_key, index),
+             "right", priority=4, metric=True, max_width=10) for index, window in enumerate(WINDOWS)),
+    Column("total", "Total", lambda row, counts, now: _total_text(row), lambda row, counts: _total_key(row), "right",
+           priority=4, metric=True, max_width=10),
 )  # fmt: skip
 COLUMN_BY_NAME: dict[str, Column[Row]] = {column.name: column for column in COLUMNS}
 
@@ -228,16 +272,24 @@ class ConnectionView:
     _ordered: list[Row] = field(default_factory=list)  # every row, sorted
     _visible: list[Row] = field(default_factory=list)  # the filtered rows, in order
     _marked: dict[object, Row] = field(default_factory=dict)  # rows with a mark that will expire
-    _moving: set[object] = field(default_factory=set)  # keys of rows with a non-zero byte rate
+    _moving: set[object] = field(default_factory=set)  # keys of rows with a non-zero byte rate or average
     history: ConnectionHistory = field(default_factory=ConnectionHistory)  # the closed connections, filtered alike
+    grouping: str = ""  # one of GROUPINGS: "" for none
+    collapsed: set[object] = field(default_factory=set)  # the values of the collapsed groups
+    _lines: list[Row | Group] | None = None  # the grouped lines (None: not grouped)
+    _groups: list[Group] = field(default_factory=list)
+    overview_tracker: OverviewTracker = field(default_factory=OverviewTracker)
+    overview_shown: bool = False
+    _overview: Overview | None = None
 
     def __post_init__(self) -> None:
         self.history.set_filter(self.filter)
 
     @property
     def moving(self) -> bool:
-        """Whether some row has a non-zero rate (so a poll with no change still changes the view)."""
-        return bool(self._moving)
+        """Whether some row has a non-zero rate or average, or the overview is shown (its host rates
+        move on): a poll with no change to the sockets still changes the view."""
+        return bool(self._moving) or self.overview_shown
 
     def apply(self, snapshot: Snapshot, changes: Changes) -> None:
         """Fold one poll into the rows; the very first poll marks nothing as new."""
@@ -257,9 +309,10 @@ class ConnectionView:
                 row.mark, row.mark_until, row.first_seen = "new", now + NEW_SECONDS, now
             before = row.sock
             moved = before.bytes_sent != sock.bytes_sent or before.bytes_received != sock.bytes_received
-            if moved or row.tx_rate or row.rx_rate:
-                _update_rates(row, before, sock, interval)  # skipped for the (many) idle connections
-                if row.tx_rate or row.rx_rate:
+            traffic = row.traffic
+            if moved or row.tx_rate or row.rx_rate or (traffic is not None and traffic.active):
+                _update_rates(row, before, sock, interval, snapshot.taken_at)  # skipped for the (many) idle ones
+                if row.tx_rate or row.rx_rate or (row.traffic is not None and row.traffic.active):
                     self._moving.add(sock.key)
                 else:
                     self._moving.discard(sock.key)
@@ -275,6 +328,11 @@ class ConnectionView:
             marked[after.key] = row
         self.history.polled(changes, snapshot.taken_at)
         self.snapshot = snapshot
+        if previous is not None:  # the first poll opens nothing: it finds what was there
+            opened, closed = self._shown_count(changes.opened), self._shown_count(changes.closed)
+            self.overview_tracker.record_changes(snapshot.taken_at, opened, closed)
+        if self.overview_shown:
+            self.overview_tracker.record_host(snapshot.taken_at)
         if self.names.hosts_shown:  # names for every remote address, not just those on screen: the filter matches them
             self.names.look_up({sock.remote_ip for sock in snapshot.sockets})
         self.tuple_counts = snapshot.tuple_counts()
@@ -323,10 +381,57 @@ class ConnectionView:
         self._select()
         return True
 
+    def _shown_count(self, sockets: tuple[Socket, ...]) -> int:
+        """How many of these sockets the filter lets through (the overview follows the filter)."""
+        if not self.filter:
+            return len(sockets)
+        matches, mine, names = self.filter.matches, self.mine, self.names
+        return sum(1 for sock in sockets if matches(sock, mine, names))
+
+    def set_grouping(self, grouping: str) -> None:
+        if grouping not in GROUPINGS:
+            raise ValueError(f"unknown grouping {grouping!r}")
+        self.grouping = grouping
+        self.collapsed = set()
+        self._select()
+
+    def next_grouping(self) -> None:
+        """The next of GROUPINGS, after the last none again."""
+        self.set_grouping(GROUPINGS[(GROUPINGS.index(self.grouping) + 1) % len(GROUPINGS)])
+
+    def toggle_group(self, key: GroupKey) -> bool:
+        """Collapse an open group or open a collapsed one; False when it is not this grouping's."""
+        if key.grouping != self.grouping:
+            return False
+        self.collapsed.symmetric_difference_update({key.value})
+        self._select()
+        return True
+
+    def expand_group(self, key: GroupKey) -> bool:
+        if key.grouping != self.grouping or key.value not in self.collapsed:
+            return False
+        return self.toggle_group(key)
+
+    def toggle_all_groups(self) -> bool:
+        """Collapse every group shown, or when every one is collapsed already, open them all."""
+        if not self.grouping:
+            return False
+        values = {group.key.value for group in self._groups}
+        self.collapsed = set() if values <= self.collapsed else values
+        self._select()
+        return True
+
+    def show_overview(self, shown: bool) -> None:
+        self.overview_shown = shown
+        if shown and self.snapshot is not None:
+            self.overview_tracker.record_host(self.snapshot.taken_at)
+        self._select()
+
     def state(self) -> TableState:
         return TableState(
             self._visible, self.snapshot, self.tuple_counts, self.state_counts, self.mine, self.sort_column,
-            self.sort_reverse, self.filter, len(self.rows), self.history.state(),
+            self.sort_reverse, self.filter, len(self.rows), self.history.state(), grouping=self.grouping,
+            lines=self._lines, groups=self._groups, overview=self._overview,
         )  # fmt: skip
 
     def _sort(self) -> None:
@@ -340,16 +445,37 @@ class ConnectionView:
             self._visible = [row for row in self._ordered if matches(row.sock, mine, names)]
         else:
             self._visible = self._ordered
+        if self.grouping:
+            column = COLUMN_BY_NAME[self.sort_column]
+            self._lines, self._groups = group_lines(
+                self._visible, self.grouping, self.collapsed, column.sort_key, column.name, self.sort_reverse,
+                _group_name_key,
+            )  # fmt: skip
+        else:
+            self._lines, self._groups = None, []
+        self._overview = self.overview_tracker.summary(self._visible) if self.overview_shown else None
 
 
-def _update_rates(row: Row, before: Socket, sock: Socket, interval: float) -> None:
+def _group_name_key(key: GroupKey) -> Any:
+    """Groups by name: processes alphabetically, addresses and ports in numeric order."""
+    if key.grouping == "process":
+        return key.value.lower()
+    if key.grouping == "local_port":
+        return key.value
+    if key.grouping == "host":
+        return ip_sort_key(key.value or None)
+    ip, port = key.value
+    return ip_sort_key(ip or None), _minus_one(port)
+
+
+def _update_rates(row: Row, before: Socket, sock: Socket, interval: float, at: float) -> None:
     if sock.bytes_sent is None or before.bytes_sent is None or interval <= 0:
         return
     tx = max(0, sock.bytes_sent - before.bytes_sent) / interval
     rx = max(0, (sock.bytes_received or 0) - (before.bytes_received or 0)) / interval
     row.tx_rate, row.rx_rate = tx, rx
-    if row.history is None:
+    if row.traffic is None:
         if not (tx or rx):
             return  # an idle connection costs no history
-        row.history = deque(maxlen=HISTORY)
-    row.history.append((tx, rx))
+        row.traffic = Traffic(at - interval, before.bytes_sent, before.bytes_received or 0)
+    row.traffic.record(at, sock.bytes_sent, sock.bytes_received or 0, tx, rx)

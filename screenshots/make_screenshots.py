@@ -2,8 +2,9 @@
 
     python screenshots/make_screenshots.py
 
-Opens a listener on 127.0.0.1 with a few clients (one of them closing into TIME_WAIT) and two more
-with connections closed client-first (TIME_WAIT, for the budget view), runs the
+Opens a listener on 127.0.0.1 with a few clients (one of them closing into TIME_WAIT, one sending
+a steady trickle so that rates show) and two more with connections closed client-first (TIME_WAIT,
+for the budget view), runs the
 real dashboard headless with the real poller, launches test connections to the built-in test
 server, and saves SVGs next to this file. Loopback only; everything it opens is closed before
 it exits.
@@ -13,16 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from conntui.grouping import GroupKey
 from conntui.http.runner import ProbeRequest
 from conntui.http.server import ServerThread
 from conntui.model import Owner, Socket
 from conntui.poller import Poller
 from conntui.sources import NO_OWNERS, SocketSource, open_source
 from conntui.ui.app import ConntuiApp
+from conntui.ui.socket_table import SocketTable
 
 HERE = Path(__file__).parent
 SIZE = (150, 34)
@@ -115,6 +119,24 @@ async def shoot_compare(name: str) -> None:
     print(f"wrote {HERE / name}")
 
 
+# Before the keys (the cursor put somewhere, say), the keys to press, then what to wait for.
+Step = tuple[Callable[[ConntuiApp], object], tuple[str, ...], Callable[[ConntuiApp], bool]]
+
+
+async def shoot_steps(filter_text: str, name: str, steps: list[Step], size: tuple[int, int] = SIZE) -> None:
+    """Like `shoot`, waiting after each step's keys until the app shows what they asked for."""
+    app = ConntuiApp(Poller(open_source(), "inet"), interval=0.5, filter_text=filter_text)
+    async with app.run_test(size=size) as pilot:
+        await wait_until(pilot, lambda: app.dashboard.poll_count >= 2)
+        for prepare, keys, condition in steps:
+            prepare(app)
+            await pilot.press(*keys)
+            await wait_until(pilot, lambda: condition(app))  # noqa: B023
+        await pilot.pause(0.3)
+        app.save_screenshot(str(HERE / name))
+    print(f"wrote {HERE / name}")
+
+
 async def shoot_history(name: str) -> None:
     """The history pane (h): connections to a test server, one seen by a poll (its lifetime known),
     the others too short for any poll (between polls), one of them a test launched from the app (mine)."""
@@ -142,6 +164,22 @@ async def shoot_history(name: str) -> None:
     print(f"wrote {HERE / name}")
 
 
+def host_rates_shown(app: ConntuiApp) -> bool:
+    overview = app.dashboard.state.overview
+    return overview is not None and bool(overview.host_rates)
+
+
+def keep_sending(client: socket.socket, server: socket.socket, stop: threading.Event) -> None:
+    """Traffic on one connection (64 KiB every 0.1 s, for at most a minute): rates to show."""
+    deadline = time.monotonic() + 60
+    while not stop.is_set() and time.monotonic() < deadline:
+        client.sendall(b"x" * 65536)
+        received = 0
+        while received < 65536:
+            received += len(server.recv(65536))
+        stop.wait(0.1)
+
+
 def main() -> None:
     opened: list[socket.socket] = []
     listener = socket.socket()
@@ -153,10 +191,14 @@ def main() -> None:
         client = socket.create_connection(("127.0.0.1", port))
         server, _ = listener.accept()
         if index == 3:  # the client closes first: its side lingers in TIME_WAIT
+            closing_port = client.getsockname()[1]
             client.close()
             server.close()
         else:
             opened += [client, server]
+    stop = threading.Event()
+    sender = threading.Thread(target=keep_sending, args=(opened[1], opened[2], stop), daemon=True)
+    sender.start()
     try:
         asyncio.run(shoot(f"port:{port}", "dashboard.svg"))
         asyncio.run(shoot(f"port:{port}", "detail.svg", ("down", "down", "enter")))
@@ -173,7 +215,20 @@ def main() -> None:
         asyncio.run(shoot_budget("budget.svg", [*budget_listeners, listener]))
         asyncio.run(shoot_compare("compare.svg"))
         asyncio.run(shoot_history("history.svg"))
+        grouped = [
+            (lambda app: None, ("G", "G", "G"), lambda app: app.dashboard.state.grouping == "local_port"),
+            (
+                lambda app: app.query_one(SocketTable).move_to_key(GroupKey("local_port", closing_port)),
+                ("space",),
+                lambda app: any(group.collapsed for group in app.dashboard.state.groups),
+            ),  # the TIME_WAIT's group
+        ]
+        asyncio.run(shoot_steps(f"port:{port}", "grouped.svg", grouped))
+        overview = [(lambda app: None, ("o",), host_rates_shown)]
+        asyncio.run(shoot_steps(f"port:{port}", "overview.svg", overview, size=(80, 24)))
     finally:
+        stop.set()
+        sender.join(timeout=5)
         for sock in opened:
             sock.close()
 

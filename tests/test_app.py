@@ -293,8 +293,8 @@ async def test_metrics_columns_and_rates_of_a_busy_connection(sockets) -> None:
         table = app.query_one(SocketTable)
         assert "rtt" not in [column.name for column in table.columns]
         await pilot.press("m")
-        assert [column.name for column in table.columns][-6:] == [
-            "rtt", "retrans", "sent", "received", "tx_rate", "rx_rate"
+        assert [column.name for column in table.columns][-10:] == [
+            "rtt", "retrans", "sent", "received", "tx_rate", "rx_rate", "rate2", "rate10", "rate40", "total"
         ]  # fmt: skip
         header = "".join(segment.text for segment in table.render_line(0))
         assert "RTT ms" in header and "Tx/s" in header
@@ -307,7 +307,7 @@ async def test_metrics_columns_and_rates_of_a_busy_connection(sockets) -> None:
             await wait_for(pilot, lambda: app.dashboard.poll_count > polls)  # noqa: B023
         row = row_for(app, cport)
         assert row.sock.bytes_sent >= 600_000 and row.tx_rate and row.tx_rate > 0
-        assert row.history
+        assert row.traffic is not None and row.traffic.history
         table.move_to_key(row.sock.key)
         await pilot.press("enter")
         await wait_for(pilot, lambda: "Rates" in plain(app.query_one(DetailPane)))

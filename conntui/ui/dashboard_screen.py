@@ -41,6 +41,7 @@ from conntui.destroy_feed import DestroyFeed, subscribe
 from conntui.engine import Engine
 from conntui.export import default_name, render, write_atomically
 from conntui.filters import FilterError, parse_filter
+from conntui.grouping import Group
 from conntui.history import DEFAULT_BOUND, ConnectionHistory
 from conntui.http.experiments import TestRecord
 from conntui.http.runner import ProbeRequest, ProbeRunner
@@ -63,6 +64,7 @@ from conntui.ui.messages import (
     CursorMoved,
     DestinationChosen,
     ErrorOccurred,
+    GroupToggleRequested,
     PollFailed,
     ProbeUpdated,
     SnapshotReady,
@@ -70,6 +72,7 @@ from conntui.ui.messages import (
     SortRequested,
     StateReady,
 )
+from conntui.ui.overview_strip import OverviewStrip
 from conntui.ui.owner_dialog import OwnerDialog
 from conntui.ui.socket_table import SocketTable
 from conntui.ui.status_bar import StatusBar
@@ -124,6 +127,11 @@ class DashboardScreen(Screen[None]):
                 "also those shorter than a poll; its header spells out the status line's counts"),
         Binding("L", "lessons", "Lessons", show=False,
                 tooltip="The chapter's lessons, each with an experiment to run and its measured outcome"),
+        Binding("G", "grouping", "Group", show=False,
+                tooltip="Group by process, remote host, local port, destination, or not (enter or space folds one)"),
+        Binding("minus", "fold_all", "Fold all", show=False, tooltip="Collapse every group, or expand them all"),
+        Binding("o", "overview", "Overview", show=False,
+                tooltip="Show or hide the overview: states, opened/closed, host rates, top processes and remotes"),
     ]  # fmt: skip
     KEY_OWNERS = (SocketTable, TestsPane, BudgetPane)  # the widgets that declare keys of their own
 
@@ -192,6 +200,7 @@ class DashboardScreen(Screen[None]):
         self._detail_version = 0
         self._last_budget: BudgetReport | None = None  # the engine thread's own
         self.process_details = ProcessDetailsCache()  # for the detail pane, on its worker threads
+        self._jump_to: object | None = None  # a socket key to put the cursor on once its group is open
         self._ticker: Timer | None = None
         self._live = False
 
@@ -208,6 +217,7 @@ class DashboardScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="panes"):  # what is left between the header and the filter box
+            yield OverviewStrip(id="overview", classes="hidden")
             yield SocketTable(self.clock, self.names, id="sockets")
             yield DetailPane(id="detail", classes="hidden")
             yield BudgetPane(id="budget", classes="hidden")
@@ -328,7 +338,14 @@ class DashboardScreen(Screen[None]):
 
     def _show_state(self, state: TableState) -> None:
         self.state = state
-        self.query_one(SocketTable).show(state)
+        table = self.query_one(SocketTable)
+        table.show(state)
+        jump_to = self._jump_to
+        if jump_to is not None and (table.move_to_key(jump_to) or state.group_of_hidden(jump_to) is None):
+            self._jump_to = None  # there, or its group open and the socket gone: no later surprise jump
+        strip = self.query_one(OverviewStrip)
+        if not strip.has_class("hidden"):
+            strip.show(state.overview)
         history = self.query_one(HistoryPane)
         if not history.has_class("hidden"):
             history.show(state.history, self.closes_note)
@@ -375,14 +392,22 @@ class DashboardScreen(Screen[None]):
         if not detail or detail.first().has_class("hidden"):
             return
         self._detail_version += 1
-        row, snapshot, version = self.query_one(SocketTable).cursor_row, self.state.snapshot, self._detail_version
-        describe = partial(self._describe, self.app, row, snapshot, self.budget, version)
+        line, snapshot, version = self.query_one(SocketTable).cursor_line, self.state.snapshot, self._detail_version
+        describe = partial(self._describe, self.app, line, snapshot, self.budget, version)
         self.run_worker(describe, thread=True, group="detail", exit_on_error=False)
 
     def _describe(
-        self, app: App[object], row: Row | None, snapshot: Snapshot | None, budget: BudgetReport | None, version: int
+        self,
+        app: App[object],
+        line: Row | Group | None,
+        snapshot: Snapshot | None,
+        budget: BudgetReport | None,
+        version: int,
     ) -> None:
-        description = DetailPane.describe(row, snapshot, budget, self.process_details)
+        if isinstance(line, Group):
+            description = DetailPane.describe_group(line)
+        else:
+            description = DetailPane.describe(line, snapshot, budget, self.process_details)
         app.call_from_thread(self._show_description, description, version)
 
     @_while_live
@@ -409,6 +434,10 @@ class DashboardScreen(Screen[None]):
             event.input.remove_class("-invalid")
             self.engine.submit(lambda view: view.set_filter(new_filter))
         self._show_status()
+
+    @on(GroupToggleRequested)
+    def _group_toggle_requested(self, message: GroupToggleRequested) -> None:
+        self.engine.submit(lambda view: view.toggle_group(message.key))
 
     @on(SortRequested)
     def _sort_requested(self, message: SortRequested) -> None:
@@ -446,6 +475,10 @@ class DashboardScreen(Screen[None]):
         self.engine.refresh()
 
     def action_detail(self) -> None:
+        table = self.query_one(SocketTable)
+        if isinstance(table.cursor_line, Group):  # enter on a group's header folds it
+            table.action_toggle_group()
+            return
         self.query_one(DetailPane).toggle_class("hidden")
         self._refresh_detail()
 
@@ -482,6 +515,23 @@ class DashboardScreen(Screen[None]):
         elif self.focused is None or pane.query_one(HistoryTable).has_focus:
             self.query_one(SocketTable).focus()
 
+    def action_grouping(self) -> None:
+        self.engine.submit(ConnectionView.next_grouping)  # the status line says which
+
+    def action_fold_all(self) -> None:
+        if not self.state.grouping:
+            self.notify("Nothing to fold: G groups the table.", severity="warning")
+            return
+        self.engine.submit(ConnectionView.toggle_all_groups)
+
+    def action_overview(self) -> None:
+        strip = self.query_one(OverviewStrip)
+        strip.toggle_class("hidden")
+        shown = not strip.has_class("hidden")
+        if shown:
+            strip.show(self.state.overview)
+        self.engine.submit(lambda view: view.show_overview(shown))
+
     def action_zoom(self) -> None:
         if self.maximized is not None:
             self.minimize()
@@ -492,9 +542,17 @@ class DashboardScreen(Screen[None]):
         table = self.query_one(SocketTable)
         row = table.cursor_row
         peer = find_peer(row.sock, self.state.snapshot.sockets) if row and self.state.snapshot else None
-        if peer is None:
+        if isinstance(table.cursor_line, Group):
+            self.notify("A group's header has no peer: move to one of its sockets.", severity="warning")
+        elif peer is None:
             self.notify("No peer socket on this machine for this row.", severity="warning")
-        elif not table.move_to_key(peer.key):
+        elif table.move_to_key(peer.key):
+            return
+        elif (group := self.state.group_of_hidden(peer.key)) is not None:
+            self._jump_to = peer.key  # the cursor goes there once the engine has opened the group
+            self.engine.submit(lambda view: view.expand_group(group.key))
+            self.notify("The peer socket was in a collapsed group: expanded.")
+        else:
             self.notify("The peer socket is hidden by the filter.", severity="warning")
 
     def action_test(self) -> None:

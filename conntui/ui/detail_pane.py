@@ -12,7 +12,9 @@ from rich.text import Text
 from textual.widgets import Static
 
 from conntui.budget import BudgetReport
+from conntui.grouping import GROUPING_TITLES, Group, group_label
 from conntui.model import ProcessInfo, Snapshot
+from conntui.rates import WINDOWS
 from conntui.sources.processes import ProcessDetailsCache
 from conntui.text import printable
 from conntui.uniqueness import find_peer, shared_parts
@@ -20,6 +22,24 @@ from conntui.view import Row, format_bytes, sparkline
 
 
 class DetailPane(Static):
+    @staticmethod
+    def describe_group(group: Group) -> RenderableType:
+        """What the pane shows on a group's header: its sums, and the busiest of its sockets."""
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        grid.add_row("Group", Text(f"{printable(group_label(group.key))}  ({GROUPING_TITLES[group.key.grouping]})"))
+        grid.add_row("Sockets", f"{group.count}: {group.states_text()}")
+        grid.add_row("Rates", f"sent {format_bytes(group.tx_rate)}/s   received {format_bytes(group.rx_rate)}/s   "
+                     "(summed from the TCP byte counters: TCP only)")  # fmt: skip
+        busiest = sorted((row for row in group.rows if row.tx_rate or row.rx_rate),
+                         key=lambda row: (row.tx_rate or 0) + (row.rx_rate or 0), reverse=True)[:3]  # fmt: skip
+        for row in busiest:
+            grid.add_row("Busiest", f"{row.sock.local} → {row.sock.remote}  ↑ {format_bytes(row.tx_rate)}/s "
+                         f"↓ {format_bytes(row.rx_rate)}/s")  # fmt: skip
+        grid.add_row("", "enter or space: collapse or expand; -: every group")
+        return grid
+
     @staticmethod
     def describe(
         row: Row | None,
@@ -68,8 +88,8 @@ class DetailPane(Static):
                 f"rtt {sock.rtt_ms:.3f} ms ± {sock.rttvar_ms:.3f}  retrans {sock.retrans}  cwnd {sock.cwnd}  "
                 f"sent {format_bytes(sock.bytes_sent)}  received {format_bytes(sock.bytes_received)}",
             )
-        if row.history:
-            history = list(row.history)
+        if row.traffic is not None:
+            history = list(row.traffic.history)
             grid.add_row(
                 "Rates",
                 Text.assemble(
@@ -79,6 +99,9 @@ class DetailPane(Static):
                     f" {format_bytes(row.rx_rate)}/s   (last {len(history)} polls)",
                 ),
             )  # fmt: skip
+            averages = "   ".join(f"{window:.0f}s {format_bytes(average)}/s" for window, average in
+                                   zip(WINDOWS, row.traffic.averages, strict=True))  # fmt: skip
+            grid.add_row("Averages", f"{averages}   total {format_bytes(row.traffic.total)} (both ways, since seen)")
         budget_line = budget.line_for(sock) if budget is not None else None
         if budget_line is not None:  # an outgoing socket: how much of its destination's budget is used
             grid.add_row("Budget", budget_line.sentence())

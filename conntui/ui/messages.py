@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from conntui.budget import BudgetReport, DestinationKey
+from conntui.grouping import GroupKey
 from conntui.http.experiments import TestRecord
 from conntui.model import FourTuple
 from conntui.view import TableState
@@ -88,3 +89,10 @@ class CloseEventsLost(Message):
     """The kernel dropped some destroy events (its buffer was full): those closes come from the polls."""
 
     reason: str
+
+
+@dataclass
+class GroupToggleRequested(Message):
+    """The table asks to collapse or expand a group (space, or enter, on its header)."""
+
+    key: GroupKey

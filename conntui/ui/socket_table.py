@@ -10,6 +10,10 @@ Columns are as wide as the rows on screen need (within each column's bounds). Wh
 is too narrow for all of them, `lay_out` joins each address and port into one `ip:port` column,
 then moves the columns of lowest priority off the first screen to the right (the header says
 "→ more"), then squeezes the widest; `←`/`→` (or shift+wheel) scroll to every column.
+
+When the view is grouped (`conntui.grouping`), a group's header is a line of its own kind (the
+cursor stops on it; space toggles it) drawn across the columns: its name, sockets by state and
+summed rates.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from conntui.grouping import Group, group_label
 from conntui.model import FourTuple
 from conntui.names import NO_NAMES, SERVICE_WIDTH, Names
+from conntui.text import printable
 from conntui.ui.keys import CURSOR_BINDINGS
-from conntui.ui.messages import CursorMoved, ErrorOccurred, SortRequested
-from conntui.view import COLUMN_BY_NAME, COLUMNS, EMPTY_STATE, Column, Row, TableState
+from conntui.ui.messages import CursorMoved, ErrorOccurred, GroupToggleRequested, SortRequested
+from conntui.view import COLUMN_BY_NAME, COLUMNS, EMPTY_STATE, Column, Row, TableState, format_bytes
 
 WIDE_ENOUGH_FOR_METRICS = 200  # columns
 MORE_HINT = " → more"  # at the right end of the first screen's header when columns are off screen
@@ -118,7 +124,8 @@ class _Page:
 
     key: tuple
     top: int
-    texts: list[dict[str, str] | Exception]  # column name -> text for each row on screen, or why it has none
+    texts: list[dict[str, str] | Exception | None]  # column name -> text for each row on screen, or why it
+    # has none; None for a group's header
     layout: Layout
 
 
@@ -126,6 +133,7 @@ class SocketTable(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {
         "socket-table--header", "socket-table--cursor", "socket-table--new", "socket-table--closed",
         "socket-table--changed", "socket-table--mine", "socket-table--unique-warning", "socket-table--more",
+        "socket-table--group",
         *(f"socket-table--state-{name}" for name in set(STATE_CLASSES.values())),
     }  # fmt: skip
     BINDINGS = [
@@ -140,6 +148,9 @@ class SocketTable(ScrollView, can_focus=True):
             "Metrics",
             show=False,
             tooltip="Show or hide the TCP metrics: RTT, retransmits, bytes, rates",
+        ),
+        Binding(
+            "space", "toggle_group", "Fold group", show=False, tooltip="Collapse or expand the group at the cursor"
         ),
     ]
 
@@ -176,21 +187,29 @@ class SocketTable(ScrollView, can_focus=True):
     def show(self, state: TableState) -> None:
         """Draw a new state; the cursor stays on its socket (or its place, if that is gone)."""
         self.state = state
-        self.virtual_size = Size(self.virtual_size.width, len(state.visible) + 1)
+        self.virtual_size = Size(self.virtual_size.width, len(state.lines) + 1)
         position = state.position(self.cursor_key) if self.cursor_key is not None else None
+        if position is None:  # in a group just collapsed: on its header
+            position = state.hidden.get(self.cursor_key)
         if position is None:
-            position = min(self.cursor_index, max(0, len(state.visible) - 1))
+            position = min(self.cursor_index, max(0, len(state.lines) - 1))
         self._move_cursor(position, announce=position != self.cursor_index or self._key_at(position) != self.cursor_key)
         self.refresh()
 
     @property
+    def cursor_line(self) -> Row | Group | None:
+        lines = self.state.lines
+        return lines[self.cursor_index] if 0 <= self.cursor_index < len(lines) else None
+
+    @property
     def cursor_row(self) -> Row | None:
-        visible = self.state.visible
-        return visible[self.cursor_index] if 0 <= self.cursor_index < len(visible) else None
+        """The socket's row under the cursor (None on a group's header)."""
+        line = self.cursor_line
+        return line if isinstance(line, Row) else None
 
     def _key_at(self, index: int) -> object | None:
-        visible = self.state.visible
-        return visible[index].sock.key if 0 <= index < len(visible) else None
+        lines = self.state.lines
+        return lines[index].key if 0 <= index < len(lines) else None
 
     def move_to_key(self, key: object) -> bool:
         position = self.state.position(key)
@@ -201,7 +220,7 @@ class SocketTable(ScrollView, can_focus=True):
         return True
 
     def _move_cursor(self, index: int, announce: bool = True) -> None:
-        count = len(self.state.visible)
+        count = len(self.state.lines)
         index = max(0, min(index, count - 1)) if count else 0
         key = self._key_at(index)
         changed = announce or key != self.cursor_key
@@ -225,8 +244,14 @@ class SocketTable(ScrollView, can_focus=True):
         self.action_cursor(direction * max(1, self.scrollable_content_region.height - 2))
 
     def action_jump(self, index: int) -> None:
-        self._move_cursor(index if index >= 0 else len(self.state.visible) - 1)
+        self._move_cursor(index if index >= 0 else len(self.state.lines) - 1)
         self.refresh()
+
+    def action_toggle_group(self) -> None:
+        """Collapse or expand the group whose header is under the cursor."""
+        line = self.cursor_line
+        if isinstance(line, Group):
+            self.post_message(GroupToggleRequested(line.key))
 
     def action_sort_next(self) -> None:
         """Sort by the next column on screen (what cannot be seen is not sorted by)."""
@@ -305,9 +330,9 @@ class SocketTable(ScrollView, can_focus=True):
         state = self.state
         columns = [column for column in COLUMNS if self.show_metrics or not column.metric]
         counts = state.tuple_counts
-        rows = state.visible[top : top + max(0, region.height - 1)]
-        texts = [_cell_texts(row, columns, counts, now, names) for row in rows]
-        drawable = [row_texts for row_texts in texts if not isinstance(row_texts, Exception)]
+        lines = state.lines[top : top + max(0, region.height - 1)]
+        texts = [_cell_texts(line, columns, counts, now, names) if isinstance(line, Row) else None for line in lines]
+        drawable = [row_texts for row_texts in texts if isinstance(row_texts, dict)]
         natural = {}
         for column in columns:
             title = len(column.title) + (1 if self._is_sorted_by(column) else 0)
@@ -318,7 +343,7 @@ class SocketTable(ScrollView, can_focus=True):
         layout = lay_out(columns, natural, region.width)
         self._page_cache = page = _Page(key, top, texts, layout)
         if self.virtual_size.width != layout.width:  # the next frame scrolls as far as the last column
-            self.virtual_size = Size(layout.width, len(state.visible) + 1)
+            self.virtual_size = Size(layout.width, len(state.lines) + 1)
         return page
 
     def render_line(self, y: int) -> Strip:
@@ -328,13 +353,14 @@ class SocketTable(ScrollView, can_focus=True):
         if y == 0:
             return self._header_strip(page.layout, left, width)
         index = page.top + y - 1
-        visible = self.state.visible
-        if index >= len(visible):
+        lines = self.state.lines
+        if index >= len(lines):
             return Strip.blank(width, self.rich_style)
-        row = visible[index]
-        if y - 1 < len(page.texts):
-            texts = page.texts[y - 1]
-        else:  # a line below the page (asked for directly)
+        row = lines[index]
+        if isinstance(row, Group):
+            return self._group_strip(row, index == self.cursor_index, width)
+        texts = page.texts[y - 1] if y - 1 < len(page.texts) else None
+        if texts is None:  # a line below the page (asked for directly)
             texts = _cell_texts(row, page.layout.columns, self.state.tuple_counts, self.clock(), self.names)
         try:
             if isinstance(texts, Exception):
@@ -350,6 +376,20 @@ class SocketTable(ScrollView, can_focus=True):
             self.screen.post_message(ErrorOccurred(reason))  # to the screen that shows it: no bubble from a render
         style = self.rich_style + self.get_component_rich_style("socket-table--closed")
         return Strip([Segment(f" {reason}", style)]).adjust_cell_length(width, style)
+
+    def _group_strip(self, group: Group, is_cursor: bool, width: int) -> Strip:
+        """A group's header, from the left edge whatever the sideways scroll: it belongs to no column."""
+        names = self.names
+        label = group_label(group.key, names.host, lambda port: names.service(port, "tcp"))
+        sockets = "socket" if group.count == 1 else "sockets"
+        moving = group.tx_rate or group.rx_rate  # idle groups say nothing of rates
+        rates = f"↑ {format_bytes(group.tx_rate)}/s ↓ {format_bytes(group.rx_rate)}/s" if moving else ""
+        fold = "▸" if group.collapsed else "▾"
+        text = f"{fold} {printable(label)} — {group.count} {sockets}: {group.states_text()}   {rates}".rstrip()
+        style = self.rich_style + self.get_component_rich_style("socket-table--group")
+        if is_cursor:
+            style = style + self.get_component_rich_style("socket-table--cursor")
+        return Strip([Segment(" " + text, style)]).adjust_cell_length(width, style)
 
     def _header_strip(self, layout: Layout, left: int, width: int) -> Strip:
         style = self.get_component_rich_style("socket-table--header")
@@ -397,7 +437,7 @@ class SocketTable(ScrollView, can_focus=True):
         return Strip(segments).adjust_cell_length(max(self.scrollable_content_region.width, layout.width), base)
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.virtual_size.width, len(self.state.visible) + 1)
+        self.virtual_size = Size(self.virtual_size.width, len(self.state.lines) + 1)
         if not self._metrics_chosen:  # shown by default when there is room for them
             self.show_metrics = self.size.width >= WIDE_ENOUGH_FOR_METRICS
 

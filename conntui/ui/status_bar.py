@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from conntui.grouping import GROUPING_TITLES
 from conntui.history import HistoryState
 from conntui.text import printable
 from conntui.view import TableState
@@ -31,6 +32,9 @@ class StatusBar(Static):
             text.append("waiting for the first poll…")
         else:
             text.append(f"{len(state.visible)}/{state.total} sockets", "bold")
+            if state.grouping:
+                groups = "group" if len(state.groups) == 1 else "groups"
+                text.append(f" in {len(state.groups)} {groups} by {GROUPING_TITLES[state.grouping]}", "bold")
         if paused:
             text.append("  │ PAUSED", "bold reverse")
         if stretched_to is not None:
