@@ -265,10 +265,9 @@ def _poll_once(source: SocketSource, kind: str) -> Snapshot:
 
     poller = Poller(source, kind)
     try:
-        snapshot, _ = poller.poll()
+        return poller.poll_once()
     finally:
         poller.close()
-    return snapshot
 
 
 def _write_out(text: str) -> int:

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import NamedTuple
 
 TCP_STATES: dict[int, str] = {
@@ -53,6 +54,7 @@ Owner = tuple[tuple[int, ...], "str | None", "str | None"]
 NO_OWNER: Owner = ((), None, None)
 
 FourTuple = tuple[str, str, int, "str | None", "int | None"]
+FOUR_TUPLE_FIELDS = ("proto", "local_ip", "local_port", "remote_ip", "remote_port")
 
 
 class Socket(NamedTuple):
@@ -81,7 +83,8 @@ class Socket(NamedTuple):
     @property
     def four_tuple(self) -> FourTuple:
         """(proto, local ip, local port, remote ip, remote port): the connection's identity."""
-        return (self.proto, self.local_ip, self.local_port, self.remote_ip, self.remote_port)
+        four_tuple: FourTuple = _FOUR_TUPLE(self)
+        return four_tuple
 
     @property
     def peer_tuple(self) -> FourTuple:
@@ -97,6 +100,10 @@ class Socket(NamedTuple):
         if self.remote_ip is None:
             return "*"
         return format_endpoint(self.remote_ip, self.remote_port)
+
+
+# Socket.four_tuple without a Python call per socket: (proto, local_ip, local_port, remote_ip, remote_port).
+_FOUR_TUPLE = itemgetter(*(Socket._fields.index(name) for name in FOUR_TUPLE_FIELDS))
 
 
 def format_pids(pids: tuple[int, ...], *, every: bool = False) -> str:
@@ -152,7 +159,7 @@ class Snapshot:
 
     def tuple_counts(self) -> Counter[FourTuple]:
         """How many live sockets hold each exact four-tuple (1 normally)."""
-        return Counter(sock.four_tuple for sock in self.sockets)
+        return Counter(map(_FOUR_TUPLE, self.sockets))
 
 
 def hidden_owners_note(hidden_owners: int, unreadable_processes: int) -> str:

