@@ -43,25 +43,46 @@ class Poller:
         self._previous: dict[object, Socket] = {}
         self._live: set[int] = set()  # the last poll's socket inodes
         self._last_rows: tuple[Socket, ...] | None = None
+        self._unowned: list[Socket] | None = None  # the first rows, shown before their owners were looked for
+
+    @property
+    def owners_pending(self) -> bool:
+        """The last poll's rows went out without their owners (`poll_first_rows`): the next poll fills them in."""
+        return self._unowned is not None
 
     def close(self) -> None:
         self.source.close()
 
+    def poll_first_rows(self) -> tuple[Snapshot, Changes]:
+        """The first poll, for a first screen as fast as the dump: the sockets as the source lists them,
+        each with its user; with an owner scan to do, the rows come before their owners, which the
+        next `poll` fills in from this same dump (`owners_pending` says so), as owners, not as changes.
+        Later, or with a source that comes with owners, a plain `poll`."""
+        if self.source.includes_owners or self._last_rows is not None:
+            return self.poll()
+        started = self.timer()
+        self._unowned = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
+        return self._snapshot(tuple(self._unowned), {}, started, unchanged=False), Changes()
+
     def poll(self) -> tuple[Snapshot, Changes]:
         started = self.timer()
-        if self.source.includes_owners:
+        unowned, self._unowned = self._unowned, None
+        if unowned is not None:  # the first rows went out alone: their owners, from a full scan
+            rows, processes = self._with_owners(unowned, self.owners.scan(full=True))
+            self.owners.unownable = {sock.inode for sock in rows if sock.inode and not sock.pids}
+        elif self.source.includes_owners:
             sockets = self.source.list_sockets(self.kinds)
             processes = self.processes.describe(sorted({pid for sock in sockets for pid in sock.pids}))
-            sockets = [self._with_owner(sock, sock.pids, processes) for sock in sockets]
+            rows = tuple(self._with_owner(sock, sock.pids, processes) for sock in sockets)
         else:
             sockets, processes = self._poll_with_owner_scan()
-        rows = tuple(sockets)
+            rows = tuple(sockets)
         unchanged = rows == self._last_rows  # one C-level comparison: the usual case when idle
         if unchanged:
             changes = Changes()
         else:
             current = {sock.key: sock for sock in rows}
-            changes = diff(self._previous, current)
+            changes = diff(self._previous, current) if unowned is None else Changes()  # owners arriving: no events
             self._previous = current
             self._live = {sock.inode for sock in rows if sock.inode}
         self._last_rows = rows
@@ -80,6 +101,14 @@ class Poller:
             sockets = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
         finally:
             owner_pids = owners_found()  # also when the dump failed: the child is waited for
+        rows, processes = self._with_owners(sockets, owner_pids)
+        return self._snapshot(rows, processes, started, unchanged=False)
+
+    def _with_owners(
+        self, sockets: list[Socket], owner_pids: dict[int, tuple[int, ...]]
+    ) -> tuple[tuple[Socket, ...], dict[int, ProcessInfo]]:
+        """Sockets listed without owners, with them (pids, process name, user) from `owner_pids`;
+        process details only for the owners of these sockets. A socket without one keeps its row."""
         owner_pids = {sock.inode: owner_pids[sock.inode] for sock in sockets if sock.inode in owner_pids}
         processes = self.processes.describe(sorted({pid for pids in owner_pids.values() for pid in pids}))
         table = self._owner_table(owner_pids, processes)
@@ -88,7 +117,7 @@ class Poller:
             new(Socket, sock[:_OWNER_AT] + table[sock.inode] + sock[_OWNER_END:]) if sock.inode in table else sock
             for sock in sockets
         )
-        return self._snapshot(rows, processes, started, unchanged=False)
+        return rows, processes
 
     def _snapshot(
         self, rows: tuple[Socket, ...], processes: dict[int, ProcessInfo], started: float, unchanged: bool

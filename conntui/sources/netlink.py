@@ -39,7 +39,10 @@ _RTATTR = struct.Struct("=HH")
 _TCP_INFO_OFFSET = 68
 _TCP_INFO = struct.Struct("=II4xI16xI24xQ64xQQ")
 _TCP_INFO_END = _TCP_INFO_OFFSET + _TCP_INFO.size
-_LISTEN = 10  # a listener has tcp_info but no connection to measure: its metrics are null
+# States whose rows have no metrics: a listener has tcp_info but no connection to measure (its
+# metrics are null); TIME_WAIT (6) and NEW_SYN_RECV (12) rows are minisockets, without tcp_info
+# (a TIME_WAIT row still carries an attribute: without this, every one would be searched for it).
+_NO_INFO_STATES = frozenset({6, 10, 12})
 
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
@@ -192,7 +195,7 @@ class DiagParser:
                 if owner is None:
                     owner = users[uid] = ((), None, user_name(uid) if user_name else None)
             metrics = _NO_METRICS
-            if want_info and state != _LISTEN and length > 88:  # minisockets carry no tcp_info
+            if want_info and length > 88 and state not in _NO_INFO_STATES:
                 row_end = offset + length
                 attr = offset + 88 + info_at
                 if attr + 4 > row_end or unpack_attr(data, attr)[1] != INET_DIAG_INFO:

@@ -10,6 +10,8 @@ from conntui.view import TableState
 
 
 class StatusBar(Static):
+    _lines = 0  # rows the last text took: a new layout only when that changes (a layout costs ~10 ms)
+
     def show(
         self,
         state: TableState,
@@ -37,4 +39,6 @@ class StatusBar(Static):
             counts = state.state_counts.most_common(5)
             text.append(" │ " + "  ".join(f"{name} {count}" for name, count in counts))
             text.append(f"  │ poll {snapshot.duration_ms:.0f} ms ({snapshot.backend}), ui {apply_ms:.0f} ms")
-        self.update(text)
+        lines = text.plain.count("\n") + 1
+        self.update(text, layout=lines != self._lines)
+        self._lines = lines
