@@ -44,6 +44,7 @@ class Poller:
         self._live: set[int] = set()  # the last poll's socket inodes
         self._last_rows: tuple[Socket, ...] | None = None
         self._unowned: list[Socket] | None = None  # the first rows, shown before their owners were looked for
+        self._unplaced_before: set[int] = set()  # sockets no scan placed at the last poll
 
     @property
     def owners_pending(self) -> bool:
@@ -137,9 +138,11 @@ class Poller:
     def _poll_with_owner_scan(self) -> tuple[list[Socket], dict[int, ProcessInfo]]:
         """Owners first (from the scanner's memory), so each row is built once, with its owner.
 
-        A socket left without an owner is looked for again: by a scan that trusts only links
-        to sockets still alive, then, if that fails too, by a full scan. What a full scan
-        cannot place (another user's process, TIME_WAIT) is remembered and not searched again.
+        A socket left without an owner is looked for again at once, by a scan that trusts only
+        links to sockets still alive and reads again the links that were not sockets; one still
+        unplaced at the next poll, by a full scan (a socket that lived less than a poll, as a
+        busy machine has many, costs no full scan). What a full scan cannot place (another
+        user's process) is remembered and not searched again.
         """
         owner_pids = self.owners.scan(self._live)
         processes = self.processes.describe(sorted({pid for pids in owner_pids.values() for pid in pids}))
@@ -152,12 +155,18 @@ class Poller:
 
         if self.owners.last_full:  # every link was just read: what is unplaced has no visible owner
             self.owners.unownable = unplaced()
+            self._unplaced_before = set()
             return sockets, processes
         missing = unplaced() - self.owners.unownable
+        before, self._unplaced_before = self._unplaced_before, set()
         for full in (False, True):
+            if full:
+                self._unplaced_before = set(missing)
+                missing &= before  # unplaced at the last poll too: not a socket just passing through
             if not missing:
                 break
-            owner_pids = self.owners.scan({sock.inode for sock in sockets if sock.inode}, full=full)
+            live = {sock.inode for sock in sockets if sock.inode}
+            owner_pids = self.owners.scan(live, full=full, recheck=not full)
             found = {inode for inode in missing if inode in owner_pids}
             if found:
                 more = sorted({pid for inode in found for pid in owner_pids[inode]})

@@ -59,13 +59,17 @@ class OwnerScanner:
         # Processes whose fds the last scan could not (all) read: the owners it may have missed.
         self.unreadable: set[int] = set()
 
-    def scan(self, live_inodes: Set[int] | None = None, *, full: bool = False) -> dict[int, tuple[int, ...]]:
+    def scan(
+        self, live_inodes: Set[int] | None = None, *, full: bool = False, recheck: bool = False
+    ) -> dict[int, tuple[int, ...]]:
         """Owners of every socket inode.
 
         From memory unless `full` (or every `full_every`-th scan): a link is read again when its
         fd is new, when the socket it pointed to was alive at the last scan and is not in
         `live_inodes` now (it closed, so the fd number may name another socket), or when that
-        socket had several owners (any one of them may have let go of it).
+        socket had several owners (any one of them may have let go of it). With `recheck`, also
+        every link remembered as not a socket (a file closed and a socket opened on its fd
+        number leaves the fd count as it was): a few links per process, not all of them.
         """
         full = full or self._scans % self.full_every == 0
         self._scans += 1
@@ -75,11 +79,11 @@ class OwnerScanner:
         distrusted = self._shared | (self._live - live_inodes if live_inodes is not None else set())
         if live_inodes is not None:
             self._live = live_inodes
-        owners = self._scan(distrusted, remember=not full)
+        owners = self._scan(distrusted, remember=not full, recheck=recheck)
         self._shared = {inode for inode, pids in owners.items() if len(pids) > 1}
         return owners
 
-    def _scan(self, distrusted: Set[int], remember: bool) -> dict[int, tuple[int, ...]]:
+    def _scan(self, distrusted: Set[int], remember: bool, recheck: bool = False) -> dict[int, tuple[int, ...]]:
         owners: dict[int, tuple[int, ...]] = {}
         memory = self._fds if remember else {}
         fds_by_pid: dict[int, dict[str, int]] = {}
@@ -92,7 +96,7 @@ class OwnerScanner:
             known = memory.get(pid)
             try:
                 if known is not None and _unchanged(fd_dir, known, distrusted):
-                    fds = known
+                    fds = _not_sockets_read_again(fd_dir, known) if recheck else known
                     if pid in self.unreadable:
                         unreadable.add(pid)
                 else:
@@ -166,6 +170,22 @@ def scan_in_child(scanner: OwnerScanner) -> Callable[[], dict[int, tuple[int, ..
         return found
 
     return owners
+
+
+def _not_sockets_read_again(fd_dir: str, known: dict[str, int]) -> dict[str, int]:
+    """The remembered fds, those that were not sockets read again (a socket may have taken a file's number)."""
+    again = [name for name, inode in known.items() if inode == 0]
+    if not again:
+        return known
+    fds = dict(known)
+    for name in again:
+        try:
+            target = os.readlink(fd_dir + name)
+        except FileNotFoundError:  # closed since: the next scan sees the count change
+            del fds[name]
+            continue
+        fds[name] = int(target[8:-1]) if target.startswith("socket:[") else 0
+    return fds
 
 
 def _unchanged(fd_dir: str, known: dict[str, int], distrusted: Set[int]) -> bool:
