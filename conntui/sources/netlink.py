@@ -198,7 +198,7 @@ class DiagParser:
                 owner = users.get(uid)
                 if owner is None:
                     owner = users[uid] = ((), None, user_name(uid) if user_name else None)
-            metrics = _NO_METRICS
+            metrics: tuple[float | int | None, ...] = _NO_METRICS
             if want_info and length > 88 and state not in _NO_INFO_STATES:
                 row_end = offset + length
                 attr = offset + 88 + info_at
