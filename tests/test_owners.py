@@ -51,6 +51,23 @@ def test_a_file_fd_replaced_by_a_socket_is_found(sockets, tmp_path) -> None:
         poller.close()
 
 
+def test_a_file_fd_replaced_by_a_socket_while_the_fd_count_changes_is_found_in_the_same_poll(sockets, tmp_path) -> None:
+    poller = Poller(open_source("netlink"), "tcp4")
+    try:
+        anchor = sockets.listener()
+        owner_of(poller, anchor)
+        handle = open(tmp_path / "f", "w")  # noqa: SIM115
+        owner_of(poller, anchor)  # the scanner remembers this fd as "not a socket"
+        number = handle.fileno()
+        handle.close()
+        replacement = sockets.listener()  # same fd number...
+        assert replacement.fileno() == number
+        with open(tmp_path / "g", "w"):  # ...and one more fd: the process's fds are read again
+            assert owner_of(poller, replacement) == (os.getpid(),)  # at once, not a poll later
+    finally:
+        poller.close()
+
+
 def test_a_socket_passed_to_a_child_gains_an_owner_and_loses_it(sockets, child_holding) -> None:
     poller = Poller(open_source("netlink"), "tcp4")
     try:

@@ -21,8 +21,9 @@ from collections.abc import Callable, Set
 UNREADABLE = -1  # an fd whose link we may not read: remembered, not retried
 
 
-def _read_fds(fd_dir: str, known: dict[str, int], distrusted: Set[int]) -> dict[str, int]:
-    """fd name -> socket inode (0 for anything else, UNREADABLE), re-reading only what may have changed.
+def _read_fds(fd_dir: str, known: dict[str, int], distrusted: Set[int], recheck: bool = False) -> dict[str, int]:
+    """fd name -> socket inode (0 for anything else, UNREADABLE), re-reading only what may have changed
+    (and, with `recheck`, what was not a socket).
 
     The links are read relative to the open fd directory: the kernel resolves no path per link."""
     readlink = os.readlink
@@ -31,7 +32,7 @@ def _read_fds(fd_dir: str, known: dict[str, int], distrusted: Set[int]) -> dict[
         fds: dict[str, int] = {}
         for name in os.listdir(directory):
             inode = known.get(name)
-            if inode is None or inode in distrusted:
+            if inode is None or inode in distrusted or (recheck and inode == 0):
                 try:
                     target = readlink(name, dir_fd=directory)
                 except FileNotFoundError:  # closed meanwhile
@@ -100,7 +101,7 @@ class OwnerScanner:
                     if pid in self.unreadable:
                         unreadable.add(pid)
                 else:
-                    fds = _read_fds(fd_dir, known or {}, distrusted)
+                    fds = _read_fds(fd_dir, known or {}, distrusted, recheck)
                     if UNREADABLE in fds.values():
                         unreadable.add(pid)
             except FileNotFoundError:  # gone
