@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from conntui.changes import Changes, diff
+from conntui.collector import collector_paused
 from conntui.model import KINDS, Owner, ProcessInfo, Snapshot, Socket, count_hidden_owners
 from conntui.sources import NO_OWNERS, SocketSource, open_source
 from conntui.sources.owners import OwnerScanner, scan_in_child
@@ -66,6 +67,10 @@ class Poller:
         return self._snapshot(tuple(self._unowned), {}, started, unchanged=False), Changes()
 
     def poll(self) -> tuple[Snapshot, Changes]:
+        with collector_paused():  # a row per socket, and no cycle among them
+            return self._poll()
+
+    def _poll(self) -> tuple[Snapshot, Changes]:
         started = self.timer()
         unowned, self._unowned = self._unowned, None
         if unowned is not None:  # the first rows went out alone: their owners, from a full scan

@@ -80,15 +80,14 @@ class OwnerScanner:
         distrusted = self._shared | (self._live - live_inodes if live_inodes is not None else set())
         if live_inodes is not None:
             self._live = live_inodes
-        owners = self._scan(distrusted, remember=not full, recheck=recheck)
-        self._shared = {inode for inode, pids in owners.items() if len(pids) > 1}
-        return owners
+        return self._scan(distrusted, remember=not full, recheck=recheck)
 
     def _scan(self, distrusted: Set[int], remember: bool, recheck: bool = False) -> dict[int, tuple[int, ...]]:
         owners: dict[int, tuple[int, ...]] = {}
         memory = self._fds if remember else {}
         fds_by_pid: dict[int, dict[str, int]] = {}
         unreadable: set[int] = set()
+        shared: set[int] = set()  # sockets held by several processes
         for entry in os.listdir(self.proc):
             if not entry.isdigit():
                 continue
@@ -117,7 +116,9 @@ class OwnerScanner:
                         owners[inode] = (pid,)
                     elif holders[-1] != pid:  # one process may hold a socket on several fds
                         owners[inode] = (*holders, pid)
+                        shared.add(inode)
         self._fds = fds_by_pid
+        self._shared = shared
         self.unreadable = unreadable
         return owners
 
