@@ -7,17 +7,23 @@ For each N it opens N established loopback connections (2N sockets) in helper pr
 then measures, as medians: `ss -tanp`, `ss -tan`, `psutil.net_connections("tcp")`, one
 steady-state poll of each backend (sockets, owners, process details and change detection),
 the netlink dump with and without per-connection TCP info, `conntui list --json --kind tcp`
-as a whole process, and, in a child process running the real dashboard headless, the UI
-thread's cost of taking in a poll with 1% of the connections replaced, the time for a filter
-keystroke to show its result, one screen's rendering, and the dashboard's RSS. Last, the CPU
-the idle dashboard uses at 1,000 sockets and the default interval. Loopback only; every
-helper ends when the measurement ends.
+as a whole process, and, in a child process running the real dashboard headless, the time from
+its start to the first rows on screen (and to their owners), the UI thread's cost of taking in
+a poll with 1% of the connections replaced, the time from the refresh key to the new state on
+screen, the time for a filter keystroke to show its result, one screen's rendering, and the
+dashboard's RSS. Then the CPU the idle dashboard uses at the default interval at ~70, 1,000
+and 20,000 sockets (in a network namespace of its own where it can), beside the CPU of the
+bare netlink dump at that interval; and the CPU of `conntui watch --json` while 1,000 connections a second
+close (`benchmarks/watch_cost.py`). The machine (cores, kernel, Python) and its load average
+before and after are printed with the figures: other load makes every figure slower.
+Loopback only; every helper ends when the measurement ends.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -33,6 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.holders import hold  # noqa: E402
+from benchmarks.watch_cost import measure as measure_watch_cost  # noqa: E402
+
+DUMP = "netlink dump, with TCP info"
 
 
 def median_ms(work: Callable[[], object], repeat: int, warmup: int = 1) -> float:
@@ -73,7 +82,7 @@ def measure_system(repeat: int) -> dict[str, float]:
         source.tcp_info = False  # type: ignore[attr-defined]
         figures["netlink dump, no TCP info"] = median_ms(lambda: source.list_sockets(kinds), repeat)
         source.tcp_info = True  # type: ignore[attr-defined]
-        figures["netlink dump, with TCP info"] = median_ms(lambda: source.list_sockets(kinds), repeat)
+        figures[DUMP] = median_ms(lambda: source.list_sockets(kinds), repeat)
     finally:
         source.close()
     figures["conntui list --json --kind tcp"] = median_ms(
@@ -113,6 +122,14 @@ async def ui_child(repeat: int) -> dict[str, float]:
     from conntui.ui.socket_table import SocketTable
 
     app = ConntuiApp(Poller(open_source(), "tcp"), interval=3600)  # polls when we say so
+    engine, started = app.dashboard.engine, []
+    start_engine = engine.start
+
+    def start() -> None:  # when the screen is mounted and its engine begins
+        started.append(time.perf_counter())
+        start_engine()
+
+    engine.start = start  # type: ignore[method-assign]
     async with app.run_test(size=(180, 50)) as pilot:
 
         async def until(condition: Callable[[], bool], timeout: float = 120) -> None:
@@ -123,6 +140,9 @@ async def ui_child(repeat: int) -> dict[str, float]:
                 await pilot.pause(0.001)
 
         await until(lambda: app.dashboard.poll_count >= 1)
+        first_rows = (time.perf_counter() - started[0]) * 1000
+        await until(lambda: app.dashboard.poll_count >= 2)  # the same rows with their owners
+        owners = (time.perf_counter() - started[0]) * 1000
         applies, refresh_to_screen = [], []
         for _ in range(repeat + 1):  # the first poll after start-up reads every owner: skip it
             os.write(1, b"churn\n")  # fd 1 itself: Textual captures print() while the app runs
@@ -151,6 +171,8 @@ async def ui_child(repeat: int) -> dict[str, float]:
 
     return {  # the keys are UI_FIGURES
         "rows in the table": rows,
+        "first rows on screen after start (ms)": first_rows,
+        "their owners on screen after start (ms)": owners,
         "UI thread: take in a poll with 1% churn (ms)": statistics.median(applies[1:]),
         "refresh key to new state on screen, incl. the poll (ms)": statistics.median(refresh_to_screen[1:]),
         "filter keystroke to new result (ms)": statistics.median(keystrokes),
@@ -163,18 +185,66 @@ async def ui_child(repeat: int) -> dict[str, float]:
 async def idle_child(seconds: float) -> dict[str, float]:
     from conntui.ui.app import ConntuiApp
 
-    app = ConntuiApp(interval=1.0)  # the defaults a user gets
+    app = ConntuiApp(interval=IDLE_INTERVAL)  # the defaults a user gets
     async with app.run_test(size=(180, 50)) as pilot:
-        await pilot.pause(2.0)
+        await pilot.pause(3.0)  # started, the first rows and their owners drawn
+        polls, published = app.dashboard.engine.polls, app.dashboard.poll_count
         before, wall = os.times(), time.perf_counter()
         await pilot.pause(seconds)
         after, elapsed = os.times(), time.perf_counter() - wall
     cpu = (after.user - before.user) + (after.system - before.system)
-    return {"idle dashboard CPU (% of one core)": 100 * cpu / elapsed, "polls": app.dashboard.poll_count}
+    return {
+        "sockets": app.dashboard.state.total,
+        "dashboard": 100 * cpu / elapsed,
+        "polls": app.dashboard.engine.polls - polls,
+        "published": app.dashboard.poll_count - published,  # polls that changed something (other processes' sockets)
+    }
+
+
+IDLE_INTERVAL = 1.0  # the dashboard's default
+
+
+def measure_idle(connections: int, seconds: float, repeat: int) -> dict[str, float]:
+    """The idle dashboard's CPU (% of a core) with `connections` held, beside the bare dump's at its interval.
+
+    In a network namespace of its own where `unshare` allows it (root, or unprivileged user
+    namespaces), with only loopback up: other processes' sockets, which come and go on a busy
+    machine, do not change under the dashboard, so "idle" means nothing changed. Else in the
+    machine's own namespace (the figures then say so).
+    """
+    child = [sys.executable, __file__, "--idle-child", str(seconds), "--idle-hold", str(connections),
+             "--repeat", str(repeat)]  # fmt: skip
+    unshare = ["unshare", "--net"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
+    isolated = [*unshare, "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *child]
+    for argv, own_namespace in ((isolated, True), (child, False)):
+        run = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+        if run.returncode == 0:
+            figures = json.loads(run.stdout.strip().splitlines()[-1])
+            figures["own namespace"] = own_namespace
+            return figures
+    raise RuntimeError(f"the idle dashboard failed: {run.stderr[-2000:]}")
+
+
+def idle_figures(seconds: float, connections: int, repeat: int) -> dict[str, float]:
+    """In the idle child: hold the connections, run the dashboard idle, then time the bare dump."""
+    from conntui.model import KINDS
+    from conntui.sources.netlink import NetlinkSource
+
+    with hold(connections) if connections else contextlib.nullcontext():
+        figures = asyncio.run(idle_child(seconds))
+        source = NetlinkSource()
+        try:
+            dump = median_ms(lambda: source.list_sockets(KINDS["inet"]), repeat)  # the dashboard's kinds
+        finally:
+            source.close()
+    figures["dump"] = dump / (IDLE_INTERVAL * 1000) * 100
+    return figures
 
 
 UI_FIGURES = (
     "rows in the table",
+    "first rows on screen after start (ms)",
+    "their owners on screen after start (ms)",
     "UI thread: take in a poll with 1% churn (ms)",
     "refresh key to new state on screen, incl. the poll (ms)",
     "filter keystroke to new result (ms)",
@@ -188,14 +258,31 @@ def ratio(value: float, base: float) -> str:
     return f"{value / base:.3f}" if base else "-"
 
 
-def report(results: dict[int, dict[str, float]], idle: dict[str, float], argv: list[str]) -> str:
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}; "
+        f"running as {'root' if os.geteuid() == 0 else 'a user'}"
+    )
+
+
+def load_average() -> str:
+    return " / ".join(f"{load:.2f}" for load in os.getloadavg())
+
+
+def report(
+    results: dict[int, dict[str, float]],
+    idle: dict[int, dict[str, float]],
+    watch: tuple[int, float, float],
+    loads: tuple[str, str],
+    argv: list[str],
+) -> str:
     lines = [
         "# conntui benchmark results",
         "",
         f"Command: `python {' '.join(argv)}`  ",
-        f"When: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {os.cpu_count()} cores, "
-        f"Linux {platform.release()}, Python {platform.python_version()}; "
-        f"running as {'root' if os.geteuid() == 0 else 'a user'}.",
+        f"When: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine()}.  ",
+        f"Load average (1 / 5 / 15 min) before: {loads[0]}; after: {loads[1]} "
+        "(above 0 means other processes were running: every figure is slower for it, the ratios less so).",
         "",
         "N established loopback connections = 2N sockets (+ a listener per helper process). Medians in ms; "
         "ratios are against `ss -tanp` measured in the same run.",
@@ -219,12 +306,31 @@ def report(results: dict[int, dict[str, float]], idle: dict[str, float], argv: l
     lines += ["", "Other ratios:", ""]
     for n in sizes:
         figures = results[n]
-        info = ratio(figures["netlink dump, with TCP info"], figures["netlink dump, no TCP info"])
+        info = ratio(figures[DUMP], figures["netlink dump, no TCP info"])
         psutil_ratio = ratio(figures["poll, netlink backend"], figures["psutil.net_connections('tcp')"])
         lines.append(f"- N={n:,}: TCP info costs ×{info} of a dump without it; "
                      f"a full netlink poll is ×{psutil_ratio} of psutil.net_connections('tcp').")  # fmt: skip
-    lines += ["", "Idle dashboard at the default 1 s interval: "
-              + ", ".join(f"{name} {value:.2f}" for name, value in idle.items()), ""]  # fmt: skip
+        if "first rows on screen after start (ms)" in figures:
+            first = ratio(figures["first rows on screen after start (ms)"], figures[DUMP])
+            refresh = ratio(figures["refresh key to new state on screen, incl. the poll (ms)"], figures[DUMP])
+            lines.append(f"- N={n:,}: against the bare netlink dump with TCP info: first rows on screen ×{first}, "
+                         f"refresh key to new state on screen ×{refresh}.")  # fmt: skip
+    lines += ["", f"Idle dashboard at the default {IDLE_INTERVAL:g} s interval (% of one core), beside the bare "
+              "netlink dump (TCP and UDP, with TCP info) once per interval. In a network namespace of its own "
+              "(loopback only) where `unshare` allows, so that other processes' sockets do not change under it; "
+              "polls that changed something are drawn:", "",
+              "| connections held | namespace | sockets shown | dashboard CPU % | dump CPU % | ×dump | polls "
+              "| changed |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for held, figures in sorted(idle.items()):
+        cpu, dump = figures["dashboard"], figures["dump"]
+        namespace = "its own" if figures["own namespace"] else "the machine's"
+        lines.append(f"| {held:,} | {namespace} | {figures['sockets']:,} | {cpu:.2f} | {dump:.2f} | "
+                     f"{ratio(cpu, dump)} | {figures['polls']} | {figures['published']} |")  # fmt: skip
+    count, elapsed, percent = watch
+    lines += ["", f"Destroy-event listener: `conntui watch --json` used {percent:.1f}% of a core while "
+              f"{count / elapsed:,.0f} connections a second opened and closed ({2 * count / elapsed:,.0f} socket "
+              "closes a second) for " f"{elapsed:.0f} s.", ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -233,18 +339,25 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000], help="connection counts")
     parser.add_argument("--repeat", type=int, default=5, help="runs per median (default 5)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle CPU window (default 10 s)")
-    parser.add_argument("--idle-sockets", type=int, default=500, help="connections held while idle (default 500)")
+    parser.add_argument(
+        "--idle-connections", type=int, nargs="+", default=[35, 500, 10000],
+        help="connections held while the dashboard idles (default 35, 500, 10000: ~70, 1,000 and 20,000 sockets)",
+    )  # fmt: skip
+    parser.add_argument("--watch-seconds", type=float, default=5.0, help="destroy-event listener window (default 5 s)")
     parser.add_argument("--out", type=Path, help="also write the report to this Markdown file")
     parser.add_argument("--ui-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--idle-child", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--idle-hold", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ui_child is not None:
         print("result " + json.dumps(asyncio.run(ui_child(args.ui_child))), flush=True)
         return 0
     if args.idle_child is not None:
-        print(json.dumps(asyncio.run(idle_child(args.idle_child))), flush=True)
+        print(json.dumps(idle_figures(args.idle_child, args.idle_hold, args.repeat)), flush=True)
         return 0
 
+    before = load_average()
+    print(f"machine: {machine()}; load average before: {before}", file=sys.stderr, flush=True)
     results: dict[int, dict[str, float]] = {}
     for size in args.sizes:
         print(f"N={size:,}: opening connections…", file=sys.stderr, flush=True)
@@ -252,14 +365,13 @@ def main() -> int:
             results[size] = measure_system(args.repeat)
             print(f"N={size:,}: the dashboard…", file=sys.stderr, flush=True)
             results[size] |= measure_ui(held, args.repeat)
-    print("idle dashboard…", file=sys.stderr, flush=True)
-    with hold(args.idle_sockets):
-        idle_run = subprocess.run(
-            [sys.executable, __file__, "--idle-child", str(args.idle_seconds)],
-            capture_output=True, text=True, check=True, cwd=ROOT,
-        )  # fmt: skip
-    idle = json.loads(idle_run.stdout.strip().splitlines()[-1])
-    text = report(results, idle, [os.path.relpath(__file__, ROOT), *sys.argv[1:]])
+    idle: dict[int, dict[str, float]] = {}
+    for connections in args.idle_connections:
+        print(f"idle dashboard, {connections:,} connections held…", file=sys.stderr, flush=True)
+        idle[connections] = measure_idle(connections, args.idle_seconds, args.repeat)
+    print("conntui watch at 1,000 connections a second…", file=sys.stderr, flush=True)
+    watch = measure_watch_cost(1000, args.watch_seconds)
+    text = report(results, idle, watch, (before, load_average()), [os.path.relpath(__file__, ROOT), *sys.argv[1:]])
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -334,7 +334,7 @@ def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource) 
     if args.budget:
         return run_budget(args, selection, source)
     snapshot = _poll_once(source, args.kind)
-    shown = [sock for sock in snapshot.sockets if selection.matches(sock)]
+    shown = [sock for sock in snapshot.sockets if selection.matches(sock)] if selection else list(snapshot.sockets)
     if snapshot.unreadable_processes and (hidden := count_hidden_owners(shown)):
         print(f"conntui list: {hidden_owners_note(hidden, snapshot.unreadable_processes)}", file=sys.stderr)
     shown.sort(key=lambda sock: (sock.proto, sock.family, sock.local_port, sock.local_ip, sock.remote_port or 0))
@@ -352,10 +352,9 @@ def _poll_once(source: SocketSource, kind: str) -> Snapshot:
 
     poller = Poller(source, kind)
     try:
-        snapshot, _ = poller.poll()
+        return poller.poll_once()
     finally:
         poller.close()
-    return snapshot
 
 
 def _write_out(text: str) -> int:

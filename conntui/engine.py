@@ -7,7 +7,9 @@ event log's lines) to the UI through the callbacks it was given, so the UI threa
 waits on the OS, nor sorts, filters or formats 100,000 rows.
 
 A poll that changed nothing (the poller says so, and no row has a byte rate to bring down to
-zero) is not published: an idle dashboard does no view or drawing work. After publishing a poll
+zero) is not published: an idle dashboard does no view or drawing work. The first poll publishes
+the sockets as soon as they are dumped, and the next one follows at once with their owners
+(`Poller.poll_first_rows`). After publishing a poll
 it does not poll again until the UI's `ack()` (requests still run):
 polls never queue up behind a busy UI. A poll that takes more than half the interval stretches the
 interval to twice its duration (`stretched_to`). `after_poll` sees every poll's snapshot, published
@@ -26,7 +28,7 @@ from collections.abc import Callable
 
 from conntui.changes import event_lines
 from conntui.model import Snapshot
-from conntui.poller import Polling
+from conntui.poller import Poller, Polling
 from conntui.view import ConnectionView, TableState
 
 Command = Callable[[ConnectionView], "bool | None"]  # False: nothing changed, publish nothing
@@ -142,7 +144,11 @@ class Engine:
 
     def _poll(self) -> None:
         try:
-            snapshot, changes = self.poller.poll()
+            if self.polls == 0 and isinstance(self.poller, Poller):  # the rows first, their owners next
+                snapshot, changes = self.poller.poll_first_rows()
+                self._poll_now = self.poller.owners_pending
+            else:
+                snapshot, changes = self.poller.poll()
         except Exception as error:  # a poll error is shown, never fatal
             self._report(f"poll failed: {error}")
             self._failed = True

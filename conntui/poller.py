@@ -11,10 +11,15 @@ from collections.abc import Callable
 from typing import Protocol
 
 from conntui.changes import Changes, diff
+from conntui.collector import collector_paused
 from conntui.model import KINDS, Owner, ProcessInfo, Snapshot, Socket, count_hidden_owners
-from conntui.sources import SocketSource, open_source
-from conntui.sources.owners import OwnerScanner
+from conntui.sources import NO_OWNERS, SocketSource, open_source
+from conntui.sources.owners import OwnerScanner, scan_in_child
 from conntui.sources.processes import ProcessDirectory
+
+# Where a Socket's owner (pids, process, user: `model.Owner`) sits among its fields.
+_OWNER_AT = Socket._fields.index("pids")
+_OWNER_END = _OWNER_AT + 3
 
 
 class Polling(Protocol):
@@ -39,48 +44,110 @@ class Poller:
         self._previous: dict[object, Socket] = {}
         self._live: set[int] = set()  # the last poll's socket inodes
         self._last_rows: tuple[Socket, ...] | None = None
+        self._unowned: list[Socket] | None = None  # the first rows, shown before their owners were looked for
+        self._unplaced_before: set[int] = set()  # sockets no scan placed at the last poll
+
+    @property
+    def owners_pending(self) -> bool:
+        """The last poll's rows went out without their owners (`poll_first_rows`): the next poll fills them in."""
+        return self._unowned is not None
 
     def close(self) -> None:
         self.source.close()
 
-    def poll(self) -> tuple[Snapshot, Changes]:
+    def poll_first_rows(self) -> tuple[Snapshot, Changes]:
+        """The first poll, for a first screen as fast as the dump: the sockets as the source lists them,
+        each with its user; with an owner scan to do, the rows come before their owners, which the
+        next `poll` fills in from this same dump (`owners_pending` says so), as owners, not as changes.
+        Later, or with a source that comes with owners, a plain `poll`."""
+        if self.source.includes_owners or self._last_rows is not None:
+            return self.poll()
         started = self.timer()
-        if self.source.includes_owners:
+        self._unowned = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
+        return self._snapshot(tuple(self._unowned), {}, started, unchanged=False), Changes()
+
+    def poll(self) -> tuple[Snapshot, Changes]:
+        with collector_paused():  # a row per socket, and no cycle among them
+            return self._poll()
+
+    def _poll(self) -> tuple[Snapshot, Changes]:
+        started = self.timer()
+        unowned, self._unowned = self._unowned, None
+        if unowned is not None:  # the first rows went out alone: their owners, from a full scan
+            rows, processes = self._with_owners(unowned, self.owners.scan(full=True))
+            self.owners.unownable = {sock.inode for sock in rows if sock.inode and not sock.pids}
+        elif self.source.includes_owners:
             sockets = self.source.list_sockets(self.kinds)
             processes = self.processes.describe(sorted({pid for sock in sockets for pid in sock.pids}))
-            sockets = [self._with_owner(sock, sock.pids, processes) for sock in sockets]
+            rows = tuple(self._with_owner(sock, sock.pids, processes) for sock in sockets)
         else:
             sockets, processes = self._poll_with_owner_scan()
-        unreadable = len(self.owners.unreadable) if not self.source.includes_owners else 0
-        hidden = count_hidden_owners(sockets) if unreadable else 0
-        rows = tuple(sockets)
+            rows = tuple(sockets)
         unchanged = rows == self._last_rows  # one C-level comparison: the usual case when idle
         if unchanged:
             changes = Changes()
         else:
             current = {sock.key: sock for sock in rows}
-            changes = diff(self._previous, current)
+            changes = diff(self._previous, current) if unowned is None else Changes()  # owners arriving: no events
             self._previous = current
             self._live = {sock.inode for sock in rows if sock.inode}
         self._last_rows = rows
-        snapshot = Snapshot(
+        return self._snapshot(rows, processes, started, unchanged), changes
+
+    def poll_once(self) -> Snapshot:
+        """One poll for a one-shot command (`list`): no change detection, no memory kept for a next
+        poll, the owner scan (a full one) in a forked child process while this one dumps the sockets,
+        and process details only for the owners of the sockets dumped."""
+        started = self.timer()
+        if self.source.includes_owners:
+            snapshot, _ = self.poll()
+            return snapshot
+        owners_found = scan_in_child(self.owners)
+        try:
+            sockets = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
+        finally:
+            owner_pids = owners_found()  # also when the dump failed: the child is waited for
+        rows, processes = self._with_owners(sockets, owner_pids)
+        return self._snapshot(rows, processes, started, unchanged=False)
+
+    def _with_owners(
+        self, sockets: list[Socket], owner_pids: dict[int, tuple[int, ...]]
+    ) -> tuple[tuple[Socket, ...], dict[int, ProcessInfo]]:
+        """Sockets listed without owners, with them (pids, process name, user) from `owner_pids`;
+        process details only for the owners of these sockets. A socket without one keeps its row."""
+        owner_pids = {sock.inode: owner_pids[sock.inode] for sock in sockets if sock.inode in owner_pids}
+        processes = self.processes.describe(sorted({pid for pids in owner_pids.values() for pid in pids}))
+        table = self._owner_table(owner_pids, processes)
+        new = tuple.__new__
+        rows = tuple(
+            new(Socket, sock[:_OWNER_AT] + table[sock.inode] + sock[_OWNER_END:]) if sock.inode in table else sock
+            for sock in sockets
+        )
+        return rows, processes
+
+    def _snapshot(
+        self, rows: tuple[Socket, ...], processes: dict[int, ProcessInfo], started: float, unchanged: bool
+    ) -> Snapshot:
+        unreadable = len(self.owners.unreadable) if not self.source.includes_owners else 0
+        return Snapshot(
             rows,
             processes,
             taken_at=time.time(),
             duration_ms=(self.timer() - started) * 1000,
             backend=self.source.name,
-            hidden_owners=hidden,
+            hidden_owners=count_hidden_owners(rows) if unreadable else 0,
             unreadable_processes=unreadable,
             unchanged=unchanged,
         )
-        return snapshot, changes
 
     def _poll_with_owner_scan(self) -> tuple[list[Socket], dict[int, ProcessInfo]]:
         """Owners first (from the scanner's memory), so each row is built once, with its owner.
 
-        A socket left without an owner is looked for again: by a scan that trusts only links
-        to sockets still alive, then, if that fails too, by a full scan. What a full scan
-        cannot place (another user's process, TIME_WAIT) is remembered and not searched again.
+        A socket left without an owner is looked for again at once, by a scan that trusts only
+        links to sockets still alive and reads again the links that were not sockets; one still
+        unplaced at the next poll, by a full scan (a socket that lived less than a poll, as a
+        busy machine has many, costs no full scan). What a full scan cannot place (another
+        user's process) is remembered and not searched again.
         """
         owner_pids = self.owners.scan(self._live)
         processes = self.processes.describe(sorted({pid for pids in owner_pids.values() for pid in pids}))
@@ -93,12 +160,18 @@ class Poller:
 
         if self.owners.last_full:  # every link was just read: what is unplaced has no visible owner
             self.owners.unownable = unplaced()
+            self._unplaced_before = set()
             return sockets, processes
         missing = unplaced() - self.owners.unownable
+        before, self._unplaced_before = self._unplaced_before, set()
         for full in (False, True):
+            if full:
+                self._unplaced_before = set(missing)
+                missing &= before  # unplaced at the last poll too: not a socket just passing through
             if not missing:
                 break
-            owner_pids = self.owners.scan({sock.inode for sock in sockets if sock.inode}, full=full)
+            live = {sock.inode for sock in sockets if sock.inode}
+            owner_pids = self.owners.scan(live, full=full, recheck=not full)
             found = {inode for inode in missing if inode in owner_pids}
             if found:
                 more = sorted({pid for inode in found for pid in owner_pids[inode]})

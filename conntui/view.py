@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from conntui.changes import Changes
@@ -53,6 +54,8 @@ class Row:
         return self.sock.key
 
 
+_SOCKET_KEY = attrgetter("sock.key")  # a row's socket's key
+_STATE = attrgetter("state")
 _ip_sort_keys: dict[str, bytes] = {}
 
 
@@ -122,8 +125,12 @@ class TableState:
         # The table's lines: the visible rows, or when grouped, group headers and the rows of open groups.
         self.grouping, self.groups, self.overview = grouping, groups or [], overview
         self.lines: Sequence[Row | Group] = visible if lines is None else lines
-        # Built here, on the engine thread: the UI looks up its cursor at every refresh.
-        self.positions = {line.key: index for index, line in enumerate(self.lines)}
+        # Built here, on the engine thread: the UI looks up its cursor at every refresh. Ungrouped,
+        # in C (100,000 rows in ~10 ms).
+        if lines is None:
+            self.positions = dict(zip(map(_SOCKET_KEY, visible), range(len(visible)), strict=True))
+        else:
+            self.positions = {line.key: index for index, line in enumerate(self.lines)}
         # The rows of collapsed groups -> their header's line (where a cursor on one of them goes).
         self.hidden = {row.sock.key: self.positions[group.key] for group in self.groups if group.collapsed
                        for row in group.rows}  # fmt: skip
@@ -336,7 +343,7 @@ class ConnectionView:
         if self.names.hosts_shown:  # names for every remote address, not just those on screen: the filter matches them
             self.names.look_up({sock.remote_ip for sock in snapshot.sockets})
         self.tuple_counts = snapshot.tuple_counts()
-        self.state_counts = Counter(sock.state for sock in snapshot.sockets)
+        self.state_counts = Counter(map(_STATE, snapshot.sockets))
         self._sort()
 
     def expire(self) -> bool:

@@ -207,8 +207,14 @@ async def test_at_80_columns_the_footer_still_shows_help_and_quit() -> None:
 
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
-        await pilot.pause(0.2)
-        keys = {key.key: key.region for key in app.screen.query(FooterKey)}
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 2)  # the first rows, then their owners
+
+        def footer() -> dict:
+            return {key.key: key.region for key in app.screen.query(FooterKey)}
+
+        await wait_for(
+            pilot, lambda: all(key in footer() and footer()[key].right > 0 for key in ("question_mark", "q"))
+        )
+        keys = footer()
         for key in ("question_mark", "q"):
             assert key in keys and 0 < keys[key].right <= 80, keys.get(key)

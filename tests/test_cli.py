@@ -215,3 +215,24 @@ def test_list_into_a_closed_pipe_is_quiet(sockets) -> None:
         shell=True, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.stdout.startswith("Proto") and result.stderr == ""
+
+
+def test_the_json_writer_writes_what_the_json_module_would(sockets) -> None:
+    from conntui.model import Snapshot, Socket
+    from conntui.output import records, to_json
+    from conntui.poller import Poller
+    from conntui.sources import open_source
+
+    listener = sockets.listener()
+    sockets.connection(listener)
+    poller = Poller(open_source(), "inet")
+    try:
+        snapshot = poller.poll_once()
+    finally:
+        poller.close()
+    hostile = Socket(1, "tcp", 6, "::1", 80, None, None, "LISTEN", 7, 0, (1, 2), 'a"b\\c\x1b\u202e\udcff é', "ü\n",
+                     0.125, 0.5, 3, 10, 2**40, 0)  # fmt: skip
+    shown = [*snapshot.sockets, hostile]
+    snapshot = Snapshot(tuple(shown), snapshot.processes)
+    assert to_json(snapshot, shown) == json.dumps(records(snapshot, shown), separators=(",", ":"))
+    assert len(json.loads(to_json(snapshot, shown))) == len(shown) > 3

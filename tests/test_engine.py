@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -14,12 +15,13 @@ from conntui.view import ConnectionView
 
 class Recorder:
     def __init__(self) -> None:
-        self.polls, self.states, self.errors = [], [], []
+        self.polls, self.states, self.errors, self.events = [], [], [], []
         self.changed = threading.Condition()
 
     def on_poll(self, snapshot, state, events) -> None:  # as Engine calls it: the snapshot, the table, the log
         with self.changed:
             self.polls.append((snapshot, state))
+            self.events.append(events)
             self.changed.notify_all()
 
     def on_state(self, state) -> None:
@@ -68,11 +70,18 @@ def test_engine_polls_waits_for_ack_and_applies_requests(sockets) -> None:
         recorder.wait(lambda: len(recorder.polls) == 1)
         time.sleep(0.4)  # several intervals: without an ack, no second poll
         assert len(recorder.polls) == 1 and engine.polls == 1
+        (first,) = recorder.polls[0][0].sockets
+        assert first.pids == () and first.user  # the first rows come as dumped, before their owners...
+        engine.ack()
+        recorder.wait(lambda: len(recorder.polls) == 2)  # ...which follow at once, from the same dump
+        (owned,) = recorder.polls[1][0].sockets
+        assert owned.pids == (os.getpid(),) and owned.process and owned.key == first.key
+        assert recorder.events[1] == [] and recorder.polls[1][1].visible[0].sock == owned  # owners, not events
         engine.ack()
         time.sleep(0.4)  # polls go on, but one that changed nothing is not published
-        assert engine.polls > 1 and len(recorder.polls) == 1
+        assert engine.polls > 2 and len(recorder.polls) == 2
         sockets.connection(listener)
-        recorder.wait(lambda: len(recorder.polls) >= 2)
+        recorder.wait(lambda: len(recorder.polls) >= 3)
         engine.submit(lambda view: view.set_filter(parse_filter(f"lport:{port} state:listen")))
         recorder.wait(lambda: recorder.states)
         (row,) = recorder.states[-1].visible

@@ -51,6 +51,23 @@ def test_a_file_fd_replaced_by_a_socket_is_found(sockets, tmp_path) -> None:
         poller.close()
 
 
+def test_a_file_fd_replaced_by_a_socket_while_the_fd_count_changes_is_found_in_the_same_poll(sockets, tmp_path) -> None:
+    poller = Poller(open_source("netlink"), "tcp4")
+    try:
+        anchor = sockets.listener()
+        owner_of(poller, anchor)
+        handle = open(tmp_path / "f", "w")  # noqa: SIM115
+        owner_of(poller, anchor)  # the scanner remembers this fd as "not a socket"
+        number = handle.fileno()
+        handle.close()
+        replacement = sockets.listener()  # same fd number...
+        assert replacement.fileno() == number
+        with open(tmp_path / "g", "w"):  # ...and one more fd: the process's fds are read again
+            assert owner_of(poller, replacement) == (os.getpid(),)  # at once, not a poll later
+    finally:
+        poller.close()
+
+
 def test_a_socket_passed_to_a_child_gains_an_owner_and_loses_it(sockets, child_holding) -> None:
     poller = Poller(open_source("netlink"), "tcp4")
     try:
@@ -91,7 +108,12 @@ def test_remembered_unix_sockets_are_not_read_again(sockets, monkeypatch) -> Non
         assert owner_of(poller, listener) == (os.getpid(),)
         reads = []
         real = os.readlink
-        monkeypatch.setattr(owners_module.os, "readlink", lambda path: reads.append(path) or real(path))
+
+        def counting(path: str, *, dir_fd: int | None = None) -> str:  # links are read relative to the fd dir
+            reads.append(path if dir_fd is None else f"{real(f'/proc/self/fd/{dir_fd}')}/{path}")
+            return real(path, dir_fd=dir_fd)
+
+        monkeypatch.setattr(owners_module.os, "readlink", counting)
         assert owner_of(poller, listener) == (os.getpid(),)
         ours = [path for path in reads if path.startswith(f"/proc/{os.getpid()}/")]  # others may churn meanwhile
         assert len(ours) < 20, ours[:5]  # not the 80 unix socket fds again
@@ -114,3 +136,29 @@ def test_an_owner_that_lets_go_of_a_shared_socket_goes_within_two_polls(sockets,
         assert owner_of(poller, address) == (child.pid,)
     finally:
         poller.close()
+
+
+def test_the_one_shot_poll_finds_the_same_owners_and_not_its_own_scanning_child(
+    sockets, child_holding, monkeypatch
+) -> None:
+    import conntui.sources.owners as owners_module
+
+    monkeypatch.setattr(owners_module, "_a_core_is_free", lambda: True)  # fork, however busy the machine is
+    mine = sockets.listener()
+    shared = sockets.listener()
+    child = child_holding(shared)
+    client, server = sockets.connection(mine)
+    poller = Poller(open_source("netlink"), "tcp4")
+    try:
+        steady, _ = poller.poll()
+        once = poller.poll_once()  # the scan runs in a forked child, which holds copies of our sockets meanwhile
+    finally:
+        poller.close()
+    for snapshot in (steady, once):
+        (listening,) = [row for row in find(snapshot.sockets, mine.getsockname()) if row.state == "LISTEN"]
+        assert listening.pids == (os.getpid(),) and listening.process and listening.user
+        (both,) = [row for row in find(snapshot.sockets, shared.getsockname()) if row.state == "LISTEN"]
+        assert set(both.pids) == {os.getpid(), child.pid}
+        (accepted,) = find(snapshot.sockets, server.getsockname(), client.getsockname())
+        assert accepted.pids == (os.getpid(),)
+    assert once.processes.keys() <= {os.getpid(), child.pid} | {pid for row in once.sockets for pid in row.pids}

@@ -42,7 +42,10 @@ _RTATTR = struct.Struct("=HH")
 _TCP_INFO_OFFSET = 68
 _TCP_INFO = struct.Struct("=II4xI16xI24xQ64xQQ")
 _TCP_INFO_END = _TCP_INFO_OFFSET + _TCP_INFO.size
-_LISTEN = 10  # a listener has tcp_info but no connection to measure: its metrics are null
+# States whose rows have no metrics: a listener has tcp_info but no connection to measure (its
+# metrics are null); TIME_WAIT (6) and NEW_SYN_RECV (12) rows are minisockets, without tcp_info
+# (a TIME_WAIT row still carries an attribute: without this, every one would be searched for it).
+_NO_INFO_STATES = frozenset({6, 10, 12})
 
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
@@ -119,6 +122,7 @@ class DiagParser:
         # addresses. Per family: 16 zero bytes are 0.0.0.0 in an IPv4 row and :: in an IPv6 one.
         self._addresses: dict[int, dict[bytes, str]] = {4: {}, 6: {}}
         self._info_offset = 0
+        self._milliseconds = _Milliseconds()
 
     def parse(
         self,
@@ -146,6 +150,9 @@ class DiagParser:
         port = _PORT
         fin_seen = _FIN_SEEN
         info_at = self._info_offset  # where INET_DIAG_INFO usually sits after the message
+        if len(self._milliseconds) > _MILLISECONDS_KEPT:
+            self._milliseconds = _Milliseconds()
+        milliseconds = self._milliseconds
         offset, end = 0, len(data)
         while offset + 16 <= end:
             length, kind, _flags, sequence, _pid = unpack_header(data, offset)
@@ -194,8 +201,8 @@ class DiagParser:
                 owner = users.get(uid)
                 if owner is None:
                     owner = users[uid] = ((), None, user_name(uid) if user_name else None)
-            metrics = _NO_METRICS
-            if want_info and state != _LISTEN and length > 88:  # minisockets carry no tcp_info
+            metrics: tuple[float | int | None, ...] = _NO_METRICS
+            if want_info and length > 88 and state not in _NO_INFO_STATES:
                 row_end = offset + length
                 attr = offset + 88 + info_at
                 if attr + 4 > row_end or unpack_attr(data, attr)[1] != INET_DIAG_INFO:
@@ -209,8 +216,8 @@ class DiagParser:
                         )
                         if rtt:
                             metrics = (
-                                rtt / 1000,
-                                rttvar / 1000,
+                                milliseconds[rtt],
+                                milliseconds[rttvar],
                                 retrans,
                                 cwnd,
                                 sent - resent,
@@ -242,6 +249,18 @@ class DiagParser:
 
 
 _NO_METRICS: tuple[None, ...] = (None, None, None, None, None, None)
+_MILLISECONDS_KEPT = 100_000
+
+
+class _Milliseconds(dict[int, float]):
+    """Microseconds -> milliseconds, one float per distinct value: sockets with the same RTT share it
+    (100,000 loopback sockets have a few dozen RTTs: 4.8 MB of floats saved)."""
+
+    def __missing__(self, microseconds: int) -> float:
+        value = self[microseconds] = microseconds / 1000
+        return value
+
+
 _INFO_LENGTH = _RTATTR.size + _TCP_INFO_END  # the smallest INET_DIAG_INFO attribute with our fields
 
 

@@ -14,29 +14,37 @@ without an owner that the last full scan did not already fail to place.
 
 from __future__ import annotations
 
+import marshal
 import os
-from collections.abc import Set
+from collections.abc import Callable, Set
 
 UNREADABLE = -1  # an fd whose link we may not read: remembered, not retried
 
 
-def _read_fds(fd_dir: str, names: list[str], known: dict[str, int], distrusted: Set[int]) -> dict[str, int]:
-    """fd name -> socket inode (0 for anything else, UNREADABLE), re-reading only what may have changed."""
+def _read_fds(fd_dir: str, known: dict[str, int], distrusted: Set[int], recheck: bool = False) -> dict[str, int]:
+    """fd name -> socket inode (0 for anything else, UNREADABLE), re-reading only what may have changed
+    (and, with `recheck`, what was not a socket).
+
+    The links are read relative to the open fd directory: the kernel resolves no path per link."""
     readlink = os.readlink
-    fds: dict[str, int] = {}
-    for name in names:
-        inode = known.get(name)
-        if inode is None or inode in distrusted:
-            try:
-                target = readlink(fd_dir + name)
-            except FileNotFoundError:  # closed meanwhile
-                continue
-            except OSError:  # not ours to read (no ptrace right over it)
-                fds[name] = UNREADABLE
-                continue
-            inode = int(target[8:-1]) if target.startswith("socket:[") else 0
-        fds[name] = inode
-    return fds
+    directory = os.open(fd_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fds: dict[str, int] = {}
+        for name in os.listdir(directory):
+            inode = known.get(name)
+            if inode is None or inode in distrusted or (recheck and inode == 0):
+                try:
+                    target = readlink(name, dir_fd=directory)
+                except FileNotFoundError:  # closed meanwhile
+                    continue
+                except OSError:  # not ours to read (no ptrace right over it)
+                    fds[name] = UNREADABLE
+                    continue
+                inode = int(target[8:-1]) if target.startswith("socket:[") else 0
+            fds[name] = inode
+        return fds
+    finally:
+        os.close(directory)
 
 
 class OwnerScanner:
@@ -52,13 +60,17 @@ class OwnerScanner:
         # Processes whose fds the last scan could not (all) read: the owners it may have missed.
         self.unreadable: set[int] = set()
 
-    def scan(self, live_inodes: Set[int] | None = None, *, full: bool = False) -> dict[int, tuple[int, ...]]:
+    def scan(
+        self, live_inodes: Set[int] | None = None, *, full: bool = False, recheck: bool = False
+    ) -> dict[int, tuple[int, ...]]:
         """Owners of every socket inode.
 
         From memory unless `full` (or every `full_every`-th scan): a link is read again when its
         fd is new, when the socket it pointed to was alive at the last scan and is not in
         `live_inodes` now (it closed, so the fd number may name another socket), or when that
-        socket had several owners (any one of them may have let go of it).
+        socket had several owners (any one of them may have let go of it). With `recheck`, also
+        every link remembered as not a socket (a file closed and a socket opened on its fd
+        number leaves the fd count as it was): a few links per process, not all of them.
         """
         full = full or self._scans % self.full_every == 0
         self._scans += 1
@@ -68,15 +80,14 @@ class OwnerScanner:
         distrusted = self._shared | (self._live - live_inodes if live_inodes is not None else set())
         if live_inodes is not None:
             self._live = live_inodes
-        owners = self._scan(distrusted, remember=not full)
-        self._shared = {inode for inode, pids in owners.items() if len(pids) > 1}
-        return owners
+        return self._scan(distrusted, remember=not full, recheck=recheck)
 
-    def _scan(self, distrusted: Set[int], remember: bool) -> dict[int, tuple[int, ...]]:
+    def _scan(self, distrusted: Set[int], remember: bool, recheck: bool = False) -> dict[int, tuple[int, ...]]:
         owners: dict[int, tuple[int, ...]] = {}
         memory = self._fds if remember else {}
         fds_by_pid: dict[int, dict[str, int]] = {}
         unreadable: set[int] = set()
+        shared: set[int] = set()  # sockets held by several processes
         for entry in os.listdir(self.proc):
             if not entry.isdigit():
                 continue
@@ -85,11 +96,11 @@ class OwnerScanner:
             known = memory.get(pid)
             try:
                 if known is not None and _unchanged(fd_dir, known, distrusted):
-                    fds = known
+                    fds = _not_sockets_read_again(fd_dir, known) if recheck else known
                     if pid in self.unreadable:
                         unreadable.add(pid)
                 else:
-                    fds = _read_fds(fd_dir, os.listdir(fd_dir), known or {}, distrusted)
+                    fds = _read_fds(fd_dir, known or {}, distrusted, recheck)
                     if UNREADABLE in fds.values():
                         unreadable.add(pid)
             except FileNotFoundError:  # gone
@@ -105,9 +116,88 @@ class OwnerScanner:
                         owners[inode] = (pid,)
                     elif holders[-1] != pid:  # one process may hold a socket on several fds
                         owners[inode] = (*holders, pid)
+                        shared.add(inode)
         self._fds = fds_by_pid
+        self._shared = shared
         self.unreadable = unreadable
         return owners
+
+
+def scan_in_child(scanner: OwnerScanner) -> Callable[[], dict[int, tuple[int, ...]]]:
+    """Start a full scan in a forked child process; the function returned waits for its owners.
+
+    For a one-shot command: the scan (mostly `readlink` in the kernel) runs on another core while
+    this process dumps and parses the sockets (20,000 sockets, an idle 2-core machine: 105 ms
+    instead of 155). Only when a core is free: on a machine already busy, the child's copy-on-write
+    costs more than it saves (588 ms against 681 at a load of 3.3 on 2 cores), and the scan runs
+    here when the result is asked for. The child leaves itself out of the owners
+    (it holds copies of this process's fds while it runs). Where fork is missing or fails, or the
+    child does, the scan runs here when the result is asked for. The scanner's `unreadable` and
+    `last_full` are set as `scan` sets them.
+    """
+    fork = getattr(os, "fork", None)
+    if fork is None or not _a_core_is_free():
+        return lambda: scanner.scan(full=True)
+    read_end, write_end = os.pipe()
+    try:
+        child = fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return lambda: scanner.scan(full=True)
+    if child == 0:  # pragma: no cover (the child ends by os._exit)
+        try:
+            os.close(read_end)
+            me = os.getpid()
+            found: dict[int, tuple[int, ...]] = {}
+            for inode, pids in scanner.scan(full=True).items():
+                if me in pids:
+                    pids = tuple(pid for pid in pids if pid != me)
+                if pids:
+                    found[inode] = pids
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(marshal.dumps((found, sorted(scanner.unreadable - {me}))))
+        finally:
+            os._exit(0)  # no atexit handlers, no buffers of the parent's flushed twice
+    os.close(write_end)
+
+    def owners() -> dict[int, tuple[int, ...]]:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        os.waitpid(child, 0)
+        try:
+            found: dict[int, tuple[int, ...]]
+            found, unreadable = marshal.loads(data)
+        except (EOFError, ValueError, TypeError):  # the child failed: nothing or a part of it came
+            return scanner.scan(full=True)
+        scanner.unreadable, scanner.last_full = set(unreadable), True
+        return found
+
+    return owners
+
+
+def _a_core_is_free() -> bool:
+    """The last minute's load average leaves a core idle."""
+    try:
+        return os.getloadavg()[0] < (os.cpu_count() or 1) - 1
+    except OSError:
+        return False
+
+
+def _not_sockets_read_again(fd_dir: str, known: dict[str, int]) -> dict[str, int]:
+    """The remembered fds, those that were not sockets read again (a socket may have taken a file's number)."""
+    again = [name for name, inode in known.items() if inode == 0]
+    if not again:
+        return known
+    fds = dict(known)
+    for name in again:
+        try:
+            target = os.readlink(fd_dir + name)
+        except FileNotFoundError:  # closed since: the next scan sees the count change
+            del fds[name]
+            continue
+        fds[name] = int(target[8:-1]) if target.startswith("socket:[") else 0
+    return fds
 
 
 def _unchanged(fd_dir: str, known: dict[str, int], distrusted: Set[int]) -> bool:

@@ -13,6 +13,8 @@ from conntui.view import TableState
 
 
 class StatusBar(Static):
+    _lines = 0  # rows the last text took: a new layout only when that changes (a layout costs ~10 ms)
+
     def show(
         self,
         state: TableState,
@@ -52,7 +54,9 @@ class StatusBar(Static):
             if state.history.kernel is not None:
                 text.append(f"  │ {kernel_text(state.history)}", "dim")
             text.append(f"  │ poll {snapshot.duration_ms:.0f} ms ({snapshot.backend}), ui {apply_ms:.0f} ms")
-        self.update(text)
+        lines = len(text.wrap(self.app.console, max(1, self.content_region.width)))  # as drawn: wrapped
+        self.update(text, layout=lines != self._lines)
+        self._lines = lines
 
 
 def seen_text(history: HistoryState, *, between_polls: bool) -> str:
