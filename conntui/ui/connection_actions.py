@@ -1,0 +1,151 @@
+"""The dashboard's actions on the selected connection and on the view: `k` terminates the owner
+process, `x` closes the connection, `c` copies the row, `e` saves the view to a file.
+
+What cannot be undone asks first (`ConfirmDialog`, `OwnerDialog`); the decisions and the system
+calls are `conntui.acting`'s and `conntui.export`'s, which know nothing of Textual; what happened
+is said in a notification. A base class of `DashboardScreen`, which declares the keys.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+
+from textual.screen import Screen
+
+from conntui import acting
+from conntui.engine import Engine
+from conntui.export import default_name, render, write_atomically
+from conntui.model import ProcessInfo, Snapshot, Socket, format_pids
+from conntui.text import printable
+from conntui.ui.confirm_dialog import ConfirmDialog
+from conntui.ui.export_dialog import ExportDialog
+from conntui.ui.owner_dialog import OwnerDialog
+from conntui.ui.socket_table import SocketTable
+from conntui.view import TableState
+
+
+class ConnectionActions(Screen[None]):
+    """The actions; the screen that inherits them keeps `state` and `engine` up to date."""
+
+    state: TableState
+    engine: Engine
+
+    # -- acting on the selected connection ---------------------------------------------------
+
+    def _selected_socket(self) -> Socket | None:
+        row = self.query_one(SocketTable).cursor_row
+        if row is None:
+            self.notify("No socket selected.", severity="warning")
+            return None
+        return row.sock
+
+    def action_kill(self) -> None:
+        sock = self._selected_socket()
+        if sock is None or self.state.snapshot is None:
+            return
+        owners = acting.kill_candidates(sock, self.state.snapshot)
+        if not owners:
+            if sock.pids:
+                why = f"{format_pids(sock.pids, every=True)} could not be read (ended, or not ours to read)"
+            else:
+                why = "its owner is hidden (another user's process)" if sock.inode else "no process holds it"
+            self.notify(f"No process to signal: {why}.", severity="warning")
+        elif len(owners) == 1:
+            self._confirm_kill(owners[0])
+        else:
+            by_pid = {info.pid: info for info in owners}
+            self.app.push_screen(
+                OwnerDialog(owners), callback=lambda pid: self._confirm_kill(by_pid[pid]) if pid else None
+            )
+
+    def _confirm_kill(self, target: ProcessInfo) -> None:
+        lines = [
+            f"pid      {target.pid}",
+            f"process  {printable(target.name or '?')}  (user {printable(target.user or '?')})",
+            f"command  {acting.describe_command(target)}",
+        ]
+        choices = [(name, f"{name} (y)" if index == 0 else name) for index, name in enumerate(acting.SIGNALS)]
+        dialog = ConfirmDialog("Terminate this process?", lines, choices)
+        self.app.push_screen(dialog, callback=partial(self._kill_confirmed, target))
+
+    def _kill_confirmed(self, target: ProcessInfo, signal_name: str | None) -> None:
+        if signal_name is None:
+            return
+        outcome = acting.send_signal(target, signal_name)
+        self.notify(outcome.message, severity="information" if outcome.ok else "error", markup=False)
+        self.engine.refresh()
+
+    def action_close_connection(self) -> None:
+        sock = self._selected_socket()
+        if sock is None or self.state.snapshot is None:
+            return
+        cookie = sock.key if self.state.snapshot.backend == "netlink" and isinstance(sock.key, int) else None
+        if sock.pids:
+            owner = f"{format_pids(sock.pids, every=True)} {printable(sock.process or '?')}"
+            effect = f"owner {owner}: its next read or write fails (ECONNABORTED)"
+        else:
+            effect = "no owner seen (no process holds it, or another user's does)"
+        lines = [acting.describe_socket(sock), effect]
+        dialog = ConfirmDialog("Close this connection (SOCK_DESTROY, as ss -K)?", lines, [("close", "Close (y)")])
+        self.app.push_screen(dialog, callback=partial(self._close_confirmed, sock, cookie))
+
+    def _close_confirmed(self, sock: Socket, cookie: int | None, choice: str | None) -> None:
+        if choice is None:
+            return
+        outcome = acting.close_connection(sock, cookie)
+        self.notify(outcome.message, severity="information" if outcome.ok else "error", markup=False)
+        self.engine.refresh()
+
+    def action_copy(self) -> None:
+        sock = self._selected_socket()
+        if sock is not None:
+            text = acting.copy_text(sock)
+            self.app.copy_to_clipboard(text)
+            self.notify(f"Copied: {text}", markup=False)
+
+    # -- saving the view ---------------------------------------------------------------------
+
+    def action_export(self) -> None:
+        if self.state.snapshot is None:
+            self.notify("Nothing to save yet: the first poll has not come.", severity="warning")
+            return
+        path = default_name("json", time.strftime("%Y%m%d-%H%M%S"))
+        self.app.push_screen(ExportDialog(path, len(self._shown_sockets())), callback=self._export_chosen)
+
+    def _shown_sockets(self) -> list[Socket]:
+        """The sockets of the filtered view, in its order, without those already closed (shown fading)."""
+        return [row.sock for row in self.state.visible if row.mark != "closed"]
+
+    def _export_chosen(self, choice: tuple[str, str] | None) -> None:
+        if choice is None or self.state.snapshot is None:
+            return
+        path, export_format = choice
+        target = Path(path).expanduser().absolute()
+        save = partial(self._save, target, export_format, self.state.snapshot, self._shown_sockets())
+        if target.exists():
+            lines = [f"{printable(str(target))} exists."]
+            dialog = ConfirmDialog("Replace the file?", lines, [("replace", "Replace (y)")])
+            self.app.push_screen(dialog, callback=lambda answer: save(overwrite=True) if answer else None)
+        else:
+            save(overwrite=False)
+
+    def _save(
+        self, target: Path, export_format: str, snapshot: Snapshot, sockets: list[Socket], *, overwrite: bool
+    ) -> None:
+        """Render and write on a worker thread (100,000 rows take a moment); say how it went."""
+
+        def write() -> None:
+            try:
+                written = write_atomically(target, render(snapshot, sockets, export_format), overwrite=overwrite)
+            except FileExistsError:
+                self.notify(f"Not saved: {printable(str(target))} appeared meanwhile", severity="error", markup=False)
+            except OSError as error:
+                reason = "no such directory" if not target.parent.is_dir() else error.strerror or str(error)
+                self.notify(f"Not saved: {reason}: {printable(str(target))}", severity="error", markup=False)
+            else:
+                count = f"{len(sockets)} socket{'' if len(sockets) == 1 else 's'}"
+                self.notify(f"Saved {count} to {printable(str(written))}", markup=False)
+
+        self.run_worker(write, thread=True, group="export", exit_on_error=False)
