@@ -110,6 +110,8 @@ class ConnectionHistory:
         counted = self._counting_since is not None and now >= self._counting_since
         for sock in sockets:
             event = self.tracker.destroyed(sock, now)
+            if event is None:  # already closed, its destroy event late
+                continue
             if not event.seen_in_poll and counted:
                 self.between_polls += 1
                 self.seen += is_connection(sock)

@@ -21,6 +21,7 @@ from conntui.changes import Changes
 from conntui.model import Socket
 
 DESTROY_EVENT_WAIT = 0.5  # seconds a socket gone from a poll waits for its destroy event
+LATE_KEPT = 65_536  # sockets closed without their destroy event, remembered for when it comes late
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,8 @@ class EventTracker:
         # Gone from a poll, its destroy event not read yet (the kernel sends it from a work queue,
         # after unhashing the socket): key -> (as last seen, when to give up waiting, time.monotonic()).
         self._pending: dict[object, tuple[_Seen, float]] = {}
+        # Closed by `overdue`: a destroy event read after that (a busy engine, a burst) is not a second end.
+        self._given_up: dict[object, None] = {}  # oldest first, at most LATE_KEPT
         self._started = False
 
     @property
@@ -112,14 +115,17 @@ class EventTracker:
                 events.append(seen.closed(seen.sock, now))
         return events
 
-    def destroyed(self, sock: Socket, now: float) -> Event:
-        """The closed event of a socket the kernel says it destroyed."""
+    def destroyed(self, sock: Socket, now: float) -> Event | None:
+        """The closed event of a socket the kernel says it destroyed; None when its end was already
+        announced (its destroy event came after `overdue` gave up waiting for it)."""
         seen = self._seen.pop(sock.key, None)
         if seen is not None:
             self._announced.add(sock.key)  # a poll still to come will miss it: not news then
         else:
             pending = self._pending.pop(sock.key, None)
             if pending is None:
+                if self._given_up.pop(sock.key, False) is None:
+                    return None
                 return Event(now, "closed", sock, seen_in_poll=False)
             seen = pending[0]
         return seen.closed(sock, now)
@@ -132,6 +138,9 @@ class EventTracker:
             if deadline <= clock:
                 del self._pending[key]
                 events.append(seen.closed(seen.sock, now))
+                if len(self._given_up) >= LATE_KEPT:
+                    del self._given_up[next(iter(self._given_up))]
+                self._given_up[key] = None
         return events
 
     def _update(self, event: Event) -> list[Event]:

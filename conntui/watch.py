@@ -126,7 +126,7 @@ class Watcher:
             if not ended:
                 return
             now = time.time()
-            self._announce([self.tracker.destroyed(sock, now) for sock in ended])
+            self._announce([event for sock in ended if (event := self.tracker.destroyed(sock, now)) is not None])
 
     def _poll(self) -> None:
         _, changes = self.poller.poll()

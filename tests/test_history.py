@@ -264,3 +264,20 @@ async def test_destroy_events_lost_in_a_burst_are_said_and_the_history_goes_on(s
         polls = app.dashboard.poll_count
         await pilot.press("r")  # the dashboard goes on
         await wait_for(pilot, lambda: app.dashboard.poll_count > polls, timeout=WAIT)
+
+
+def test_a_destroy_event_read_after_the_wait_is_not_a_second_end() -> None:
+    """A busy engine can read a destroy event after `overdue` closed its socket as the poll saw it:
+    that end is not announced twice, nor counted as a connection between polls."""
+    from conntui.socket_events import DESTROY_EVENT_WAIT, EventTracker
+
+    sock = Socket(9, "tcp", 4, "127.0.0.1", 40001, "127.0.0.1", 8080, "ESTABLISHED", inode=1, pids=(42,))
+    other = sock._replace(key=10, local_port=40002)
+    tracker = EventTracker(destroy_events=True)
+    tracker.polled(Changes(opened=(sock,)), now=1.0)  # the baseline
+    tracker.polled(Changes(closed=(sock,)), now=2.0)  # gone: its destroy event awaited
+    time.sleep(DESTROY_EVENT_WAIT + 0.1)
+    assert [event.sock.key for event in tracker.overdue(now=3.0)] == [9]
+    assert tracker.destroyed(sock._replace(state="CLOSE"), now=4.0) is None  # late: already closed
+    late_other = tracker.destroyed(other._replace(state="CLOSE"), now=4.0)
+    assert late_other is not None and not late_other.seen_in_poll  # a socket no poll saw is still news
