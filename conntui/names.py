@@ -26,7 +26,8 @@ FALLBACK_SERVICES = {  # used when the system has no services database (/etc/ser
     21: "ftp", 22: "ssh", 25: "smtp", 53: "domain", 80: "http", 110: "pop3", 143: "imap", 443: "https",
     993: "imaps", 3306: "mysql", 5432: "postgresql", 6379: "redis", 8080: "http-alt",
 }  # fmt: skip
-SERVICE_WIDTH = 9  # room a port column gains for its service name when they are shown
+SERVICE_WIDTH = 16  # room a port column gains for its service name when they are shown
+SERVICE_MARK = "\u00a0"  # between an endpoint and its service name: drawn as a space, cut first
 HOST_CACHE = 10_000  # names kept; the oldest go first
 QUEUE_LIMIT = 1_024  # addresses waiting for a lookup; more are asked again later
 
@@ -168,26 +169,25 @@ class Names:
 
     # -- drawing -----------------------------------------------------------------------------
 
-    def endpoint(self, ip: str | None, port: int | None, proto: str, *, remote: bool) -> tuple[str, str]:
-        """(address text, port text) as shown: a remote address's host name, a port's service."""
-        name = self.host(ip) if remote else None
-        service = self.service(port, proto)
-        port_text = "*" if port is None else str(port)
-        return printable(name) if name else "", f"{port_text} {printable(service)}" if service else ""
-
     def decorate(self, texts: dict[str, str], sock: Socket) -> None:
-        """Replace the table's address and port texts (`COLUMNS` names) with the names shown."""
+        """Replace the table's address and port texts (`COLUMNS` names) with the names shown. A port
+        column gets `  443 https` (numbers padded to line up); a joined `ip:port` one gets
+        `host:443` + SERVICE_MARK + `https`, so that a narrow column cuts the name, not the port."""
         if not (self.services_shown or self.hosts_shown):
             return
         for end, ip, port in (("local", sock.local_ip, sock.local_port), ("remote", sock.remote_ip, sock.remote_port)):
-            name, port_text = self.endpoint(ip, port, sock.proto, remote=end == "remote")
-            if name and f"{end}_ip" in texts:
-                texts[f"{end}_ip"] = name
-            if port_text and f"{end}_port" in texts:
-                texts[f"{end}_port"] = port_text
-            if (name or port_text) and end in texts:
-                address = name or texts[end].rpartition(":")[0]
-                texts[end] = f"{address}:{port_text or texts[end].rpartition(':')[2]}"
+            host = self.host(ip) if end == "remote" else None
+            service = self.service(port, sock.proto)
+            service_text = printable(service) if service else ""
+            if host and f"{end}_ip" in texts:
+                texts[f"{end}_ip"] = printable(host)
+            if self.services_shown and f"{end}_port" in texts:
+                number = f"{texts[f'{end}_port']:>5}"
+                texts[f"{end}_port"] = f"{number} {service_text}" if service_text else number
+            if (host or service_text) and end in texts:
+                address, _, number = texts[end].rpartition(":")
+                joined = f"{printable(host) if host else address}:{number}"
+                texts[end] = f"{joined}{SERVICE_MARK}{service_text}" if service_text else joined
 
 
 NO_NAMES = Names()  # nothing shown: numbers only

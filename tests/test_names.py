@@ -207,3 +207,21 @@ async def test_n_and_d_show_names_in_the_table(sockets) -> None:
         await pilot.press("d", "n")
         await wait_for(pilot, lambda: not app.dashboard.state.visible)  # names hidden: host: matches none
         assert app.dashboard.names.services_shown is False
+
+
+def test_a_service_name_is_cut_before_the_address_and_port() -> None:
+    from conntui.ui.socket_table import _fit
+    from conntui.view import COLUMN_BY_NAME
+
+    names = Names()
+    names.toggle_services()
+    sock = Socket(1, "tcp", 4, "127.0.0.3", 5432, "127.0.0.1", 40000, "ESTABLISHED")
+    texts = {"local": "127.0.0.3:5432", "local_port": "5432", "remote_port": "40000"}
+    names.decorate(texts, sock)
+    service = service_name(5432, "tcp")
+    assert texts["local_port"] == f" 5432 {service}" and texts["remote_port"] == "40000"  # numbers line up
+    joined = COLUMN_BY_NAME["local"]
+    assert _fit(texts["local"], 40, joined).rstrip() == f"127.0.0.3:5432 {service}"
+    assert _fit(texts["local"], 18, joined) == f"127.0.0.3:5432 {service}"[:17] + "…"
+    assert _fit(texts["local"], 15, joined).rstrip() == "127.0.0.3:5432"  # no room for a name: none
+    assert _fit(texts["local"], 12, joined).endswith(":5432")  # the address gives way, the port stays

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.segment import Segment
 from textual import events
@@ -32,7 +32,7 @@ from textual.strip import Strip
 
 from conntui.grouping import Group, group_label
 from conntui.model import FourTuple
-from conntui.names import NO_NAMES, SERVICE_WIDTH, Names
+from conntui.names import NO_NAMES, SERVICE_MARK, SERVICE_WIDTH, Names
 from conntui.text import printable
 from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.messages import CursorMoved, ErrorOccurred, GroupToggleRequested, SortRequested
@@ -328,7 +328,7 @@ class SocketTable(ScrollView, can_focus=True):
         if page is not None and page.key == key:
             return page
         state = self.state
-        columns = [column for column in COLUMNS if self.show_metrics or not column.metric]
+        columns = [self._as_shown(column) for column in COLUMNS if self.show_metrics or not column.metric]
         counts = state.tuple_counts
         lines = state.lines[top : top + max(0, region.height - 1)]
         texts = [_cell_texts(line, columns, counts, now, names) if isinstance(line, Row) else None for line in lines]
@@ -337,14 +337,18 @@ class SocketTable(ScrollView, can_focus=True):
         for column in columns:
             title = len(column.title) + (1 if self._is_sorted_by(column) else 0)
             widest = max((len(row_texts[column.name]) for row_texts in drawable), default=0)
-            named = names.services_shown and column.name in PORT_COLUMNS
-            max_width = column.max_width + (SERVICE_WIDTH if named else 0)
-            natural[column.name] = max(title, min(max_width, widest))  # titles are never cut for room
+            natural[column.name] = max(title, min(column.max_width, widest))  # titles are never cut for room
         layout = lay_out(columns, natural, region.width)
         self._page_cache = page = _Page(key, top, texts, layout)
         if self.virtual_size.width != layout.width:  # the next frame scrolls as far as the last column
             self.virtual_size = Size(layout.width, len(state.lines) + 1)
         return page
+
+    def _as_shown(self, column: Column) -> Column:
+        """With service names shown, a port column is wider and left-aligned (numbers padded)."""
+        if self.names.services_shown and column.name in PORT_COLUMNS:
+            return replace(column, align="left", max_width=column.max_width + SERVICE_WIDTH)
+        return column
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -455,7 +459,16 @@ def _cell_texts(
 
 
 def _fit(text: str, width: int, column: Column) -> str:
-    """The text cut (with …) or padded to `width`, as the column aligns and clips."""
+    """The text cut (with …) or padded to `width`, as the column aligns and clips. An endpoint's
+    service name (after SERVICE_MARK) is cut first, then dropped: the address and port stay."""
+    if SERVICE_MARK in text:
+        endpoint, _, service = text.partition(SERVICE_MARK)
+        if len(endpoint) + 2 > width:
+            text = endpoint
+        elif len(text) > width:
+            return f"{endpoint} {service}"[: width - 1] + "…"
+        else:
+            text = f"{endpoint} {service}"
     if len(text) > width:
         if column.clip == "middle" and width >= 5:  # `192.168…0:55555`: the port stays readable
             head = (width - 1) // 3
