@@ -361,7 +361,7 @@ def _write_out(text: str) -> int:
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
-    except BrokenPipeError:  # `conntui list | head`: the reader has what it wanted
+    except BrokenPipeError:  # `conntui list | head`, `conntui probe | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at interpreter exit
     return 0
 
@@ -482,9 +482,9 @@ def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     if args.json:
-        print(json.dumps(result.to_json()))
+        _write_out(json.dumps(result.to_json()) + "\n")
     else:
-        sys.stdout.write(format_text(result))
+        _write_out(format_text(result))
     if not result.ok:
         reason = printable(result.first_error or "not every request was answered")
         print(f"conntui probe: error: {reason}", file=sys.stderr)
@@ -505,10 +505,7 @@ def run_comparison(args: argparse.Namespace) -> int:
         comparison = asyncio.run(experiment(args.url, args.count, timeout=args.timeout, insecure=args.insecure))
     except KeyboardInterrupt:
         return 130
-    if args.json:
-        print(json.dumps(comparison.to_json()))
-    else:
-        sys.stdout.write(format_comparison(comparison))
+    _write_out(json.dumps(comparison.to_json()) + "\n" if args.json else format_comparison(comparison))
     if not comparison.ok:
         reason = printable(comparison.first_error or "not every run succeeded")
         print(f"conntui probe: error: {reason}", file=sys.stderr)

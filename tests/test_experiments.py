@@ -266,3 +266,15 @@ def test_probe_options_that_do_not_go_together_exit_2(args: list[str], message: 
     result = conntui(*args)
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("how", [["--compare", "-n", "2", "--json"], ["--json"], []])
+def test_probe_into_a_closed_pipe_is_quiet(server, how: list[str]) -> None:
+    """`conntui probe … | head -c 100`: the reader went away; no traceback, and the probe's own exit status."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "conntui", "probe", server.url, *how], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # before anything is written: every write meets a closed pipe
+    assert child.wait(timeout=60) == 0
+    assert child.stderr.read() == b""
