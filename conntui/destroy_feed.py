@@ -3,9 +3,9 @@
 `subscribe` decides whether the dashboard can have destroy events (only with the netlink source,
 whose keys are the cookies the events carry) and says why not. `DestroyFeed` reads the listener
 on its own thread, so the UI thread never waits on it, and hands each batch of destroyed sockets
-to `on_batch` (the dashboard gives them to its engine), at most one batch per `PACE` seconds:
-a burst of closes waits in the kernel's receive buffer, not in a queue of messages. Knows
-nothing of Textual.
+to `on_batch` (the dashboard gives them to its engine), at most one batch per `PACE` seconds.
+It reads as the events come, so a burst of closes does not wait in (and overflow) the kernel's
+receive buffer; between two hand-offs they gather in one list. Knows nothing of Textual.
 """
 
 from __future__ import annotations
@@ -65,14 +65,22 @@ class DestroyFeed:
         self._wake_writer.close()
 
     def _run(self) -> None:
+        """Read as the events come (a burst must not overflow the kernel's buffer while we wait),
+        hand them on at most once per PACE."""
+        batch: list[Socket] = []
+        read_at = handed_at = 0.0
         while not self._stopping.is_set():
-            readable = select.select([self.listener.fileno(), self._wake_reader.fileno()], [], [])[0]
-            if self.listener.fileno() not in readable:
-                continue  # woken by stop()
-            batch = self._drain()
-            if batch:
-                self.on_batch(batch, time.time())
-            self._stopping.wait(PACE)
+            wait = max(0.0, handed_at + PACE - time.monotonic()) if batch else None
+            readable = select.select([self.listener.fileno(), self._wake_reader.fileno()], [], [], wait)[0]
+            if self._stopping.is_set():
+                return
+            if self.listener.fileno() in readable:
+                if not batch:
+                    read_at = time.time()  # the batch's time: when its first socket was read
+                batch += self._drain()
+            if batch and time.monotonic() >= handed_at + PACE:
+                self.on_batch(batch, read_at)
+                batch, handed_at = [], time.monotonic()
 
     def _drain(self) -> list[Socket]:
         """Every destroyed socket waiting, without blocking."""

@@ -27,6 +27,7 @@ from tests.test_watch import WAIT, short_connection
 
 pytestmark = linux_only  # destroy events and /proc/net/snmp
 NEVER = 3600.0  # seconds between polls: after the first one, none sees the test's connections
+BURST = 4000  # connections in the burst test: under a second on loopback
 
 
 def history_app(filter_text: str = "", *, history: int = 10_000, interval: float = NEVER, backend: str = "auto"):
@@ -281,3 +282,25 @@ def test_a_destroy_event_read_after_the_wait_is_not_a_second_end() -> None:
     assert tracker.destroyed(sock._replace(state="CLOSE"), now=4.0) is None  # late: already closed
     late_other = tracker.destroyed(other._replace(state="CLOSE"), now=4.0)
     assert late_other is not None and not late_other.seen_in_poll  # a socket no poll saw is still news
+
+
+async def test_a_burst_of_closes_is_not_lost_while_the_dashboard_draws(sockets) -> None:
+    """Thousands of connections closed in a fraction of a second: the feed reads as they come (a
+    burst waiting in the kernel's buffer overflowed it), so every end is in the history."""
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    app = history_app(f"port:{port}", interval=0.5)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
+        await pilot.press("h")
+        client_ports = set()
+        for _ in range(BURST):  # bounded: each lives a moment, the client closing first
+            client = socket.create_connection(listener.getsockname()[:2])
+            server, _ = listener.accept()
+            client_ports.add(client.getsockname()[1])
+            client.close()
+            server.close()
+        await wait_for(pilot, lambda: app.dashboard.state.history.closed >= 2 * BURST, timeout=WAIT)
+        assert not app.dashboard.closes_lost
+        recorded = {record.sock.local_port for record in app.dashboard.state.history.visible}
+        assert client_ports <= recorded

@@ -24,6 +24,7 @@ Where subscribing fails (not Linux, an old kernel, a seccomp filter), `DestroyLi
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Iterable
 
@@ -35,7 +36,8 @@ NETLINK_ADD_MEMBERSHIP = 1
 # Group number -> (proto, family) of the sockets it announces.
 DESTROY_GROUPS = {1: ("tcp", 4), 2: ("udp", 4), 3: ("tcp", 6), 4: ("udp", 6)}
 KIND_GROUPS = {kind: group for group, kind in DESTROY_GROUPS.items()}
-_RECEIVE_BUFFER_BYTES = 4 << 20  # a burst of closes waits here while the reader is busy
+_RECEIVE_BUFFER_BYTES = 16 << 20  # a burst of closes waits here while the reader is busy
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _DATAGRAM_BYTES = 1 << 16
 
 
@@ -61,6 +63,8 @@ class DestroyListener:
             for group in groups:
                 self._netlink.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
             self._netlink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER_BYTES)
+            with contextlib.suppress(OSError):  # beyond net.core.rmem_max: only with CAP_NET_ADMIN
+                self._netlink.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RECEIVE_BUFFER_BYTES)
         except OSError as error:
             self._netlink.close()
             raise DestroyEventsUnavailable(f"cannot join the sock_diag destroy groups: {error}") from error
