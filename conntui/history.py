@@ -85,6 +85,7 @@ class ConnectionHistory:
         self.closed = self.between_polls = self.seen = 0
         self._kernel_start: KernelCounts | None = None
         self._counting_since: float | None = None  # time.time() the counts started
+        self._baseline_at: float | None = None  # time.time() the first poll was taken
         self._kernel: KernelCounts | None = None
         self._state: HistoryState | None = EMPTY_HISTORY  # None: to be built again
 
@@ -97,6 +98,8 @@ class ConnectionHistory:
     def polled(self, changes: Changes, now: float) -> None:
         """Fold in a poll's changes; the counts start here if `start_counting` was not called."""
         self.start_counting(now)
+        if self._baseline_at is None:
+            self._baseline_at = now  # the first poll: the sockets alive then are its baseline
         for event in self.tracker.polled(changes, now):
             if event.kind == "opened" and is_connection(event.sock):
                 self.seen += 1
@@ -106,8 +109,10 @@ class ConnectionHistory:
 
     def destroyed(self, sockets: Iterable[Socket], now: float) -> None:
         """Fold in sockets the kernel destroyed (read at `now`)."""
-        # Read before the counts started: opened before they did.
-        counted = self._counting_since is not None and now >= self._counting_since
+        # Read before the first poll was in, a socket may have opened before the counts started (the
+        # poll missed it, gone by then): not counted, so that what we claim to have seen stays within
+        # the kernel's count.
+        counted = self._baseline_at is not None and now >= self._baseline_at
         for sock in sockets:
             event = self.tracker.destroyed(sock, now)
             if event is None:  # already closed, its destroy event late

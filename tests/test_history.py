@@ -304,3 +304,17 @@ async def test_a_burst_of_closes_is_not_lost_while_the_dashboard_draws(sockets) 
         assert not app.dashboard.closes_lost
         recorded = {record.sock.local_port for record in app.dashboard.state.history.visible}
         assert client_ports <= recorded
+
+
+def test_a_socket_gone_before_the_first_poll_was_in_is_kept_but_not_counted_as_seen() -> None:
+    """It may have opened before the counts started (a busy machine, a slow first poll): counting it
+    would claim more connections seen than the kernel counted."""
+    sock = Socket(11, "tcp", 4, "127.0.0.1", 40003, "127.0.0.1", 8080, "CLOSE", inode=0)
+    later = sock._replace(key=12, local_port=40004)
+    history = ConnectionHistory(10, destroy_events=True)
+    history.start_counting(100.0)
+    history.destroyed([sock], 100.5)  # read during the first poll
+    history.polled(Changes(), 101.0)  # the first poll is in
+    history.destroyed([later], 102.0)
+    state = history.state()
+    assert (state.closed, state.between_polls, state.seen) == (2, 1, 1)
