@@ -278,3 +278,12 @@ def test_probe_into_a_closed_pipe_is_quiet(server, how: list[str]) -> None:
     child.stdout.close()  # before anything is written: every write meets a closed pipe
     assert child.wait(timeout=60) == 0
     assert child.stderr.read() == b""
+
+
+def test_a_comparison_of_error_responses_is_not_a_success(server) -> None:
+    """`/nope` is answered 404 every time: the four modes ran, but there is nothing to compare."""
+    result = conntui("probe", server.url + "nope", "--compare", "-n", "2", "--json")
+    assert result.returncode == 1
+    modes = json.loads(result.stdout)["modes"]
+    assert [mode["ok"] for mode in modes] == [False] * 4
+    assert all("HTTP 404" in mode["error"] for mode in modes)

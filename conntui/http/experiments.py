@@ -47,7 +47,11 @@ class Run:
 
     @property
     def ok(self) -> bool:
-        return self.done and self.result.ok
+        return self.done and self.result.ok and self._refused() is None
+
+    def _refused(self) -> Response | None:
+        """The first response the server refused (4xx, 5xx): an experiment measured on errors means nothing."""
+        return next((response for response in self._responses() if (response.status or 0) >= 400), None)
 
     @property
     def connections(self) -> int:
@@ -82,7 +86,10 @@ class Run:
     def error(self) -> str | None:
         if not self.done:
             return None
-        return None if self.result.ok else self.result.first_error or "not every request was answered"
+        if not self.result.ok:
+            return self.result.first_error or "not every request was answered"
+        refused = self._refused()
+        return None if refused is None else f"the server answered HTTP {refused.status}: not a response to compare"
 
     def _responses(self) -> list[Response]:
         # Connections are recorded in the order they were opened, each with its requests in order:
