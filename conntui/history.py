@@ -26,6 +26,7 @@ from conntui.sources.kernel_counts import KernelCounts
 
 DEFAULT_BOUND = 10_000
 MAX_BOUND = 1_000_000  # closed connections kept at most: about 500 MB of records
+MINE_KEPT = 1_000  # the user's own test connections kept beyond the bound (others' closes push them out)
 
 
 def is_connection(sock: Socket) -> bool:
@@ -51,7 +52,8 @@ class HistoryState:
         """The full sentence the history pane's header shows (the status line has the short form:
         `seen N of M TCP opens, B between polls`, `fail`, `rst`, `udp in/out`)."""
         kept = (
-            f"{self.kept:,} closed kept (at most {self.bound:,}) of {self.closed:,} since start, "
+            f"{self.kept:,} closed kept (at most {self.bound:,}, and your own tests beyond) "
+            f"of {self.closed:,} since start, "
             f"{self.between_polls:,} between polls (no poll saw them)."
         )
         kernel = self.kernel
@@ -79,6 +81,7 @@ class ConnectionHistory:
         self.tracker = EventTracker(destroy_events)
         self.read_counts = read_counts
         self.records: deque[Event] = deque()  # oldest first, at most `bound`
+        self._older_mine: deque[Event] = deque(maxlen=MINE_KEPT)  # the user's tests that left `records`
         self._matching: deque[Event] = deque()  # those the filter lets through, newest first
         self.filter: Filter = MATCH_ALL
         self.mine: frozenset[FourTuple] = frozenset()
@@ -143,9 +146,15 @@ class ConnectionHistory:
 
     def state(self) -> HistoryState:
         if self._state is None:
+            matches, mine = self.filter.matches, self.mine
+            older_mine = [record for record in reversed(self._older_mine) if matches(record.sock, mine)]
+            kernel = self._kernel
+            # A dump can miss a socket opened just before the counts started; the next poll then sees
+            # it open: never claim more seen than the kernel counted since the start.
+            seen = min(self.seen, kernel.opens) if kernel is not None else self.seen
             self._state = HistoryState(
-                tuple(self._matching), len(self.records), self.closed, self.between_polls, self.seen, self._kernel,
-                self.bound, self.mine,
+                (*self._matching, *older_mine), len(self.records) + len(self._older_mine), self.closed,
+                self.between_polls, seen, kernel, self.bound, self.mine,
             )  # fmt: skip
         return self._state
 
@@ -159,6 +168,8 @@ class ConnectionHistory:
             oldest = self.records.popleft()
             if self._matching and self._matching[-1] is oldest:
                 self._matching.pop()
+            if oldest.sock.four_tuple in self.mine:  # a busy machine's closes do not push out the user's tests
+                self._older_mine.append(oldest)
         self.closed += 1
         self._state = None
 

@@ -154,8 +154,8 @@ class Snapshot:
     unreadable_processes: int = 0
     unchanged: bool = False  # every socket as in the previous poll, field for field
 
-    def hidden_note(self) -> str:
-        return hidden_owners_note(self.hidden_owners, self.unreadable_processes)
+    def hidden_note(self, *, explain: bool = True) -> str:
+        return hidden_owners_note(self.hidden_owners, self.unreadable_processes, explain=explain)
 
     def tuple_counts(self) -> Counter[FourTuple]:
         """How many live sockets hold each exact four-tuple (1 normally): a `TupleCounts`."""
@@ -182,14 +182,15 @@ class TupleCounts(Counter[FourTuple]):
         return cls({four_tuple: count for four_tuple, count in candidates.items() if count > 1})
 
 
-def hidden_owners_note(hidden_owners: int, unreadable_processes: int) -> str:
-    """One line saying what the missing privilege hides, or "" when nothing is hidden."""
+def hidden_owners_note(hidden_owners: int, unreadable_processes: int, *, explain: bool = True) -> str:
+    """One line saying what the missing privilege hides, or "" when nothing is hidden; `explain`:
+    with what would show them (the status line leaves it to the README, for room at 80 columns)."""
     if not hidden_owners:
         return ""
     sockets = "socket" if hidden_owners == 1 else "sockets"
     processes = "1 process" if unreadable_processes == 1 else f"{unreadable_processes} processes"
-    why = "no CAP_SYS_PTRACE over them" if _IS_ROOT else "run as root"
-    return f"owners of {hidden_owners} {sockets} hidden: {processes} not readable ({why})"
+    why = " (no CAP_SYS_PTRACE over them)" if _IS_ROOT else " (run as root)"
+    return f"owners of {hidden_owners} {sockets} hidden: {processes} not readable{why if explain else ''}"
 
 
 def count_hidden_owners(sockets: Iterable[Socket]) -> int:

@@ -156,9 +156,12 @@ async def test_without_destroy_events_the_status_says_so_and_polls_fill_the_hist
         assert app.dashboard.feed is None
         status = app.query_one("#status")
         assert "closes from polls only" in status_text(app)
-        assert status.region.height == 2 and "closes from polls only" in "".join(
-            strip.text for strip in status.render_lines(status.region.reset_offset)
-        )  # visible at 80x24 with the rest
+
+        def drawn() -> str:
+            return "".join(strip.text for strip in status.render_lines(status.region.reset_offset))
+
+        # visible at 80x24 with the rest, once the status line's new text is laid out
+        await wait_for(pilot, lambda: status.region.height == 2 and "closes from polls only" in drawn(), timeout=WAIT)
         client, _server = sockets.connection(listener)
         client_port = client.getsockname()[1]
         await wait_for(
@@ -318,3 +321,33 @@ def test_a_socket_gone_before_the_first_poll_was_in_is_kept_but_not_counted_as_s
     history.destroyed([later], 102.0)
     state = history.state()
     assert (state.closed, state.between_polls, state.seen) == (2, 1, 1)
+
+
+def test_your_own_tests_stay_when_others_closes_pass_the_bound() -> None:
+    mine = Socket(20, "tcp", 4, "127.0.0.1", 41000, "127.0.0.1", 8080, "CLOSE", inode=0)
+    history = ConnectionHistory(3, destroy_events=True)
+    history.polled(Changes(), 1.0)
+    history.set_mine(frozenset({mine.four_tuple}))
+    history.destroyed([mine], 2.0)
+    others = [mine._replace(key=21 + n, local_port=41001 + n) for n in range(5)]
+    history.destroyed(others, 3.0)
+    state = history.state()
+    assert [record.sock.key for record in state.visible] == [25, 24, 23, 20]  # the bound's newest three, then mine
+    assert state.kept == 4
+    history.set_filter(parse_filter("mine"))
+    assert [record.sock.key for record in history.state().visible] == [20]
+
+
+def test_seen_never_exceeds_the_kernels_count() -> None:
+    from conntui.sources.kernel_counts import KernelCounts
+
+    counts = iter([KernelCounts(10, 10, 0, 0, 0, 0), KernelCounts(11, 10, 0, 0, 0, 0)])
+    history = ConnectionHistory(
+        10, destroy_events=True, read_counts=lambda: next(counts, KernelCounts(11, 10, 0, 0, 0, 0))
+    )
+    sock = Socket(30, "tcp", 4, "127.0.0.1", 42000, "127.0.0.1", 8080, "ESTABLISHED", inode=5)
+    history.polled(Changes(), 1.0)  # the baseline
+    opened = [sock._replace(key=31 + n, local_port=42001 + n) for n in range(2)]
+    history.polled(Changes(opened=tuple(opened)), 2.0)  # one of them opened before the counts started
+    state = history.state()
+    assert state.kernel is not None and state.kernel.opens == 1 and state.seen == 1

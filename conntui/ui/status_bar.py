@@ -46,7 +46,9 @@ class StatusBar(Static):
         elif closes_lost:
             text.append("  │ some closes lost", "yellow")
         if snapshot is not None and snapshot.hidden_owners:  # before the figures: what is not shown matters more
-            text.append(f"  │ {snapshot.hidden_note()}", "dim")  # decided by what was unreadable, not by euid
+            text.append(
+                f"  │ {snapshot.hidden_note(explain=False)}", "dim"
+            )  # decided by what was unreadable, not by euid
         if snapshot is not None:
             text.append(f"  │ {seen_text(state.history, between_polls=not closes_note)}")
             counts = state.state_counts.most_common(5)
