@@ -56,6 +56,7 @@ class Engine:
         self._failed = False  # the last poll failed or was not taken: publish the next one whatever it is
         self.stretched_to: float | None = None
         self._commands: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._held = threading.Event()  # set by `hold`: timed polls wait
         self._acked = threading.Event()
         self._acked.set()
         self._stopping = threading.Event()
@@ -89,6 +90,15 @@ class Engine:
         """Stop (or resume) polling, in order with the requests already queued."""
         self._commands.put(_PAUSE if paused else _RESUME)
 
+    def hold(self, held: bool) -> None:
+        """Let no timed poll start from now on (an experiment is being timed), or let them again;
+        unlike `pause`, at once, not after the requests already queued. `refresh` still polls."""
+        if held:
+            self._held.set()
+        else:
+            self._held.clear()
+            self._commands.put(None)  # wake the loop: a poll may be due
+
     def submit(self, command: Command) -> None:
         self._commands.put(command)
 
@@ -108,7 +118,7 @@ class Engine:
 
     def _step(self) -> None:
         """Poll when due (or asked), else run the next request or wait for one."""
-        due = not self.paused and time.monotonic() >= self._next_poll
+        due = not self.paused and not self._held.is_set() and time.monotonic() >= self._next_poll
         if (due or self._poll_now) and self._acked.is_set():
             self._poll_now = False
             started = time.monotonic()
@@ -117,7 +127,8 @@ class Engine:
             self.stretched_to = 2 * took if took > self.interval / 2 else None
             self._next_poll = time.monotonic() + (self.stretched_to or self.interval)
             return
-        wait = 0.5 if self.paused or not self._acked.is_set() else max(0.0, self._next_poll - time.monotonic())
+        idle = self.paused or self._held.is_set() or not self._acked.is_set()
+        wait = 0.5 if idle else max(0.0, self._next_poll - time.monotonic())
         try:
             command = self._commands.get(timeout=wait)
         except queue.Empty:

@@ -68,3 +68,20 @@ async def test_compare_from_the_dialog_shows_the_modes_as_bars_labelled_simulate
         await pilot.press("enter")  # a simulated RTT is the built-in server's only
         assert isinstance(app.screen, TestDialog)
         assert "built-in server's" in plain(app.screen.query_one("#dialog-error"))
+
+
+async def test_polls_wait_while_an_experiment_runs_in_the_dashboard() -> None:
+    """A poll of a busy machine, in the dashboard's process, would be timed with the experiment."""
+    app = make_app()
+    async with app.run_test(size=(150, 40)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1, timeout=WAIT)
+        app.dashboard.launch(ProbeRequest("/", "compare", 3, 0.0, rtt_ms=100))  # about 2 s
+        assert app.dashboard.timing == {1}
+        await pilot.pause(0.3)  # a poll already under way ends
+        polls = app.dashboard.engine.polls
+        assert "polls wait for the experiment" in str(app.query_one("#status").content)
+        await pilot.pause(0.6)  # three intervals
+        assert not app.dashboard.tests[1].done and app.dashboard.engine.polls == polls  # none while it runs
+        await wait_for(pilot, lambda: app.dashboard.tests[1].done, timeout=WAIT)
+        await wait_for(pilot, lambda: app.dashboard.engine.polls > polls, timeout=WAIT)  # then at once
+        assert not app.dashboard.timing

@@ -40,6 +40,7 @@ from conntui.filters import FilterError, parse_filter
 from conntui.grouping import Group
 from conntui.history import DEFAULT_BOUND, ConnectionHistory
 from conntui.http.experiments import TestRecord
+from conntui.http.records import COMPARE_CHOICES
 from conntui.http.runner import ProbeRequest, ProbeRunner
 from conntui.lessons import Lesson, LessonRun
 from conntui.model import FourTuple, Snapshot, Socket
@@ -149,6 +150,7 @@ class DashboardScreen(ConnectionActions):
         self.good_filter = initial_filter.text  # the last filter that parsed
         self.poll_error = ""
         self.paused = False  # as asked of the engine (which applies it in order with other requests)
+        self.timing: set[int] = set()  # experiments running: polls wait, so that they time themselves only
         self.internal_error = ""  # the last failure of a thread, a worker or a drawing, until another one
         self.names = Names()  # service and host names, when the user switches them on
         self._names_version = self.names.version
@@ -373,6 +375,7 @@ class DashboardScreen(ConnectionActions):
         self.query_one(StatusBar).show(
             self.state,
             paused=self.paused,
+            timing=bool(self.timing) and not self.paused,
             stretched_to=self.engine.stretched_to,
             apply_ms=self.apply_ms,
             error=self.filter_error or self.poll_error or self.internal_error,
@@ -462,7 +465,13 @@ class DashboardScreen(ConnectionActions):
 
     def action_pause(self) -> None:
         self.paused = not self.paused
+        self._pause_polls()
+
+    def _pause_polls(self) -> None:
+        """Polls stop while the user pauses them, and while an experiment runs: a poll of a busy
+        machine in this process would take the CPU from it, and its figures would time the dashboard."""
         self.engine.pause(self.paused)
+        self.engine.hold(bool(self.timing))
         self._show_status()
 
     def action_refresh(self) -> None:
@@ -586,10 +595,18 @@ class DashboardScreen(ConnectionActions):
             self.launch(request)
 
     def launch(self, request: ProbeRequest) -> None:
-        """Start a test on the runner and open the tests pane (where its records will come in)."""
+        """Start a test and open the tests pane (where its records will come in)."""
         self.last_test = request
-        self.runner.launch(request)
+        self._start(request)
         self.query_one(TestsPane).remove_class("hidden")
+
+    def _start(self, request: ProbeRequest) -> int:
+        """Start a test on the runner; an experiment holds the polls until it is done."""
+        test_id = self.runner.launch(request)
+        if request.mode in COMPARE_CHOICES:
+            self.timing.add(test_id)
+            self._pause_polls()
+        return test_id
 
     def _mine_changed(self, mine: frozenset[FourTuple]) -> None:
         """On a probe's thread: the engine marks the rows (its queue keeps the runner's order)."""
@@ -599,6 +616,11 @@ class DashboardScreen(ConnectionActions):
     @_while_live
     def _probe_updated(self, message: ProbeUpdated) -> None:
         self.query_one(TestsPane).show_test(message.test_id, message.result)
+        if message.test_id in self.timing and message.result.done:
+            self.timing.discard(message.test_id)
+            self._pause_polls()
+            if not self.timing:
+                self.engine.refresh()  # its sockets, at once
         for run in self.lesson_runs.values():
             if run.take(message.test_id, message.result, time.time()):  # the clock of a snapshot's taken_at
                 self.engine.refresh()  # a poll now: the outcome is read from the kernel's table
@@ -625,7 +647,7 @@ class DashboardScreen(ConnectionActions):
     def run_lesson(self, lesson: Lesson) -> None:
         """Launch the lesson's tests on the runner (off the UI thread, as `t` does); the outcome is
         measured once they are done, from the polls after them (`_look_at_lessons`)."""
-        test_ids = tuple(self.runner.launch(request) for request in lesson.requests)
+        test_ids = tuple(self._start(request) for request in lesson.requests)
         self.lesson_runs[lesson.key] = LessonRun(lesson, test_ids)
 
     def _look_at_lessons(self) -> None:

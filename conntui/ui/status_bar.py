@@ -20,6 +20,7 @@ class StatusBar(Static):
         state: TableState,
         *,
         paused: bool,
+        timing: bool = False,
         stretched_to: float | None,
         apply_ms: float = 0.0,
         error: str,
@@ -39,6 +40,8 @@ class StatusBar(Static):
                 text.append(f" in {len(state.groups)} {groups} by {GROUPING_TITLES[state.grouping]}", "bold")
         if paused:
             text.append("  │ PAUSED", "bold reverse")
+        if timing:
+            text.append("  │ polls wait for the experiment", "yellow")
         if stretched_to is not None:
             text.append(f"  │ interval stretched to {stretched_to:.1f} s", "yellow")
         if closes_note:  # brief: the reason is in the event log and the history pane
