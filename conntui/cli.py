@@ -441,6 +441,8 @@ def _probe_options_error(args: argparse.Namespace) -> str | None:
         return "--compare does not hold connections: leave out --hold"
     if args.compare == "modes" and args.split_writes:
         return "--split-writes goes with --compare nagle or --mode keepalive"
+    if args.compare and args.nodelay:
+        return "--compare sets TCP_NODELAY itself (nagle: with and without it): leave out --nodelay"
     if args.split_writes and not args.compare and args.mode != "keepalive":
         return "--split-writes goes with --mode keepalive (or --compare nagle)"
     if args.nodelay and not args.split_writes:

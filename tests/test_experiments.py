@@ -98,6 +98,8 @@ def test_serve_rtt_says_simulated_at_start() -> None:
         (["serve", "--rtt", "10001"], "from 0 to 10,000"),
         (["serve", "--rtt", "1.5"], "from 0 to 10,000"),
         (["serve", "--rtt", "9" * 5000], "(5000 characters)"),
+        (["probe", "http://127.0.0.1:9/", "--compare", "nagle", "--nodelay"], "leave out --nodelay"),
+        (["probe", "http://127.0.0.1:9/", "--compare", "--nodelay"], "leave out --nodelay"),
     ],
 )
 def test_bad_arguments_exit_2_in_one_line(args: list[str], message: str) -> None:
