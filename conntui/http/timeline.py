@@ -85,8 +85,8 @@ def simulated_note(rtt_ms: int) -> str:
 
 
 def tcp_line(record: ConnectionRecord) -> str | None:
-    """What TCP did on the connection, from its socket's tcp_info: "responses 1.2 MB in 23
-    segments of ≤ 65,483 B; cwnd 10 → 45; rtt 0.04 ms; 0 retransmitted; delivery 1.1 GB/s"."""
+    """What TCP did on the connection, from its socket's tcp_info: "response 1.2 MB in 23 segments
+    (in MSS 65,483 B, out MSS 32,768 B); cwnd 10 → 45; rtt 0.04 ms; 0 retransmitted; delivery 1.1 GB/s"."""
     end = record.tcp
     if end is None:
         return None
@@ -95,8 +95,11 @@ def tcp_line(record: ConnectionRecord) -> str | None:
     segments = end.data_segs_in if end.data_segs_in is not None else end.segs_in
     if segments is not None:
         noun = "response" if len(record.responses) == 1 else "responses"
-        size = f" of ≤ {end.rcv_mss:,} B" if end.rcv_mss else ""
-        parts.append(f"{noun} {format_bytes(received)} in {segments:,} segments{size}")
+        # The receive MSS is the largest segment seen coming in (536 until a bigger one comes); the
+        # send MSS, what `probe --json` calls "mss", is what this end may send.
+        sizes = [f"{label} MSS {value:,} B" for label, value in (("in", end.rcv_mss), ("out", end.snd_mss)) if value]
+        size = f" ({', '.join(sizes)})" if sizes else ""
+        parts.append(f"{noun} {format_bytes(received)} in {segments:,} segment{'' if segments == 1 else 's'}{size}")
     start_cwnd = record.tcp_start.snd_cwnd if record.tcp_start is not None else None
     if end.snd_cwnd is not None:
         parts.append(f"cwnd {start_cwnd} → {end.snd_cwnd}" if start_cwnd is not None else f"cwnd {end.snd_cwnd}")
