@@ -96,6 +96,8 @@ async def test_the_port_budget_lesson_opens_the_budget_view_on_its_destination()
         budget = app.dashboard.query_one(BudgetPane)
         assert first is not None
         await wait_for(pilot, lambda: budget.cursor_line and budget.cursor_line.remote_port == first[4])
+        await pilot.press("L")  # reopened on the lesson last looked at
+        assert isinstance(app.screen, LessonsScreen) and app.screen.selected == "port-budget"
 
 
 async def test_conntui_learn_starts_on_the_lessons_screen_through_the_cli_function() -> None:

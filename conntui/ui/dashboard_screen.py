@@ -42,7 +42,7 @@ from conntui.history import DEFAULT_BOUND, ConnectionHistory
 from conntui.http.experiments import TestRecord
 from conntui.http.records import COMPARE_CHOICES
 from conntui.http.runner import ProbeRequest, ProbeRunner
-from conntui.lessons import Lesson, LessonRun
+from conntui.lessons import LESSONS, Lesson, LessonRun
 from conntui.model import FourTuple, Snapshot, Socket
 from conntui.names import Names
 from conntui.poller import Poller, Polling
@@ -150,6 +150,7 @@ class DashboardScreen(ConnectionActions):
         self.good_filter = initial_filter.text  # the last filter that parsed
         self.poll_error = ""
         self.paused = False  # as asked of the engine (which applies it in order with other requests)
+        self.lesson_shown = LESSONS[0].key  # the lessons screen opens on the last lesson looked at
         self.timing: set[int] = set()  # experiments running: polls wait, so that they time themselves only
         self.internal_error = ""  # the last failure of a thread, a worker or a drawing, until another one
         self.names = Names()  # service and host names, when the user switches them on
@@ -642,7 +643,7 @@ class DashboardScreen(ConnectionActions):
 
     def action_lessons(self) -> None:
         if not any(isinstance(screen, LessonsScreen) for screen in self.app.screen_stack):
-            self.app.push_screen(LessonsScreen(self))
+            self.app.push_screen(LessonsScreen(self, self.lesson_shown))
 
     def run_lesson(self, lesson: Lesson) -> None:
         """Launch the lesson's tests on the runner (off the UI thread, as `t` does); the outcome is

@@ -66,7 +66,7 @@ class LessonsScreen(Screen[None]):
     @on(OptionList.OptionHighlighted, "#lesson-list")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option.id is not None:
-            self.selected = event.option.id
+            self.selected = self.dashboard.lesson_shown = event.option.id  # reopened on it
             self.show_lesson()
 
     @on(OptionList.OptionSelected, "#lesson-list")
