@@ -84,7 +84,7 @@ async def test_the_strip_counts_the_table_s_states_and_its_opened_and_closed_soc
         overview = app.dashboard.state.overview
         table_states = Counter(row.sock.state for row in app.dashboard.state.visible)
         assert dict(overview.states) == table_states == {"ESTABLISHED": 4, "LISTEN": 1}
-        assert re.search(r"ESTABLISHED +█+ +4 ", plain(strip)) and re.search(r"LISTEN +█+ +1 ", plain(strip))
+        assert re.search(r"ESTABLISHED +4 █+", plain(strip)) and re.search(r"LISTEN +1 █+", plain(strip))
         assert dict(overview.top_remotes)[f"127.0.0.1:{port}"] == 2
         process = app.dashboard.state.visible[0].sock.process
         assert dict(overview.top_by_connections)[process] == 5

@@ -30,7 +30,8 @@ def render_overview(overview: Overview) -> RenderGroup:
     grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
     top_count = max((count for _, count in overview.states), default=0)
     states = [
-        Text.assemble((f"{state:<11} ", "bold"), (f"{_bar(count, top_count):<{BAR_WIDTH}}", "green"), f" {count}")
+        Text.assemble((f"{state:<11} ", "bold"), f"{count:>6} ", (_bar(count, top_count), "green"))  # a narrow
+        # strip cuts the bar, never the count
         for state, count in overview.states[:STATE_LINES]
     ]
     flows = [
@@ -56,7 +57,7 @@ def render_overview(overview: Overview) -> RenderGroup:
     tops = Table.grid(expand=True)
     tops.add_column(no_wrap=True, overflow="ellipsis")
     tops.add_row(_top("top processes: ", by_connections))
-    tops.add_row(_top("by bytes/s (TCP): ", by_rate))
+    tops.add_row(_top("by bytes/s in+out (TCP): ", by_rate))
     tops.add_row(_top("top remotes: ", remotes))
     return RenderGroup(grid, tops)
 
