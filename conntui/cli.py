@@ -36,6 +36,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 LONG_WORD = re.compile(r"[^\s'\"]{80,}")
+DEFAULT_WIDTH = 100  # cells: `probe --compare`'s table when the output is not a terminal and COLUMNS is unset
 
 
 def shortened(text: str) -> str:
@@ -496,6 +497,7 @@ def run_comparison(args: argparse.Namespace) -> int:
     """`probe --compare`: an experiment's runs side by side; exit 1 unless every run succeeded."""
     import asyncio
     import json
+    import shutil
 
     from conntui.http.comparison_text import format_comparison
     from conntui.http.experiments import EXPERIMENT_RUNNERS
@@ -508,7 +510,7 @@ def run_comparison(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(comparison.to_json()))
     else:
-        sys.stdout.write(format_comparison(comparison))
+        sys.stdout.write(format_comparison(comparison, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns))
     if not comparison.ok:
         reason = printable(comparison.first_error or "not every run succeeded")
         print(f"conntui probe: error: {reason}", file=sys.stderr)
