@@ -37,6 +37,7 @@ from conntui.budget import (
 from conntui.model import format_endpoint
 from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.messages import DestinationChosen
+from conntui.ui.room import say_if_no_room
 
 WIDE_HEADER = 120  # from this width the header says tcp_tw_reuse's meaning in full
 
@@ -193,6 +194,8 @@ class BudgetPane(ScrollView, can_focus=True):
 
     def on_focus(self) -> None:
         self.refresh()
+        # its border with the title, the pinned lines and a destination, or a word on why not
+        self.call_after_refresh(say_if_no_room, self, "budget view", 1 + self.PINNED + 1)
 
     def on_blur(self) -> None:
         self.refresh()
