@@ -177,9 +177,9 @@ def test_probe_compare_fits_the_terminals_width(server, experiment: str) -> None
     assert all(len(line) <= 80 for line in lines), lines
     assert any("█" in line for line in lines)
     if experiment == "modes":
-        assert lines[1].split() == ["mode", "total", "conns", "connect", "Σ", "median", "ttfb", "TIME_WAIT"]
+        assert all(title in lines[1] for title in ("total", "conns", "connect Σ", "median ttfb", "TIME_WAIT"))
         rows = [line.split() for line in lines if line.split()[0] in MODE_NAMES]
-        assert len(rows) == 4 and all(len(row) == 10 for row in rows)  # mode, ms, bar, conns, ms ×3, TIME_WAIT
+        assert len(rows) == 4 and all(len(row) >= 10 and "█" in row[3] for row in rows)  # mode, ms, bar, conns, …
 
 
 def test_a_comparison_fits_80_and_uses_200_whole(server) -> None:

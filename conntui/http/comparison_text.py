@@ -37,7 +37,7 @@ class Column:
 MODE_COLUMNS: tuple[Column, ...] = (
     Column("mode", "mode"),
     Column("total", "total", right=True),
-    Column("total_bar", "", bar_width=30, min_bar_width=10),
+    Column("total_bar", "", bar_width=30),
     Column("conns", "conns", right=True),
     Column("conns_bar", "", bar_width=10, min_bar_width=10),
     Column("connect", "connect Σ", right=True),
@@ -53,7 +53,7 @@ NAGLE_COLUMNS: tuple[Column, ...] = (
     Column("nodelay_bar", "", bar_width=20),
 )
 # The columns a narrow width gives up, first to last (the first column is always kept).
-MODE_DROPS: tuple[str, ...] = ("bytes", "conns_bar", "time_wait", "ttfb", "connect", "conns", "total_bar")
+MODE_DROPS: tuple[str, ...] = ("conns_bar", "bytes", "time_wait", "ttfb", "connect", "conns", "total_bar")
 NAGLE_DROPS = ("nodelay_bar", "nagle_bar")
 NAGLE_NOTE = "each request written in two writes (its line, then its headers), over one keep-alive connection"
 
