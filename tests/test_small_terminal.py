@@ -1,5 +1,6 @@
-"""The budget view (b) and the history pane (h) on small terminals: each shows its title and a line,
-or a notification says the terminal is too small for it and z zooms it; zoomed, it fills the screen."""
+"""The budget view (b), the history pane (h) and the tests pane (T) on small terminals: each shows its
+title and a line, or a notification says the terminal is too small for it and z zooms it; zoomed, it
+shows them."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ import pytest
 from conntui.ui.budget_pane import BudgetPane
 from conntui.ui.history_pane import HistoryTable
 from conntui.ui.room import lines_on_screen
+from conntui.ui.tests_pane import TestsPane
 from tests.test_app import make_app
 
-PANES = [("b", BudgetPane, "budget view", 1 + BudgetPane.PINNED + 1), ("h", HistoryTable, "history pane", 2)]
+PANES = [
+    ("b", BudgetPane, "budget view", 1 + BudgetPane.PINNED + 1),
+    ("h", HistoryTable, "history pane", 2),
+    ("T", TestsPane, "tests pane", 2),
+]
 
 
 @pytest.mark.parametrize("size", [(40, 12), (60, 20), (80, 24)])

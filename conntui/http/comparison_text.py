@@ -202,9 +202,16 @@ def format_comparison(comparison: Comparison, width: int = UNLIMITED) -> str:
     columns, then notes (the heading and the notes wrapped)."""
     lines = textwrap.wrap(heading(comparison), width, subsequent_indent="  ")
     lines += [line.text for line in table_lines(comparison, width)]
+    lines += note_lines(comparison, width)
+    return "\n".join(printable(line) for line in lines) + "\n"
+
+
+def note_lines(comparison: Comparison, width: int = UNLIMITED) -> list[str]:
+    """The notes, indented under the table and wrapped to `width` (a wrapped line indented further)."""
+    lines = []
     for note in notes(comparison):
         lines += textwrap.wrap(printable(note), width, initial_indent="  ", subsequent_indent="    ")
-    return "\n".join(printable(line) for line in lines) + "\n"
+    return lines
 
 
 def _ms(value: float | None) -> str:

@@ -20,13 +20,14 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from conntui.http.comparison_text import COLUMN_GAP, heading, notes, table_lines
+from conntui.http.comparison_text import COLUMN_GAP, heading, note_lines, table_lines
 from conntui.http.experiments import Comparison, TestRecord
 from conntui.http.records import ConnectionRecord, Step
 from conntui.http.timeline import BAR_WIDTH, CALL_WIDTH, scale_for, summary, tcp_line, timeline, tuple_text
 from conntui.model import FourTuple
 from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.messages import SocketWanted
+from conntui.ui.room import say_if_no_room
 
 STEP_COLOURS = {
     "parse": "grey62",
@@ -68,11 +69,18 @@ class TestsPane(ScrollView, can_focus=True):
 
     def show_test(self, test_id: int, result: TestRecord) -> None:
         """Add the test, or redraw it in place as its steps complete; a new test is followed."""
-        following = test_id not in self.results or self.cursor >= len(self.lines) - 1
+        new = test_id not in self.results
+        following = new or self.cursor >= len(self.lines) - 1
         self.results[test_id] = result
         self._draw_lines()
         if following:
             self._move_cursor(len(self.lines) - 1)
+        if new:
+            self._say_if_no_room()
+
+    def _say_if_no_room(self) -> None:
+        """Once laid out: its border and a line on the screen, or a word on why not."""
+        self.call_after_refresh(say_if_no_room, self, "tests pane", 2)
 
     def _draw_lines(self) -> None:
         width = max(1, self.scrollable_content_region.width)
@@ -139,6 +147,7 @@ class TestsPane(ScrollView, can_focus=True):
 
     def on_focus(self) -> None:
         self.refresh()
+        self._say_if_no_room()
 
     def on_blur(self) -> None:
         self.refresh()
@@ -147,7 +156,7 @@ class TestsPane(ScrollView, can_focus=True):
 Parts = list[tuple[RenderableType, tuple[FourTuple, ...]]]
 # The bars of a comparison, by column: total time, connections, Nagle on, Nagle off.
 COMPARISON_BAR_COLOURS = {"total_bar": "yellow", "conns_bar": "green", "nagle_bar": "red", "nodelay_bar": "cyan"}
-INDENT = "  "  # before a comparison's table lines and notes
+INDENT = "  "  # before a comparison's table lines (its notes are indented as much)
 
 
 def parts_of_test(test_id: int, result: TestRecord, width: int) -> Parts:
@@ -198,7 +207,7 @@ def parts_of_comparison(test_id: int, comparison: Comparison, width: int) -> Par
             text.append(cell, COMPARISON_BAR_COLOURS[line.bars[index]] if index in line.bars else "")
         text.rstrip()
         parts.append((text, by_run.get(line.run or "", everyone)))
-    parts += [(Text(f"{INDENT}{note}", "dim"), everyone) for note in notes(comparison)]
+    parts += [(Text(line, "dim"), everyone) for line in note_lines(comparison, width)]
     return parts
 
 
