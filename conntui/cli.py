@@ -36,6 +36,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 LONG_WORD = re.compile(r"[^\s'\"]{80,}")
+DEFAULT_WIDTH = 100  # cells: `probe --compare`'s table when the output is not a terminal and COLUMNS is unset
 
 
 def shortened(text: str) -> str:
@@ -498,6 +499,7 @@ def run_comparison(args: argparse.Namespace) -> int:
     """`probe --compare`: an experiment's runs side by side; exit 1 unless every run succeeded."""
     import asyncio
     import json
+    import shutil
 
     from conntui.http.comparison_text import format_comparison
     from conntui.http.experiments import EXPERIMENT_RUNNERS
@@ -507,7 +509,10 @@ def run_comparison(args: argparse.Namespace) -> int:
         comparison = asyncio.run(experiment(args.url, args.count, timeout=args.timeout, insecure=args.insecure))
     except KeyboardInterrupt:
         return 130
-    _write_out(json.dumps(comparison.to_json()) + "\n" if args.json else format_comparison(comparison))
+    if args.json:
+        _write_out(json.dumps(comparison.to_json()) + "\n")
+    else:
+        _write_out(format_comparison(comparison, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns))
     if not comparison.ok:
         reason = printable(comparison.first_error or "not every run succeeded")
         print(f"conntui probe: error: {reason}", file=sys.stderr)

@@ -134,3 +134,23 @@ def test_narrow_lines_keep_the_budget_columns_and_drop_the_others_first() -> Non
     assert narrow == ["Destination", "Estab", "TimeWait", "Ports", "Usage", "New/s", "Ceiling/s"]
     narrowest = [column.title for column in fit_budget_columns(lines, 30)[0]]
     assert narrowest == ["Destination", "TimeWait", "Ports", "Usage", "New/s"]
+
+
+async def test_at_60_columns_the_columns_off_screen_are_a_sideways_scroll_away() -> None:
+    app = PaneHost()
+    async with app.run_test(size=(60, 20)) as pilot:
+        pane = app.query_one(BudgetPane)
+        pane.show(tiny_range_report())
+        pane.focus()
+        await pilot.pause()
+        titles = pane.render_line(2).text
+        assert titles.rstrip().endswith("→") and "Exhausted in" not in titles, titles
+        seen = [titles]
+        for _ in range(len(BUDGET_COLUMNS)):  # bounded: one press per column at most
+            await pilot.press("right")
+            seen.append(pane.render_line(2).text)
+        assert seen[-1].startswith("←") and seen[-1].rstrip().endswith("Exhausted in")
+        assert {len(line) for line in pane_lines(pane)} == {pane.scrollable_content_region.width}  # never wider
+        for _ in range(len(BUDGET_COLUMNS)):
+            await pilot.press("left")
+        assert pane.render_line(2).text == titles

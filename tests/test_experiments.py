@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 from conntui.http.client import probe
+from conntui.http.comparison_text import format_comparison
 from conntui.http.experiments import compare_modes, compare_nagle
 from conntui.http.records import SIMULATED_RTT_HEADER
 from conntui.http.server import ServerThread
@@ -157,6 +158,42 @@ def test_probe_compare_prints_aligned_bars_and_takes_the_urls_before_or_after(se
     rows = [line for line in lines if line.split()[0] in ("single", "parallel", "keepalive", "pipeline")]
     assert len(rows) == 4 and all("█" in row for row in rows)
     assert len({row.index("█") for row in rows}) == 1  # the bars start in one column
+
+
+MODE_NAMES = ("single", "parallel", "keepalive", "pipeline")
+
+
+@pytest.mark.parametrize("experiment", ["modes", "nagle"])
+def test_probe_compare_fits_the_terminals_width(server, experiment: str) -> None:
+    """COLUMNS=80 (as in an 80-column terminal): every line fits, the bars shortened and the least
+    needed columns left out; a mode's row keeps its total, connections, connect Σ, TTFB, TIME_WAIT."""
+    result = subprocess.run(
+        [sys.executable, "-m", "conntui", "probe", server.url, "--compare", experiment, "-n", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert any("█" in line for line in lines)
+    if experiment == "modes":
+        assert all(title in lines[1] for title in ("total", "conns", "connect Σ", "median ttfb", "TIME_WAIT"))
+        rows = [line.split() for line in lines if line.split()[0] in MODE_NAMES]
+        assert len(rows) == 4 and all(len(row) >= 10 and "█" in row[3] for row in rows)  # mode, ms, bar, conns, …
+
+
+def test_a_comparison_fits_80_and_uses_200_whole(server) -> None:
+    comparisons = [asyncio.run(compare_modes(server.url, 3)), asyncio.run(compare_nagle(server.url, 3))]
+    for comparison in comparisons:
+        assert comparison.ok, comparison.first_error
+        for width in (40, 60, 80, 200):
+            text = format_comparison(comparison, width)
+            assert all(len(line) <= width for line in text.splitlines()), (width, text)
+    wide = format_comparison(comparisons[0], 200).splitlines()
+    assert wide[1].split()[-1] == "bytes" and any("█" * 30 in line for line in wide)  # the slowest mode's bar
+    assert "Nagle on (TCP_NODELAY off)" in format_comparison(comparisons[1], 200)
 
 
 def test_probe_compare_exits_1_when_a_mode_fails() -> None:

@@ -85,3 +85,23 @@ async def test_polls_wait_while_an_experiment_runs_in_the_dashboard() -> None:
         await wait_for(pilot, lambda: app.dashboard.tests[1].done, timeout=WAIT)
         await wait_for(pilot, lambda: app.dashboard.engine.polls > polls, timeout=WAIT)  # then at once
         assert not app.dashboard.timing
+
+
+async def test_compare_in_the_tests_pane_fits_its_width_at_80_columns() -> None:
+    """At 80x24 no row of the table is wrapped: each line is the heading, the header, a mode's row
+    (its total, connections, connect Σ, TTFB and TIME_WAIT on it) or a note."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("t")
+        app.screen.query_one("#mode", Select).value = "compare"
+        app.screen.query_one("#count", Input).value = "3"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.dashboard.tests.get(1) and app.dashboard.tests[1].done, timeout=WAIT)
+        assert app.dashboard.tests[1].ok
+        pane = app.query_one(TestsPane)
+        lines = [line.strip.text.strip() for line in pane.lines]
+        assert lines[0].startswith("#1 compare ×3") and "median ttfb  TIME_WAIT" in lines[1]
+        rows = [line.split() for line in lines[2:6]]
+        assert [row[0] for row in rows] == ["single", "parallel", "keepalive", "pipeline"]
+        assert all(len(row) >= 10 and "█" in row[3] for row in rows), rows  # mode, ms, bar, conns, ms ×3, TIME_WAIT
+        assert all(len(line.strip.text.rstrip()) <= pane.scrollable_content_region.width for line in pane.lines)

@@ -7,8 +7,9 @@ is computed on the engine thread (`conntui.budget.BudgetTracker`); the pane only
 on screen. The cursor stays on its destination across updates; enter on it asks the dashboard to
 filter the table to that destination's sockets.
 
-At 80 columns the columns of lowest priority leave (protocol, other, local IP, …) and the header
-uses the short form of `tcp_tw_reuse`'s meaning.
+At 80 columns the columns of lowest priority leave the first screen (protocol, other, local IP, …)
+for the right, where ← and → scroll (the column titles say "→ more", as the socket table's do), and
+the header uses the short form of `tcp_tw_reuse`'s meaning.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from conntui.budget import (
 from conntui.model import format_endpoint
 from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.messages import DestinationChosen
+from conntui.ui.room import say_if_no_room
+from conntui.ui.socket_table import MORE_HINT, MORE_LEFT, MORE_RIGHT
 
 WIDE_HEADER = 120  # from this width the header says tcp_tw_reuse's meaning in full
 
@@ -66,18 +69,59 @@ MAX_CELL = 41  # an IPv6 endpoint is cut in the middle beyond this
 
 
 def fit_budget_columns(lines: Sequence[BudgetLine], width: int) -> tuple[list[BudgetColumn], list[int]]:
-    """The columns that fit `width` (those of lowest priority leave first) and their widths,
-    as wide as `lines` (the lines on screen) need."""
-    natural = [
-        max(len(column.title), *(min(MAX_CELL, len(column.text(line))) for line in lines)) for column in BUDGET_COLUMNS
-    ]
+    """The columns that fit `width` (those of lowest priority leave first, and once one has left,
+    an arrow saying so needs its room) and their widths, as wide as `lines` (the lines on screen) need."""
+    natural = _natural_widths(lines)
     kept = list(range(len(BUDGET_COLUMNS)))
     by_priority = sorted(kept, key=lambda index: (BUDGET_COLUMNS[index].priority, index), reverse=True)
     for index in by_priority:
-        if sum(natural[kept_index] + 1 for kept_index in kept) <= width or BUDGET_COLUMNS[index].priority == 1:
+        room = width if len(kept) == len(BUDGET_COLUMNS) else width - len(" " + MORE_RIGHT)
+        if sum(natural[kept_index] + 1 for kept_index in kept) <= room or BUDGET_COLUMNS[index].priority == 1:
             break
         kept.remove(index)
     return [BUDGET_COLUMNS[index] for index in kept], [natural[index] for index in kept]
+
+
+@dataclass(frozen=True)
+class BudgetLayout:
+    """Every column in drawn order, those on the first screen (`first_screen` of them) then the
+    others, off it to the right from `screen` cells on; each column's width."""
+
+    columns: list[BudgetColumn]
+    widths: list[int]
+    first_screen: int
+    screen: int
+
+    def join(self, cells: Sequence[str]) -> str:
+        """The line of these cells (one per column, padded to its width)."""
+        first, rest = " ".join(cells[: self.first_screen]), " ".join(cells[self.first_screen :])
+        return first.ljust(self.screen) + rest if rest else first
+
+    @property
+    def width(self) -> int:
+        return len(self.join([" " * width for width in self.widths]))
+
+    @property
+    def starts(self) -> list[int]:
+        """Where each column starts, sideways: the first off-screen one where the screen ends."""
+        first = [sum(width + 1 for width in self.widths[:index]) for index in range(self.first_screen)]
+        rest = self.widths[self.first_screen :]
+        return first + [self.screen + sum(width + 1 for width in rest[:index]) for index in range(len(rest))]
+
+
+def lay_out_budget(lines: Sequence[BudgetLine], width: int) -> BudgetLayout:
+    """The columns that fit `width` first (`fit_budget_columns`), then the rest in their order."""
+    first, first_widths = fit_budget_columns(lines, width)
+    natural = _natural_widths(lines)
+    rest = [index for index, column in enumerate(BUDGET_COLUMNS) if column not in first]
+    columns = first + [BUDGET_COLUMNS[index] for index in rest]
+    return BudgetLayout(columns, first_widths + [natural[index] for index in rest], len(first), width)
+
+
+def _natural_widths(lines: Sequence[BudgetLine]) -> list[int]:
+    return [
+        max(len(column.title), *(min(MAX_CELL, len(column.text(line))) for line in lines)) for column in BUDGET_COLUMNS
+    ]
 
 
 def budget_header(report: BudgetReport, width: int) -> list[str]:
@@ -111,6 +155,8 @@ class BudgetPane(ScrollView, can_focus=True):
             show=False,
             tooltip="In the budget view: filter the table to this destination",
         ),
+        Binding("left", "scroll_columns(-1)", "Columns left", show=False),
+        Binding("right", "scroll_columns(1)", "Columns right", show=False),
     ]
     COMPONENT_CLASSES = {
         "budget-pane--header",
@@ -118,6 +164,7 @@ class BudgetPane(ScrollView, can_focus=True):
         "budget-pane--cursor",
         "budget-pane--warning",
         "budget-pane--error",
+        "budget-pane--more",
     }
     PINNED = 3  # the header's two lines and the column titles
 
@@ -135,7 +182,7 @@ class BudgetPane(ScrollView, can_focus=True):
     def show(self, report: BudgetReport) -> None:
         """Take the engine's latest report; the cursor stays on its destination while it is there."""
         self.report = report
-        self.virtual_size = Size(self.scrollable_content_region.width, self.PINNED + len(report.lines))
+        self.virtual_size = Size(self.virtual_size.width, self.PINNED + len(report.lines))
         index = next(
             (i for i, line in enumerate(report.lines) if line.destination == self._cursor_destination), self.cursor
         )
@@ -177,6 +224,16 @@ class BudgetPane(ScrollView, can_focus=True):
     def action_jump(self, index: int) -> None:
         self._move_cursor(index if index >= 0 else len(self.lines) - 1)
 
+    def action_scroll_columns(self, direction: int) -> None:
+        """Scroll sideways to the next column's start (`→`) or the previous one's (`←`)."""
+        x = int(self.scroll_x)
+        starts = self._layout().starts
+        if direction > 0:
+            target = next((start for start in starts if start > x), x)
+        else:
+            target = next((start for start in reversed(starts) if start < x), 0)
+        self.scroll_to(x=target, animate=False, immediate=True, force=True)
+
     def action_choose(self) -> None:
         line = self.cursor_line
         if line is not None:
@@ -188,18 +245,27 @@ class BudgetPane(ScrollView, can_focus=True):
             self._move_cursor(int(self.scroll_y) + offset.y - self.PINNED)
 
     def on_resize(self, _event: Resize) -> None:
-        self.virtual_size = Size(self.scrollable_content_region.width, self.PINNED + len(self.lines))
+        self.virtual_size = Size(self.virtual_size.width, self.PINNED + len(self.lines))
         self._move_cursor(self.cursor)
 
     def on_focus(self) -> None:
         self.refresh()
+        # its border with the title, the pinned lines and a destination, or a word on why not
+        self.call_after_refresh(say_if_no_room, self, "budget view", 1 + self.PINNED + 1)
 
     def on_blur(self) -> None:
         self.refresh()
 
-    def _on_screen(self) -> tuple[int, tuple[BudgetLine, ...]]:
+    def _on_screen(self) -> tuple[BudgetLine, ...]:
         top = int(self.scroll_y)
-        return top, self.lines[top : top + max(0, self.scrollable_content_region.height - self.PINNED)]
+        return self.lines[top : top + max(0, self.scrollable_content_region.height - self.PINNED)]
+
+    def _layout(self) -> BudgetLayout:
+        """The columns for the lines on screen; the sideways scroll reaches the last one."""
+        layout = lay_out_budget(self._on_screen(), self.scrollable_content_region.width)
+        if self.virtual_size.width != layout.width:
+            self.virtual_size = Size(layout.width, self.PINNED + len(self.lines))
+        return layout
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -208,16 +274,16 @@ class BudgetPane(ScrollView, can_focus=True):
         if report is None:
             message = f"No budget on this system: {self.unavailable}" if self.unavailable else "waiting for a poll…"
             return self._text_strip(message if y == 0 else "", base, width)
-        top, on_screen = self._on_screen()
-        if y < 2:
+        if y < 2:  # pinned sideways too
             style = base + self.get_component_rich_style("budget-pane--header")
             return self._text_strip(budget_header(report, width)[y], style, width)
-        columns, widths = fit_budget_columns(on_screen, width)
+        layout, left = self._layout(), int(self.scroll_x)
+        columns, widths = layout.columns, layout.widths
         if y == 2:
             style = base + self.get_component_rich_style("budget-pane--titles")
-            titles = " ".join(_cell(c.title, w, c.right) for c, w in zip(columns, widths, strict=True))
-            return self._text_strip(titles, style, width)
-        index = top + y - self.PINNED
+            titles = layout.join([_cell(c.title, w, c.right) for c, w in zip(columns, widths, strict=True)])
+            return self._titles_strip(titles[left : left + width], style, left, width, layout.width)
+        index = int(self.scroll_y) + y - self.PINNED
         if index >= len(report.lines):
             return Strip.blank(width, base)
         line = report.lines[index]
@@ -226,8 +292,22 @@ class BudgetPane(ScrollView, can_focus=True):
             style += self.get_component_rich_style(f"budget-pane--{level}", partial=True)
         if index == self.cursor and self.has_focus:  # a background only: the usage's colour stays
             style += self.get_component_rich_style("budget-pane--cursor", partial=True)
-        cells = " ".join(_cell(c.text(line), w, c.right) for c, w in zip(columns, widths, strict=True))
-        return self._text_strip(cells, style, width)
+        cells = layout.join([_cell(c.text(line), w, c.right) for c, w in zip(columns, widths, strict=True)])
+        return self._text_strip(cells[left : left + width], style, width)
+
+    def _titles_strip(self, titles: str, style: Style, left: int, width: int, whole: int) -> Strip:
+        """The column titles with "→ more" at the right end while columns are off screen to the right
+        (an arrow alone once scrolled, or where the words have no room), and ← at the left end once
+        scrolled, as the socket table's header."""
+        hint = style + self.get_component_rich_style("budget-pane--more")
+        strip = self._text_strip(titles, style, width)
+        if left > 0:
+            strip = Strip.join([Strip([Segment(MORE_LEFT, hint)]), strip.crop(1, width)])
+        if left + width < whole:
+            room = width - len(titles.rstrip())
+            more = MORE_HINT if left == 0 and room >= len(MORE_HINT) else MORE_RIGHT
+            strip = Strip.join([strip.crop(0, width - len(more)), Strip([Segment(more, hint)])])
+        return strip
 
     @staticmethod
     def _text_strip(text: str, style: Style, width: int) -> Strip:

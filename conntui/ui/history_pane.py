@@ -28,6 +28,7 @@ from conntui.model import FourTuple, format_pids
 from conntui.socket_events import Event
 from conntui.text import printable
 from conntui.ui.keys import CURSOR_BINDINGS
+from conntui.ui.room import say_if_no_room
 from conntui.ui.socket_table import GUTTER, MORE_HINT, Layout, _fit, lay_out
 from conntui.view import Column, format_age, format_bytes, ip_sort_key
 
@@ -227,6 +228,7 @@ class HistoryTable(ScrollView, can_focus=True):
 
     def on_focus(self) -> None:
         self.refresh()
+        self.call_after_refresh(say_if_no_room, self, "history pane", 2)  # the column titles and a line
 
     def on_blur(self) -> None:
         self.refresh()

@@ -1,5 +1,7 @@
 """The `t` dialog: launch test HTTP connections (URL, mode, count, hold, the built-in server's
 simulated RTT); "compare" and "compare nagle" beside the modes run an experiment instead.
+On a narrow terminal the fields stack, one per line; on a short one the dialog scrolls, its
+Launch and Cancel buttons docked at its foot, always on the screen.
 
 Each value is checked before launching (the URL by the client's own parser), and a bad one is
 said inline, the dialog staying open. It is pre-filled with the last launched (so valid) request,
@@ -11,7 +13,7 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
@@ -21,11 +23,16 @@ from conntui.http.records import COMPARE_CHOICES, MAX_PROBE_COUNT, MAX_RTT_MS, P
 from conntui.http.runner import ProbeRequest
 from conntui.text import printable
 
+NARROW_WIDTH = 78  # columns: below this the fields stack, one per line (see conntui.tcss)
+SHORT_HEIGHT = 21  # lines: below this the fields scroll between the title and the buttons
+
 
 class TestDialog(ModalScreen[ProbeRequest | None]):
     __test__ = False  # not a pytest test class
 
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_WIDTH, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (SHORT_HEIGHT, "-tall")]
 
     def __init__(self, builtin_hint: str, last: ProbeRequest) -> None:
         super().__init__()
@@ -34,23 +41,24 @@ class TestDialog(ModalScreen[ProbeRequest | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="test-dialog"):
             yield Label("Launch test connections", classes="title")
-            yield Label("URL (empty or a path like /delay?ms=500: the built-in test server)")
-            yield Input(self.last.url, placeholder=self.builtin_hint, id="url")
-            with Horizontal(classes="row"):
-                with Vertical(classes="mode-field"):
-                    yield Label("Mode")
-                    modes = [(mode, mode) for mode in (*PROBE_MODES, *COMPARE_CHOICES)]
-                    yield Select(modes, value=self.last.mode, allow_blank=False, id="mode")
-                with Vertical():
-                    yield Label(f"Count (1-{MAX_PROBE_COUNT})")
-                    yield Input(str(self.last.count), id="count", restrict=r"[0-9]*")
-                with Vertical():
-                    yield Label("Hold (s)")
-                    yield Input(f"{self.last.hold:g}", id="hold", restrict=r"[0-9.]*")
-                with Vertical():
-                    yield Label("RTT ms, simulated")
-                    yield Input(str(self.last.rtt_ms), id="rtt", restrict=r"[0-9]*")
-            yield Label("", id="dialog-error")
+            with VerticalScroll(id="test-dialog-body"):  # scrolls on a short terminal
+                yield Label("URL (empty or a path like /delay?ms=500: the built-in test server)")
+                yield Input(self.last.url, placeholder=self.builtin_hint, id="url")
+                with Horizontal(classes="row"):
+                    with Vertical(classes="mode-field"):
+                        yield Label("Mode")
+                        modes = [(mode, mode) for mode in (*PROBE_MODES, *COMPARE_CHOICES)]
+                        yield Select(modes, value=self.last.mode, allow_blank=False, id="mode")
+                    with Vertical():
+                        yield Label(f"Count (1-{MAX_PROBE_COUNT})")
+                        yield Input(str(self.last.count), id="count", restrict=r"[0-9]*")
+                    with Vertical():
+                        yield Label("Hold (s)")
+                        yield Input(f"{self.last.hold:g}", id="hold", restrict=r"[0-9.]*")
+                    with Vertical():
+                        yield Label("RTT ms, simulated")
+                        yield Input(str(self.last.rtt_ms), id="rtt", restrict=r"[0-9]*")
+                yield Label("", id="dialog-error")
             with Horizontal(classes="buttons"):
                 yield Button("Launch", variant="primary", id="launch")
                 yield Button("Cancel", id="cancel")

@@ -20,13 +20,14 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from conntui.http.comparison_text import heading, notes, table_lines
+from conntui.http.comparison_text import COLUMN_GAP, heading, note_lines, table_lines
 from conntui.http.experiments import Comparison, TestRecord
 from conntui.http.records import ConnectionRecord, Step
 from conntui.http.timeline import BAR_WIDTH, CALL_WIDTH, scale_for, summary, tcp_line, timeline, tuple_text
 from conntui.model import FourTuple
 from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.messages import SocketWanted
+from conntui.ui.room import say_if_no_room
 
 STEP_COLOURS = {
     "parse": "grey62",
@@ -68,11 +69,18 @@ class TestsPane(ScrollView, can_focus=True):
 
     def show_test(self, test_id: int, result: TestRecord) -> None:
         """Add the test, or redraw it in place as its steps complete; a new test is followed."""
-        following = test_id not in self.results or self.cursor >= len(self.lines) - 1
+        new = test_id not in self.results
+        following = new or self.cursor >= len(self.lines) - 1
         self.results[test_id] = result
         self._draw_lines()
         if following:
             self._move_cursor(len(self.lines) - 1)
+        if new:
+            self._say_if_no_room()
+
+    def _say_if_no_room(self) -> None:
+        """Once laid out: its border and a line on the screen, or a word on why not."""
+        self.call_after_refresh(say_if_no_room, self, "tests pane", 2)
 
     def _draw_lines(self) -> None:
         width = max(1, self.scrollable_content_region.width)
@@ -81,7 +89,7 @@ class TestsPane(ScrollView, can_focus=True):
         options = console.options.update_width(width)
         lines: list[PaneLine] = []
         for test_id, result in self.results.items():
-            for renderable, four_tuples in parts_of_test(test_id, result):
+            for renderable, four_tuples in parts_of_test(test_id, result, width):
                 for segments in console.render_lines(renderable, options, pad=False):
                     lines.append(PaneLine(Strip(segments), test_id, four_tuples))
         self.lines = lines
@@ -139,20 +147,23 @@ class TestsPane(ScrollView, can_focus=True):
 
     def on_focus(self) -> None:
         self.refresh()
+        self._say_if_no_room()
 
     def on_blur(self) -> None:
         self.refresh()
 
 
 Parts = list[tuple[RenderableType, tuple[FourTuple, ...]]]
-# The bars of a comparison, by column: total time, connections (or Nagle on, Nagle off).
-COMPARISON_BAR_COLOURS = {"modes": {2: "yellow", 4: "green"}, "nagle": {2: "red", 4: "cyan"}}
+# The bars of a comparison, by column: total time, connections, Nagle on, Nagle off.
+COMPARISON_BAR_COLOURS = {"total_bar": "yellow", "conns_bar": "green", "nagle_bar": "red", "nodelay_bar": "cyan"}
+INDENT = "  "  # before a comparison's table lines (its notes are indented as much)
 
 
-def parts_of_test(test_id: int, result: TestRecord) -> Parts:
-    """The test's renderables in order, each with the sockets enter on its lines asks for."""
+def parts_of_test(test_id: int, result: TestRecord, width: int) -> Parts:
+    """The test's renderables in order for a pane `width` cells wide, each with the sockets enter
+    on its lines asks for."""
     if isinstance(result, Comparison):
-        return parts_of_comparison(test_id, result)
+        return parts_of_comparison(test_id, result, width)
     everyone = _tuples(result.connections)
     verdict_style = "yellow" if not result.done else "green" if result.ok else "bold red"
     scale = scale_for(result)
@@ -181,23 +192,22 @@ def parts_of_test(test_id: int, result: TestRecord) -> Parts:
     return parts
 
 
-def parts_of_comparison(test_id: int, comparison: Comparison) -> Parts:
-    """The heading, then a line per run (or per request, for Nagle) with its bars: enter on a run's
-    line asks for that run's sockets, elsewhere for all of them."""
+def parts_of_comparison(test_id: int, comparison: Comparison, width: int) -> Parts:
+    """The heading, then a line per run (or per request, for Nagle) with its bars, as many columns
+    as fit `width`: enter on a run's line asks for that run's sockets, elsewhere for all of them."""
     everyone = _tuples(comparison.connections)
     by_run = {run.label: _tuples(run.result.connections) for run in comparison.runs}
     verdict_style = "yellow" if not comparison.done else "green" if comparison.ok else "bold red"
     parts: Parts = [(Text.assemble((f"#{test_id} ", "bold"), (heading(comparison), verdict_style)), everyone)]
-    colours = COMPARISON_BAR_COLOURS[comparison.experiment]
-    for line in table_lines(comparison):
-        text = Text("  ", "bold" if line.run is None and not line.bars else "")
+    for number, line in enumerate(table_lines(comparison, width - len(INDENT))):
+        text = Text(INDENT, "bold" if number == 0 else "")  # the first line is the header
         for index, cell in enumerate(line.cells):
             if index:
-                text.append("  ")
-            text.append(cell, colours.get(index, "") if index in line.bars else "")
+                text.append(COLUMN_GAP)
+            text.append(cell, COMPARISON_BAR_COLOURS[line.bars[index]] if index in line.bars else "")
         text.rstrip()
         parts.append((text, by_run.get(line.run or "", everyone)))
-    parts += [(Text(f"  {note}", "dim"), everyone) for note in notes(comparison)]
+    parts += [(Text(line, "dim"), everyone) for line in note_lines(comparison, width)]
     return parts
 
 
