@@ -5,11 +5,14 @@ missing privilege is real too (setpriv to the user nobody)."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -25,7 +28,7 @@ from conntui.acting import (
     kill_candidates,
     send_signal,
 )
-from conntui.export import render, with_format, write_atomically
+from conntui.export import existing_entry, render, with_format, write_atomically
 from conntui.model import ProcessInfo, Snapshot
 from conntui.poller import Poller
 from conntui.sources import open_source
@@ -226,6 +229,48 @@ def test_export_is_lists_own_text_written_atomically_and_never_over_a_file_unask
     assert target.read_text() == "new" and [path.name for path in tmp_path.iterdir()] == ["view.json"]
     with pytest.raises(FileNotFoundError):
         write_atomically(tmp_path / "missing" / "view.csv", "x", overwrite=False)
+
+
+def test_a_file_made_between_the_check_and_the_write_is_never_replaced(tmp_path, monkeypatch) -> None:
+    """The race itself: another program creates the name while ours is being written."""
+    target = tmp_path / "view.json"
+    make_temporary = tempfile.mkstemp
+
+    def theirs_appears_meanwhile(**where):
+        target.write_text("theirs")
+        return make_temporary(**where)
+
+    monkeypatch.setattr(tempfile, "mkstemp", theirs_appears_meanwhile)
+    with pytest.raises(FileExistsError):
+        write_atomically(target, "ours", overwrite=False)
+    assert target.read_text() == "theirs" and [path.name for path in tmp_path.iterdir()] == ["view.json"]
+
+
+def test_a_dangling_symbolic_link_is_something_there(tmp_path) -> None:
+    link = tmp_path / "view.json"
+    link.symlink_to(tmp_path / "nowhere")
+    assert existing_entry(link) == "symlink" and existing_entry(tmp_path) == "directory"
+    assert existing_entry(tmp_path / "free.json") is None
+    with pytest.raises(FileExistsError):
+        write_atomically(link, "ours", overwrite=False)
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+    with pytest.raises(OSError, match="too long"):
+        existing_entry(tmp_path / ("x" * 300))
+
+
+def test_where_hard_links_are_refused_the_name_is_created_exclusively(tmp_path, monkeypatch) -> None:
+    """FAT and some network file systems refuse hard links (EPERM); none here to mount, so os.link says so."""
+
+    def refused(source, destination):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refused)
+    target = tmp_path / "view.csv"
+    assert write_atomically(target, "ours", overwrite=False) == target
+    assert target.read_text() == "ours" and oct(target.stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(FileExistsError):
+        write_atomically(target, "again", overwrite=False)
+    assert target.read_text() == "ours" and [path.name for path in tmp_path.iterdir()] == ["view.csv"]
 
 
 def test_the_format_choice_changes_only_a_formats_extension() -> None:
