@@ -182,13 +182,12 @@ async def test_e_saves_the_filtered_view_and_asks_before_replacing(sockets, tmp_
         app.screen.query_one(Input).value = str(saved)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
-        assert "exists" in dialog_text(app)
+        assert "exists: a file" in dialog_text(app)
         saved.write_text("mine")
-        await pilot.press("n")
-        assert saved.read_text() == "mine"
-        await pilot.press("e")
+        await pilot.press("n")  # back to the export dialog, the name kept
         await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
-        app.screen.query_one(Input).value = str(saved)
+        assert app.screen.query_one(Input).value == str(saved) and app.screen.query_one(RadioSet).pressed_index == 1
+        assert saved.read_text() == "mine"
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
@@ -206,6 +205,55 @@ async def test_e_saves_the_filtered_view_and_asks_before_replacing(sockets, tmp_
         await pilot.press("enter")
         await wait_for(pilot, lambda: "Not saved: Permission denied: /sys/conntui.json" in messages(app))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["view.csv"]  # no temporary file left
+
+
+async def export_to(app: ConntuiApp, pilot, path: str) -> None:
+    """`e`, the path typed, enter."""
+    await pilot.press("e")
+    await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+    app.screen.query_one(Input).value = path
+    await pilot.press("enter")
+
+
+def export_error(app: ConntuiApp) -> str:
+    return str(app.screen.query_one("#export-error", Label).content)
+
+
+async def test_e_with_a_path_too_long_asks_again_and_the_dashboard_lives_on(tmp_path) -> None:
+    app = make_app("port:1")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.state.snapshot is not None)
+        for path in (str(tmp_path / ("x" * 300)), str(tmp_path) + "/ab" * 2500):
+            await export_to(app, pilot, path)
+            await wait_for(pilot, lambda: "File name too long" in export_error(app))
+            assert app.screen.query_one(Input).value == path  # kept, to be shortened
+            await pilot.press("escape")
+        await export_to(app, pilot, "~no-such-user-of-conntui/v.json")
+        await wait_for(pilot, lambda: "no such user: ~no-such-user-of-conntui" in export_error(app))
+        await pilot.press("escape")
+        assert app.is_running and not isinstance(app.screen, ExportDialog)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_e_asks_before_replacing_a_dangling_link_and_says_a_directory_is_one(tmp_path) -> None:
+    link = tmp_path / "view.json"
+    link.symlink_to(tmp_path / "elsewhere.json")
+    app = make_app("port:1")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.state.snapshot is not None)
+        await export_to(app, pilot, str(link))
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "exists: a symbolic link" in dialog_text(app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        await pilot.press("escape")
+        assert link.is_symlink() and not (tmp_path / "elsewhere.json").exists()
+
+        await export_to(app, pilot, str(tmp_path))  # a directory: said at once, not asked
+        await wait_for(pilot, lambda: "that is a directory" in export_error(app))
+        assert app.screen.query_one(Input).value == str(tmp_path)
+        await pilot.press("escape")
+    assert [path.name for path in tmp_path.iterdir()] == ["view.json"] and not messages(app)
 
 
 async def test_c_copies_the_row_and_says_what(sockets) -> None:

@@ -8,6 +8,7 @@ is said in a notification. A base class of `DashboardScreen`, which declares the
 
 from __future__ import annotations
 
+import errno
 import time
 from functools import partial
 from pathlib import Path
@@ -16,7 +17,7 @@ from textual.screen import Screen
 
 from conntui import acting
 from conntui.engine import Engine
-from conntui.export import default_name, render, write_atomically
+from conntui.export import default_name, existing_entry, render, write_atomically
 from conntui.model import ProcessInfo, Snapshot, Socket, format_pids
 from conntui.text import printable
 from conntui.ui.confirm_dialog import ConfirmDialog
@@ -24,6 +25,8 @@ from conntui.ui.export_dialog import ExportDialog
 from conntui.ui.owner_dialog import OwnerDialog
 from conntui.ui.socket_table import SocketTable
 from conntui.view import TableState
+
+_ENTRIES = {"file": "a file", "symlink": "a symbolic link (replacing it replaces the link, not what it points to)"}
 
 
 class ConnectionActions(Screen[None]):
@@ -111,8 +114,12 @@ class ConnectionActions(Screen[None]):
         if self.state.snapshot is None:
             self.notify("Nothing to save yet: the first poll has not come.", severity="warning")
             return
-        path = default_name("json", time.strftime("%Y%m%d-%H%M%S"))
-        self.app.push_screen(ExportDialog(path, len(self._shown_sockets())), callback=self._export_chosen)
+        self._ask_export(default_name("json", time.strftime("%Y%m%d-%H%M%S")), "json")
+
+    def _ask_export(self, path: str, export_format: str, error: str = "") -> None:
+        """The export dialog, offering `path`; `error` says why it is asked again."""
+        dialog = ExportDialog(path, len(self._shown_sockets()), export_format, error)
+        self.app.push_screen(dialog, callback=self._export_chosen)
 
     def _shown_sockets(self) -> list[Socket]:
         """The sockets of the filtered view, in its order, without those already closed (shown fading)."""
@@ -122,12 +129,23 @@ class ConnectionActions(Screen[None]):
         if choice is None or self.state.snapshot is None:
             return
         path, export_format = choice
-        target = Path(path).expanduser().absolute()
+        ask_again = partial(self._ask_export, path, export_format)
+        try:
+            target = Path(path).expanduser().absolute()
+            entry = existing_entry(target)
+        except RuntimeError:  # expanduser: ~name of no user
+            ask_again(f"Not saved: no such user: {printable(path.partition('/')[0])}")
+            return
+        except OSError as error:
+            ask_again(f"Not saved: {_reason(error)}")
+            return
         save = partial(self._save, target, export_format, self.state.snapshot, self._shown_sockets())
-        if target.exists():
-            lines = [f"{printable(str(target))} exists."]
-            dialog = ConfirmDialog("Replace the file?", lines, [("replace", "Replace (y)")])
-            self.app.push_screen(dialog, callback=lambda answer: save(overwrite=True) if answer else None)
+        if entry == "directory":
+            ask_again("Not saved: that is a directory; name a file in it.")
+        elif entry is not None:
+            lines = [f"{printable(str(target))} exists: {_ENTRIES[entry]}."]
+            dialog = ConfirmDialog("Replace it?", lines, [("replace", "Replace (y)")])
+            self.app.push_screen(dialog, callback=lambda answer: save(overwrite=True) if answer else ask_again())
         else:
             save(overwrite=False)
 
@@ -142,10 +160,14 @@ class ConnectionActions(Screen[None]):
             except FileExistsError:
                 self.notify(f"Not saved: {printable(str(target))} appeared meanwhile", severity="error", markup=False)
             except OSError as error:
-                reason = "no such directory" if not target.parent.is_dir() else error.strerror or str(error)
-                self.notify(f"Not saved: {reason}: {printable(str(target))}", severity="error", markup=False)
+                self.notify(f"Not saved: {_reason(error)}: {printable(str(target))}", severity="error", markup=False)
             else:
                 count = f"{len(sockets)} socket{'' if len(sockets) == 1 else 's'}"
                 self.notify(f"Saved {count} to {printable(str(written))}", markup=False)
 
         self.run_worker(write, thread=True, group="export", exit_on_error=False)
+
+
+def _reason(error: OSError) -> str:
+    """Why a file could not be saved, in a few words (a missing file is its directory: the name is being made)."""
+    return "no such directory" if error.errno == errno.ENOENT else error.strerror or str(error)

@@ -3,7 +3,8 @@
 The path box is pre-filled with a name in the current directory; choosing the other format
 changes its extension, and typing a path ending in `.json` or `.csv` chooses that format.
 Dismissed with (path, format), or None when cancelled. Whether the file
-exists is asked afterwards, by the dashboard.
+exists is asked afterwards, by the dashboard, which opens the dialog again (the name kept, and
+why, in its error line) when the path will not do or a replacement is declined.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet
 
@@ -21,9 +23,10 @@ from conntui.export import EXPORT_FORMATS, with_format
 class ExportDialog(ModalScreen[tuple[str, str] | None]):
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
 
-    def __init__(self, path: str, rows: int) -> None:
+    def __init__(self, path: str, rows: int, export_format: str, error: str = "") -> None:
+        """`error`: why the dialog is asked again (shown under the path)."""
         super().__init__()
-        self.path, self.rows = path, rows
+        self.path, self.rows, self.initial_format, self.error = path, rows, export_format, error
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export-dialog"):
@@ -32,8 +35,8 @@ class ExportDialog(ModalScreen[tuple[str, str] | None]):
             yield Input(self.path, id="export-path")
             with RadioSet(id="export-format"):
                 for export_format in EXPORT_FORMATS:
-                    yield RadioButton(export_format.upper(), value=self.path.endswith(f".{export_format}"))
-            yield Label("", id="export-error")
+                    yield RadioButton(export_format.upper(), value=export_format == self.initial_format)
+            yield Label(Content(self.error), id="export-error")
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
