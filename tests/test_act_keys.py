@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 from rich.console import Console
-from textual.widgets import Input, Label, OptionList, RadioSet
+from textual.widgets import Button, Input, Label, OptionList, RadioSet
 
 from conntui import output
 from conntui.model import Socket
@@ -205,6 +205,56 @@ async def test_e_saves_the_filtered_view_and_asks_before_replacing(sockets, tmp_
         await pilot.press("enter")
         await wait_for(pilot, lambda: "Not saved: Permission denied: /sys/conntui.json" in messages(app))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["view.csv"]  # no temporary file left
+
+
+def on_screen(app: ConntuiApp, selector: str) -> list[str]:
+    """The widgets matching `selector` in the dialog on top that are not wholly on screen (and
+    inside the dialog, whose border would hide them): their ids or texts."""
+    dialog = app.screen.query_one("#confirm-dialog, #owner-dialog, #export-dialog")
+    inside = dialog.region.shrink(dialog.styles.gutter)
+    widgets = app.screen.query(selector)
+    assert widgets, f"no {selector} in {dialog}"
+    return [
+        str(widget.id or widget.render())
+        for widget in widgets
+        if widget.region.area == 0 or not inside.contains_region(widget.region)
+    ]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (40, 12)])
+async def test_every_dialog_keeps_its_buttons_and_keys_on_screen(size, helper, sockets) -> None:  # noqa: F811
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    helper("--long " * 60, pass_fds=[listener.fileno()])  # a command line past the 300 shown
+    helper(pass_fds=[listener.fileno()])
+    client, _server = sockets.connection(listener)
+    local, _ = ends(listener)
+    listener.close()
+    app = make_app(f"port:{port}")
+    async with app.run_test(size=size, notifications=True) as pilot:
+        await select(app, pilot, local, None)
+        await wait_for(pilot, lambda: len(row_of(app, local, None).sock.pids) == 2)
+        await pilot.press("k")  # two owners: which one?
+        await wait_for(pilot, lambda: isinstance(app.screen, OwnerDialog))
+        await pilot.pause()
+        assert on_screen(app, ".keys") == [] and on_screen(app, "OptionList") == []
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.pause()
+        assert len(app.screen.query(Button)) == 3
+        assert on_screen(app, "Button") == [] and on_screen(app, ".keys") == []
+        await pilot.press("escape")
+        await select(app, pilot, *ends(client))
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.pause()
+        assert on_screen(app, "Button") == [] and on_screen(app, ".keys") == []
+        await pilot.press("escape")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        await pilot.pause()
+        assert on_screen(app, "Button") == [] and on_screen(app, ".keys") == [] and on_screen(app, "Input") == []
+        await pilot.press("escape")
 
 
 async def export_to(app: ConntuiApp, pilot, path: str) -> None:

@@ -12,15 +12,15 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet
 
 from conntui.export import EXPORT_FORMATS, with_format
+from conntui.ui.dialog_screen import DialogScreen
 
 
-class ExportDialog(ModalScreen[tuple[str, str] | None]):
+class ExportDialog(DialogScreen[tuple[str, str] | None]):
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
 
     def __init__(self, path: str, rows: int, export_format: str, error: str = "") -> None:
@@ -29,7 +29,7 @@ class ExportDialog(ModalScreen[tuple[str, str] | None]):
         self.path, self.rows, self.initial_format, self.error = path, rows, export_format, error
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="export-dialog"):
+        with VerticalScroll(id="export-dialog"):
             sockets = "socket" if self.rows == 1 else "sockets"
             yield Label(f"Save the {self.rows} {sockets} shown (the fields of conntui list)", classes="title")
             yield Input(self.path, id="export-path")
@@ -37,9 +37,11 @@ class ExportDialog(ModalScreen[tuple[str, str] | None]):
                 for export_format in EXPORT_FORMATS:
                     yield RadioButton(export_format.upper(), value=export_format == self.initial_format)
             yield Label(Content(self.error), id="export-error")
-            with Horizontal(classes="buttons"):
-                yield Button("Save", variant="primary", id="save")
-                yield Button("Cancel", id="cancel")
+            with Vertical(classes="footer"):  # docked: always on screen
+                with Horizontal(classes="buttons"):
+                    yield Button("Save", variant="primary", id="save")
+                    yield Button("Cancel", id="cancel")
+                yield Label("enter: save · escape: cancel · tab: next", classes="keys")
 
     def on_mount(self) -> None:
         self.set_focus(self.query_one("#export-path", Input))
