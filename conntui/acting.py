@@ -87,6 +87,9 @@ def send_signal(target: ProcessInfo, signal_name: str) -> Outcome:
                 signal.pidfd_send_signal(pidfd, signum)
     except _PidReused:
         return Outcome(False, f"Not sent: pid {target.pid} now belongs to another process ({who} has ended).")
+    except _Zombie as zombie:
+        reaper = f"not yet reaped by its parent {zombie.parent}"
+        return Outcome(False, f"Not sent: process {who} has already ended (a zombie, {reaper}).")
     except (psutil.NoSuchProcess, ProcessLookupError):
         return Outcome(False, f"Not sent: process {who} has already ended.")
     except (psutil.AccessDenied, PermissionError):
@@ -100,10 +103,19 @@ class _PidReused(Exception):
     """The pid is held by a process other than the one the dashboard saw."""
 
 
+class _Zombie(Exception):
+    """The process has ended; its parent has not yet collected its exit status."""
+
+    def __init__(self, parent: str) -> None:
+        super().__init__(parent)
+        self.parent = parent  # "1234 (bash)"
+
+
 @contextlib.contextmanager
 def _pinned(target: ProcessInfo) -> Iterator[int | None]:
     """A pidfd for `target`'s pid once its create time is checked (None where pidfds do not exist).
-    Raises _PidReused when the pid now names another process."""
+    Raises _PidReused when the pid now names another process, _Zombie when the process has ended
+    but is not yet reaped (a signal to it would be "sent" and do nothing)."""
     pidfd: int | None = None
     if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
         try:
@@ -113,12 +125,23 @@ def _pinned(target: ProcessInfo) -> Iterator[int | None]:
                 raise ProcessLookupError(error.errno, error.strerror) from error
             pidfd = None  # no pidfd support (ENOSYS, seccomp): fall back to psutil's own check
     try:
-        if psutil.Process(target.pid).create_time() != target.create_time:
+        process = psutil.Process(target.pid)
+        if process.create_time() != target.create_time:
             raise _PidReused
+        if process.status() == psutil.STATUS_ZOMBIE:
+            raise _Zombie(_name_of(process.ppid()))
         yield pidfd
     finally:
         if pidfd is not None:
             os.close(pidfd)
+
+
+def _name_of(pid: int) -> str:
+    """`1234 (bash)`, or the pid alone when its name cannot be read."""
+    try:
+        return f"{pid} ({printable(psutil.Process(pid).name())})"
+    except psutil.Error:
+        return str(pid)
 
 
 def close_connection(sock: Socket, cookie: int | None) -> Outcome:

@@ -88,6 +88,26 @@ def test_a_process_that_ended_is_said_not_raised(helper) -> None:
     assert not outcome.ok and "has already ended" in outcome.message
 
 
+def test_a_zombie_is_said_to_have_ended_and_is_not_signalled() -> None:
+    """A child of ours that has exited and that we do not reap (yet) is a zombie."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        process = psutil.Process(child.pid)
+        info = ProcessInfo(child.pid, process.name(), "root", (), process.create_time())
+        deadline = time.monotonic() + 30
+        while process.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert process.status() == psutil.STATUS_ZOMBIE
+        outcome = send_signal(info, "SIGTERM")
+        assert not outcome.ok
+        assert outcome.message == (
+            f"Not sent: process {child.pid} ({info.name}) has already ended "
+            f"(a zombie, not yet reaped by its parent {os.getpid()} ({psutil.Process().name()}))."
+        )
+    finally:
+        assert child.wait(timeout=10) == 0  # reaped: exited by itself, untouched by a signal
+
+
 @needs_setpriv
 def test_permission_denied_is_a_message(helper) -> None:
     """As the user nobody, signalling a root process is refused by the kernel."""
