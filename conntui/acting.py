@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import psutil
 
 from conntui.model import ProcessInfo, Snapshot, Socket
-from conntui.sources.netlink import destroy_socket
+from conntui.sources.netlink import destroy_socket, socket_state
 from conntui.text import printable
 
 SIGNALS: dict[str, signal.Signals] = {"SIGTERM": signal.SIGTERM}
@@ -36,6 +36,8 @@ _DESTROY_ERRORS = {
     errno.ENOENT: "the socket is already gone",
     errno.ESTALE: "the socket is already gone (another socket now has its four values)",
 }
+# States a TCP socket reaches once its owner has closed it (TIME_WAIT: the kernel's leftover).
+_CLOSED_BY_OWNER = frozenset({"FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK", "TIME_WAIT"})
 COMMAND_LIMIT = 300  # characters of a command line shown in a dialog
 
 
@@ -145,8 +147,13 @@ def _name_of(pid: int) -> str:
 
 
 def close_connection(sock: Socket, cookie: int | None) -> Outcome:
-    """Close `sock` with the kernel's SOCK_DESTROY (its owner sees ECONNABORTED), as `ss -K` does."""
+    """Close `sock` with the kernel's SOCK_DESTROY (its owner sees ECONNABORTED), as `ss -K` does.
+
+    A TCP socket is looked up first: one that is no longer in the state the user confirmed
+    (closed by its owner meanwhile, its TIME_WAIT left: same four values, same cookie) is not touched."""
     try:
+        if sock.proto == "tcp" and (refusal := _changed_since_confirmed(sock, cookie)):
+            return Outcome(False, refusal)
         destroy_socket(sock, cookie)
     except AttributeError:  # no AF_NETLINK on this platform
         return Outcome(False, "Closing a connection needs Linux (netlink sock_diag).")
@@ -154,3 +161,15 @@ def close_connection(sock: Socket, cookie: int | None) -> Outcome:
         reason = _DESTROY_ERRORS.get(error.errno or 0, error.strerror or str(error))
         return Outcome(False, f"Not closed: {reason}.")
     return Outcome(True, f"Closed {sock.proto} {sock.local} → {sock.remote}.")
+
+
+def _changed_since_confirmed(sock: Socket, cookie: int | None) -> str | None:
+    """Why `sock` must not be closed now, or None when it is still as confirmed."""
+    now = socket_state(sock, cookie)
+    if now is None:
+        return f"Not closed: {_DESTROY_ERRORS[errno.ENOENT]}."
+    if now == sock.state and now != "TIME_WAIT":
+        return None
+    if now in _CLOSED_BY_OWNER:
+        return f"Not closed: already closed by its owner (now {now}): not touched."
+    return f"Not closed: it is {now} now, no longer {sock.state}: not touched."

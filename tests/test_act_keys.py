@@ -155,6 +155,24 @@ async def test_x_closes_a_loopback_connection_after_confirming(sockets) -> None:
             client.recv(1)
 
 
+async def test_x_on_a_connection_closed_while_asking_leaves_its_time_wait(sockets) -> None:
+    client, server = sockets.connection(sockets.listener())
+    local, remote = ends(client)
+    app = make_app(f"port:{local[1]}")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await select(app, pilot, local, remote)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        client.close()  # the owner closes it while the dialog is open: TIME_WAIT
+        server.close()
+        await wait_for(pilot, lambda: any(row.sock.state == "TIME_WAIT" for row in app.dashboard.state.visible))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "Not closed" in messages(app) or "Closed" in messages(app))
+        assert "Not closed: already closed by its owner (now TIME_WAIT): not touched." in messages(app)
+        await wait_for(pilot, lambda: row_of(app, local, remote) is not None)
+        assert row_of(app, local, remote).sock.state == "TIME_WAIT"
+
+
 async def test_e_saves_the_filtered_view_and_asks_before_replacing(sockets, tmp_path) -> None:
     listener = sockets.listener()
     port = listener.getsockname()[1]

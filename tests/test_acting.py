@@ -32,6 +32,7 @@ from conntui.export import existing_entry, render, with_format, write_atomically
 from conntui.model import ProcessInfo, Snapshot
 from conntui.poller import Poller
 from conntui.sources import open_source
+from conntui.sources.netlink import socket_state
 from conntui.sources.processes import ProcessDetailsCache
 from tests.conftest import find, linux_only, poll_until
 from tests.test_privilege import NOBODY, needs_setpriv
@@ -176,6 +177,21 @@ def test_a_stale_cookie_leaves_the_socket_alone(sockets) -> None:
     client.setblocking(False)
     with pytest.raises(BlockingIOError):  # still open, nothing to read
         client.recv(1)
+
+
+@linux_only
+def test_a_connection_its_owner_closed_meanwhile_leaves_its_time_wait_alone(sockets) -> None:
+    client, server = sockets.connection(sockets.listener())
+    poller = Poller(open_source("netlink"), "tcp")
+    sock = established(poller, client)  # as confirmed
+    local, remote = client.getsockname(), client.getpeername()
+    client.close()  # the owner closes first: its side goes to TIME_WAIT (same four values, same cookie)
+    server.close()
+    poll_until(poller, lambda rows: [row for row in find(rows, local, remote) if row.state == "TIME_WAIT"])
+    outcome = close_connection(sock, sock.key)
+    assert not outcome.ok
+    assert outcome.message == "Not closed: already closed by its owner (now TIME_WAIT): not touched."
+    assert socket_state(sock, sock.key) == "TIME_WAIT"  # still there
 
 
 @needs_setpriv
