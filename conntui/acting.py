@@ -64,6 +64,23 @@ def describe_command(info: ProcessInfo) -> str:
     return printable(" ".join(info.cmdline)[:COMMAND_LIMIT]) or "(command line not readable)"
 
 
+def describe_closing(sock: Socket) -> tuple[str, str]:
+    """(the question, what closing does) for `sock`, by its kind: SOCK_DESTROY aborts a TCP
+    connection, stops a listener, and only disconnects a UDP socket."""
+    if sock.proto == "udp":
+        return (
+            "Disconnect this UDP socket (SOCK_DESTROY, as ss -K)?",
+            "the kernel only disconnects a UDP socket: it stays open, unconnected; "
+            "its owner's next receive fails (ECONNABORTED)",
+        )
+    if sock.state == "LISTEN":
+        return (
+            "Stop this listener (SOCK_DESTROY, as ss -K)?",
+            "it stops listening: new connections are refused; its owner's next accept fails (EINVAL)",
+        )
+    return "Close this connection (SOCK_DESTROY, as ss -K)?", "its owner's next read or write fails (ECONNABORTED)"
+
+
 def copy_text(sock: Socket) -> str:
     """What `c` copies: the four-tuple, the state and the owners (pid and name)."""
     if not sock.pids:
@@ -160,6 +177,10 @@ def close_connection(sock: Socket, cookie: int | None) -> Outcome:
     except OSError as error:
         reason = _DESTROY_ERRORS.get(error.errno or 0, error.strerror or str(error))
         return Outcome(False, f"Not closed: {reason}.")
+    if sock.proto == "udp":
+        return Outcome(True, f"Disconnected udp {sock.local} → {sock.remote}: still open, unconnected.")
+    if sock.state == "LISTEN":
+        return Outcome(True, f"Stopped the listener tcp {sock.local}: it no longer listens.")
     return Outcome(True, f"Closed {sock.proto} {sock.local} → {sock.remote}.")
 
 

@@ -16,6 +16,8 @@ from textual.widgets import Button, Input, Label, OptionList, RadioSet
 
 from conntui import output
 from conntui.model import Socket
+from conntui.poller import Poller
+from conntui.sources import open_source
 from conntui.ui.app import ConntuiApp
 from conntui.ui.confirm_dialog import ConfirmDialog
 from conntui.ui.detail_pane import DetailPane
@@ -153,6 +155,32 @@ async def test_x_closes_a_loopback_connection_after_confirming(sockets) -> None:
             pytest.skip("this kernel cannot close sockets")
         with pytest.raises(ConnectionAbortedError):
             client.recv(1)
+
+
+async def test_x_on_a_listener_and_on_udp_says_what_closing_does(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    udp = sockets.keep(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    udp.bind(("127.0.0.1", 0))
+    udp.connect(("127.0.0.1", port))
+    app = ConntuiApp(Poller(open_source(), "inet"), interval=0.2, filter_text=f"port:{port}")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await select(app, pilot, ends(listener)[0], None)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "Stop this listener" in dialog_text(app) and "it stops listening:" in dialog_text(app)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "listener" in messages(app) or "Not closed" in messages(app))
+        if "CONFIG_INET_DIAG_DESTROY" in messages(app):
+            pytest.skip("this kernel cannot close sockets")
+        assert f"Stopped the listener tcp 127.0.0.1:{port}: it no longer listens." in messages(app)
+        await select(app, pilot, *ends(udp))
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "the kernel only disconnects a UDP socket: it stays open, unconnected" in dialog_text(app)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "Disconnected udp" in messages(app))
+        assert "Closed udp" not in messages(app)
 
 
 async def test_x_on_a_connection_closed_while_asking_leaves_its_time_wait(sockets) -> None:

@@ -24,6 +24,7 @@ from conntui import output
 from conntui.acting import (
     close_connection,
     copy_text,
+    describe_closing,
     describe_process,
     kill_candidates,
     send_signal,
@@ -192,6 +193,36 @@ def test_a_connection_its_owner_closed_meanwhile_leaves_its_time_wait_alone(sock
     assert not outcome.ok
     assert outcome.message == "Not closed: already closed by its owner (now TIME_WAIT): not touched."
     assert socket_state(sock, sock.key) == "TIME_WAIT"  # still there
+
+
+@linux_only
+def test_closing_a_listener_or_a_udp_socket_says_what_it_did(sockets) -> None:
+    listener = sockets.listener()
+    [sock] = [
+        row
+        for row in poll_until(
+            Poller(open_source("netlink"), "tcp"),
+            lambda rows: [row for row in find(rows, listener.getsockname()) if row.state == "LISTEN"],
+        )
+    ]
+    outcome = close_connection(sock, sock.key)
+    if "CONFIG_INET_DIAG_DESTROY" in outcome.message:
+        pytest.skip("this kernel cannot close sockets")
+    assert outcome.message == f"Stopped the listener tcp {sock.local}: it no longer listens."
+    assert "stops listening" in describe_closing(sock)[1]
+    with pytest.raises(OSError):  # EINVAL: no longer listening
+        listener.accept()
+    udp = sockets.keep(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    udp.bind(("127.0.0.1", 0))
+    udp.connect(listener.getsockname())
+    rows = poll_until(Poller(open_source("netlink"), "udp"), lambda rows: find(rows, udp.getsockname(), proto="udp"))
+    [sock] = [row for row in rows if row.remote_port == listener.getsockname()[1]]
+    assert describe_closing(sock)[0] == "Disconnect this UDP socket (SOCK_DESTROY, as ss -K)?"
+    outcome = close_connection(sock, sock.key)
+    assert outcome.message == f"Disconnected udp {sock.local} → {sock.remote}: still open, unconnected."
+    with pytest.raises(ConnectionAbortedError):
+        udp.recv(1)
+    udp.sendto(b"still open", ("127.0.0.1", 9))  # open, and unconnected
 
 
 @needs_setpriv

@@ -86,12 +86,11 @@ class ConnectionActions(Screen[None]):
             return
         cookie = sock.key if self.state.snapshot.backend == "netlink" and isinstance(sock.key, int) else None
         if sock.pids:
-            owner = f"{format_pids(sock.pids, every=True)} {printable(sock.process or '?')}"
-            effect = f"owner {owner}: its next read or write fails (ECONNABORTED)"
+            owner = f"owner {format_pids(sock.pids, every=True)} {printable(sock.process or '?')}"
         else:
-            effect = "no owner seen (no process holds it, or another user's does)"
-        lines = [acting.describe_socket(sock), effect]
-        dialog = ConfirmDialog("Close this connection (SOCK_DESTROY, as ss -K)?", lines, [("close", "Close (y)")])
+            owner = "no owner seen (no process holds it, or another user's does)"
+        question, effect = acting.describe_closing(sock)
+        dialog = ConfirmDialog(question, [acting.describe_socket(sock), owner, effect], [("close", "Close (y)")])
         self.app.push_screen(dialog, callback=partial(self._close_confirmed, sock, cookie))
 
     def _close_confirmed(self, sock: Socket, cookie: int | None, choice: str | None) -> None:
