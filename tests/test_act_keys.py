@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import signal
 import socket
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from rich.console import Console
 from textual.widgets import Button, Input, Label, OptionList, RadioSet
 
 from conntui import output
+from conntui.grouping import GroupKey
 from conntui.model import Socket
 from conntui.poller import Poller
 from conntui.sources import open_source
@@ -28,6 +30,7 @@ from conntui.view import Row
 from tests.conftest import wait_for
 from tests.test_acting import helper  # noqa: F401 - a fixture
 from tests.test_app import make_app, plain
+from tests.test_grouping import group_by
 
 SIZE = (120, 40)
 
@@ -390,6 +393,34 @@ async def test_the_detail_pane_describes_the_owner_process_at_80x24(helper, sock
         seen = detail.content_region.height  # what a small pane (80x24) shows without scrolling
         assert seen >= 3 and any(line.startswith("Process") for line in lines[:seen])
         assert any("exe /" in line for line in lines[:seen])
+
+
+async def test_k_on_conntuis_own_process_warns_that_the_dashboard_will_end(sockets) -> None:
+    listener = sockets.listener()  # held by this process: the dashboard's own
+    app = make_app(f"port:{listener.getsockname()[1]}")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        current = await select(app, pilot, ends(listener)[0], None)
+        await wait_for(pilot, lambda: current().pids == (os.getpid(),))
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert f"pid      {os.getpid()}" in dialog_text(app)
+        assert "Warning: this is conntui itself: the dashboard will end." in dialog_text(app)
+        await pilot.press("n")  # never y: that would end this test run
+        assert not isinstance(app.screen, ConfirmDialog)
+
+
+async def test_k_x_c_on_a_groups_header_say_to_open_it(sockets) -> None:
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    app = make_app(f"port:{port}")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await select(app, pilot, ends(listener)[0], None)
+        await group_by(pilot, "local_port")
+        assert app.query_one(SocketTable).move_to_key(GroupKey("local_port", port))
+        for key in "kxc":
+            await pilot.press(key)
+            assert not isinstance(app.screen, ConfirmDialog)
+        assert messages(app).count("A group's header: open the group (space) and select a socket.") == 3
 
 
 async def test_k_on_a_socket_no_process_holds_says_so(sockets) -> None:

@@ -9,6 +9,7 @@ is said in a notification. A base class of `DashboardScreen`, which declares the
 from __future__ import annotations
 
 import errno
+import os
 import time
 from functools import partial
 from pathlib import Path
@@ -18,6 +19,7 @@ from textual.screen import Screen
 from conntui import acting
 from conntui.engine import Engine
 from conntui.export import default_name, existing_entry, render, write_atomically
+from conntui.grouping import Group
 from conntui.model import ProcessInfo, Snapshot, Socket, format_pids
 from conntui.text import printable
 from conntui.ui.confirm_dialog import ConfirmDialog
@@ -38,11 +40,15 @@ class ConnectionActions(Screen[None]):
     # -- acting on the selected connection ---------------------------------------------------
 
     def _selected_socket(self) -> Socket | None:
-        row = self.query_one(SocketTable).cursor_row
-        if row is None:
+        table = self.query_one(SocketTable)
+        row = table.cursor_row
+        if isinstance(table.cursor_line, Group):
+            self.notify("A group's header: open the group (space) and select a socket.", severity="warning")
+        elif row is None:
             self.notify("No socket selected.", severity="warning")
-            return None
-        return row.sock
+        else:
+            return row.sock
+        return None
 
     def action_kill(self) -> None:
         sock = self._selected_socket()
@@ -69,6 +75,8 @@ class ConnectionActions(Screen[None]):
             f"process  {printable(target.name or '?')}  (user {printable(target.user or '?')})",
             f"command  {acting.describe_command(target)}",
         ]
+        if target.pid == os.getpid():
+            lines.append("Warning: this is conntui itself: the dashboard will end.")
         choices = [(name, f"{name} (y)" if index == 0 else name) for index, name in enumerate(acting.SIGNALS)]
         dialog = ConfirmDialog("Terminate this process?", lines, choices)
         self.app.push_screen(dialog, callback=partial(self._kill_confirmed, target))
