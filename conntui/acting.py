@@ -60,8 +60,11 @@ def describe_process(info: ProcessInfo) -> str:
 
 
 def describe_command(info: ProcessInfo) -> str:
-    """The command line, escaped and cut at `COMMAND_LIMIT` characters."""
-    return printable(" ".join(info.cmdline)[:COMMAND_LIMIT]) or "(command line not readable)"
+    """The command line, escaped, cut at `COMMAND_LIMIT` characters (then ending in `…`)."""
+    command = " ".join(info.cmdline)
+    if len(command) > COMMAND_LIMIT:
+        return printable(command[: COMMAND_LIMIT - 1]) + "…"
+    return printable(command) or "(command line not readable)"
 
 
 def describe_closing(sock: Socket) -> tuple[str, str]:

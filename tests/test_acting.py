@@ -22,9 +22,11 @@ import pytest
 
 from conntui import output
 from conntui.acting import (
+    COMMAND_LIMIT,
     close_connection,
     copy_text,
     describe_closing,
+    describe_command,
     describe_process,
     kill_candidates,
     send_signal,
@@ -136,6 +138,13 @@ def test_several_owners_are_all_candidates_and_hidden_ones_are_not(helper, socke
     assert {first.pid, second.pid} <= pids
     unverifiable = Snapshot((sock,), {first.pid: dataclasses.replace(info_of(first), create_time=None)})
     assert first.pid not in {info.pid for info in kill_candidates(sock, unverifiable)}
+
+
+def test_a_command_line_past_the_limit_ends_in_an_ellipsis(helper) -> None:
+    child = helper("x" * 400)
+    command = describe_command(info_of(child))
+    assert len(command) == COMMAND_LIMIT and command.endswith("x…")
+    assert describe_command(info_of(helper("short"))).endswith(" short")  # whole: no ellipsis
 
 
 def test_hostile_names_are_escaped_for_the_dialog_and_the_clipboard(helper) -> None:
