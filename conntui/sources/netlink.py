@@ -308,7 +308,7 @@ def socket_state(sock: Socket, cookie: int | None) -> str | None:
         if error.errno in (errno.ENOENT, errno.ESTALE):
             return None
         raise
-    state = _DIAG_MSG.unpack_from(reply, _NLMSG_HEADER.size)[1]
+    state: int = _DIAG_MSG.unpack_from(reply, _NLMSG_HEADER.size)[1]
     return (_TCP_STATE_NAMES if sock.proto == "tcp" else _UDP_STATE_NAMES)[state]
 
 
