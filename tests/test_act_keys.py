@@ -16,6 +16,7 @@ from rich.console import Console
 from textual.widgets import Button, Input, Label, OptionList, RadioSet
 
 from conntui import output
+from conntui.acting import kill_candidates
 from conntui.grouping import GroupKey
 from conntui.model import Socket
 from conntui.poller import Poller
@@ -281,8 +282,8 @@ async def test_every_dialog_keeps_its_buttons_and_keys_on_screen(size, helper, s
     listener.close()
     app = make_app(f"port:{port}")
     async with app.run_test(size=size, notifications=True) as pilot:
-        await select(app, pilot, local, None)
-        await wait_for(pilot, lambda: len(row_of(app, local, None).sock.pids) == 2)
+        current = await select(app, pilot, local, None)
+        await wait_for(pilot, lambda: len(kill_candidates(current(), app.dashboard.state.snapshot)) == 2)
         await pilot.press("k")  # two owners: which one?
         await wait_for(pilot, lambda: isinstance(app.screen, OwnerDialog))
         await pilot.pause()
