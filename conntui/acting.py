@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import psutil
 
 from conntui.model import ProcessInfo, Snapshot, Socket
-from conntui.sources.netlink import destroy_socket
+from conntui.sources.netlink import destroy_socket, socket_state
 from conntui.text import printable
 
 SIGNALS: dict[str, signal.Signals] = {"SIGTERM": signal.SIGTERM}
@@ -36,6 +36,8 @@ _DESTROY_ERRORS = {
     errno.ENOENT: "the socket is already gone",
     errno.ESTALE: "the socket is already gone (another socket now has its four values)",
 }
+# States a TCP socket reaches once its owner has closed it (TIME_WAIT: the kernel's leftover).
+_CLOSED_BY_OWNER = frozenset({"FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK", "TIME_WAIT"})
 COMMAND_LIMIT = 300  # characters of a command line shown in a dialog
 
 
@@ -58,8 +60,28 @@ def describe_process(info: ProcessInfo) -> str:
 
 
 def describe_command(info: ProcessInfo) -> str:
-    """The command line, escaped and cut at `COMMAND_LIMIT` characters."""
-    return printable(" ".join(info.cmdline)[:COMMAND_LIMIT]) or "(command line not readable)"
+    """The command line, escaped, cut at `COMMAND_LIMIT` characters (then ending in `…`)."""
+    command = " ".join(info.cmdline)
+    if len(command) > COMMAND_LIMIT:
+        return printable(command[: COMMAND_LIMIT - 1]) + "…"
+    return printable(command) or "(command line not readable)"
+
+
+def describe_closing(sock: Socket) -> tuple[str, str]:
+    """(the question, what closing does) for `sock`, by its kind: SOCK_DESTROY aborts a TCP
+    connection, stops a listener, and only disconnects a UDP socket."""
+    if sock.proto == "udp":
+        return (
+            "Disconnect this UDP socket (SOCK_DESTROY, as ss -K)?",
+            "the kernel only disconnects a UDP socket: it stays open, unconnected; "
+            "its owner's next receive fails (ECONNABORTED)",
+        )
+    if sock.state == "LISTEN":
+        return (
+            "Stop this listener (SOCK_DESTROY, as ss -K)?",
+            "it stops listening: new connections are refused; its owner's next accept fails (EINVAL)",
+        )
+    return "Close this connection (SOCK_DESTROY, as ss -K)?", "its owner's next read or write fails (ECONNABORTED)"
 
 
 def copy_text(sock: Socket) -> str:
@@ -87,6 +109,9 @@ def send_signal(target: ProcessInfo, signal_name: str) -> Outcome:
                 signal.pidfd_send_signal(pidfd, signum)
     except _PidReused:
         return Outcome(False, f"Not sent: pid {target.pid} now belongs to another process ({who} has ended).")
+    except _Zombie as zombie:
+        reaper = f"not yet reaped by its parent {zombie.parent}"
+        return Outcome(False, f"Not sent: process {who} has already ended (a zombie, {reaper}).")
     except (psutil.NoSuchProcess, ProcessLookupError):
         return Outcome(False, f"Not sent: process {who} has already ended.")
     except (psutil.AccessDenied, PermissionError):
@@ -100,10 +125,19 @@ class _PidReused(Exception):
     """The pid is held by a process other than the one the dashboard saw."""
 
 
+class _Zombie(Exception):
+    """The process has ended; its parent has not yet collected its exit status."""
+
+    def __init__(self, parent: str) -> None:
+        super().__init__(parent)
+        self.parent = parent  # "1234 (bash)"
+
+
 @contextlib.contextmanager
 def _pinned(target: ProcessInfo) -> Iterator[int | None]:
     """A pidfd for `target`'s pid once its create time is checked (None where pidfds do not exist).
-    Raises _PidReused when the pid now names another process."""
+    Raises _PidReused when the pid now names another process, _Zombie when the process has ended
+    but is not yet reaped (a signal to it would be "sent" and do nothing)."""
     pidfd: int | None = None
     if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
         try:
@@ -113,21 +147,53 @@ def _pinned(target: ProcessInfo) -> Iterator[int | None]:
                 raise ProcessLookupError(error.errno, error.strerror) from error
             pidfd = None  # no pidfd support (ENOSYS, seccomp): fall back to psutil's own check
     try:
-        if psutil.Process(target.pid).create_time() != target.create_time:
+        process = psutil.Process(target.pid)
+        if process.create_time() != target.create_time:
             raise _PidReused
+        if process.status() == psutil.STATUS_ZOMBIE:
+            raise _Zombie(_name_of(process.ppid()))
         yield pidfd
     finally:
         if pidfd is not None:
             os.close(pidfd)
 
 
-def close_connection(sock: Socket, cookie: int | None) -> Outcome:
-    """Close `sock` with the kernel's SOCK_DESTROY (its owner sees ECONNABORTED), as `ss -K` does."""
+def _name_of(pid: int) -> str:
+    """`1234 (bash)`, or the pid alone when its name cannot be read."""
     try:
+        return f"{pid} ({printable(psutil.Process(pid).name())})"
+    except psutil.Error:
+        return str(pid)
+
+
+def close_connection(sock: Socket, cookie: int | None) -> Outcome:
+    """Close `sock` with the kernel's SOCK_DESTROY (its owner sees ECONNABORTED), as `ss -K` does.
+
+    A TCP socket is looked up first: one that is no longer in the state the user confirmed
+    (closed by its owner meanwhile, its TIME_WAIT left: same four values, same cookie) is not touched."""
+    try:
+        if sock.proto == "tcp" and (refusal := _changed_since_confirmed(sock, cookie)):
+            return Outcome(False, refusal)
         destroy_socket(sock, cookie)
     except AttributeError:  # no AF_NETLINK on this platform
         return Outcome(False, "Closing a connection needs Linux (netlink sock_diag).")
     except OSError as error:
         reason = _DESTROY_ERRORS.get(error.errno or 0, error.strerror or str(error))
         return Outcome(False, f"Not closed: {reason}.")
+    if sock.proto == "udp":
+        return Outcome(True, f"Disconnected udp {sock.local} → {sock.remote}: still open, unconnected.")
+    if sock.state == "LISTEN":
+        return Outcome(True, f"Stopped the listener tcp {sock.local}: it no longer listens.")
     return Outcome(True, f"Closed {sock.proto} {sock.local} → {sock.remote}.")
+
+
+def _changed_since_confirmed(sock: Socket, cookie: int | None) -> str | None:
+    """Why `sock` must not be closed now, or None when it is still as confirmed."""
+    now = socket_state(sock, cookie)
+    if now is None:
+        return f"Not closed: {_DESTROY_ERRORS[errno.ENOENT]}."
+    if now == sock.state and now != "TIME_WAIT":
+        return None
+    if now in _CLOSED_BY_OWNER:
+        return f"Not closed: already closed by its owner (now {now}): not touched."
+    return f"Not closed: it is {now} now, no longer {sock.state}: not touched."

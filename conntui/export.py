@@ -1,14 +1,20 @@
 """Saving the dashboard's view to a file: the fields of `conntui list --json` / `--csv`, written atomically.
 
 The text is `conntui.output`'s own, so a saved view reads as `list` prints it. It is written to
-a temporary file beside the target and renamed over it (`os.replace`), so a reader never sees
-half a file; an existing file is replaced only when the caller says so. The file is readable
-by its owner only (as `tempfile` makes it): it names processes and their connections.
+a temporary file beside the target and then put in place, so a reader never sees half a file.
+An existing entry is replaced (`os.replace`) only when the caller says so; otherwise the
+temporary file is hard-linked to the name (`os.link`), which the kernel refuses if anything at
+all is there, even a file created a moment before: no check-then-write race. Where hard links
+are refused (FAT, some network file systems) the name is created exclusively (`O_EXCL`) and
+written in place. The file is readable by its owner only (as `tempfile` makes it): it names
+processes and their connections.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,23 +35,68 @@ def render(snapshot: Snapshot, sockets: Sequence[Socket], export_format: str) ->
 
 
 def write_atomically(path: Path, text: str, *, overwrite: bool) -> Path:
-    """Write `text` to `path` through a temporary file and a rename; the absolute path written.
+    """Write `text` to `path` through a temporary file; the absolute path written.
 
-    Raises FileExistsError when `path` exists and `overwrite` is False, and the OSError of a
-    missing directory or a missing permission as it comes.
+    Raises FileExistsError when anything is at `path` (a dangling symbolic link too) and
+    `overwrite` is False, and the OSError of a missing directory or a missing permission as it comes.
     """
     path = path.expanduser().absolute()
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists")
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
             file.write(text)
-        os.replace(temporary, path)
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            linked = _linked(temporary, path)
+            os.unlink(temporary)
+            if not linked:
+                _write_exclusively(path, text)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
+
+
+def _linked(temporary: str, path: Path) -> bool:
+    """Hard-link `temporary` to `path`; False where the file system refuses hard links.
+    Raises FileExistsError when anything is at `path`."""
+    try:
+        os.link(temporary, path)
+    except OSError as error:
+        if error.errno in _NO_HARD_LINKS:
+            return False
+        raise
+    return True
+
+
+def _write_exclusively(path: Path, text: str) -> None:
+    """Create `path` (FileExistsError when anything is there) and write `text` into it."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+    except BaseException:
+        path.unlink(missing_ok=True)  # ours: O_EXCL created it
+        raise
+
+
+def existing_entry(path: Path) -> str | None:
+    """What is at `path` already, its last component not followed: None (nothing), `"directory"`,
+    `"symlink"` (dangling or not) or `"file"` (any other entry).
+
+    Raises the OSError of a path that cannot be looked at (too long, a component not a directory,
+    a directory not ours to search)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(mode):
+        return "directory"
+    return "symlink" if stat.S_ISLNK(mode) else "file"
 
 
 def default_name(export_format: str, stamp: str) -> str:

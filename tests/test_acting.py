@@ -5,11 +5,14 @@ missing privilege is real too (setpriv to the user nobody)."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -19,16 +22,20 @@ import pytest
 
 from conntui import output
 from conntui.acting import (
+    COMMAND_LIMIT,
     close_connection,
     copy_text,
+    describe_closing,
+    describe_command,
     describe_process,
     kill_candidates,
     send_signal,
 )
-from conntui.export import render, with_format, write_atomically
+from conntui.export import existing_entry, render, with_format, write_atomically
 from conntui.model import ProcessInfo, Snapshot
 from conntui.poller import Poller
 from conntui.sources import open_source
+from conntui.sources.netlink import socket_state
 from conntui.sources.processes import ProcessDetailsCache
 from tests.conftest import find, linux_only, poll_until
 from tests.test_privilege import NOBODY, needs_setpriv
@@ -85,6 +92,26 @@ def test_a_process_that_ended_is_said_not_raised(helper) -> None:
     assert not outcome.ok and "has already ended" in outcome.message
 
 
+def test_a_zombie_is_said_to_have_ended_and_is_not_signalled() -> None:
+    """A child of ours that has exited and that we do not reap (yet) is a zombie."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        process = psutil.Process(child.pid)
+        info = ProcessInfo(child.pid, process.name(), "root", (), process.create_time())
+        deadline = time.monotonic() + 30
+        while process.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert process.status() == psutil.STATUS_ZOMBIE
+        outcome = send_signal(info, "SIGTERM")
+        assert not outcome.ok
+        assert outcome.message == (
+            f"Not sent: process {child.pid} ({info.name}) has already ended "
+            f"(a zombie, not yet reaped by its parent {os.getpid()} ({psutil.Process().name()}))."
+        )
+    finally:
+        assert child.wait(timeout=10) == 0  # reaped: exited by itself, untouched by a signal
+
+
 @needs_setpriv
 def test_permission_denied_is_a_message(helper) -> None:
     """As the user nobody, signalling a root process is refused by the kernel."""
@@ -111,6 +138,13 @@ def test_several_owners_are_all_candidates_and_hidden_ones_are_not(helper, socke
     assert {first.pid, second.pid} <= pids
     unverifiable = Snapshot((sock,), {first.pid: dataclasses.replace(info_of(first), create_time=None)})
     assert first.pid not in {info.pid for info in kill_candidates(sock, unverifiable)}
+
+
+def test_a_command_line_past_the_limit_ends_in_an_ellipsis(helper) -> None:
+    child = helper("x" * 400)
+    command = describe_command(info_of(child))
+    assert len(command) == COMMAND_LIMIT and command.endswith("x…")
+    assert describe_command(info_of(helper("short"))).endswith(" short")  # whole: no ellipsis
 
 
 def test_hostile_names_are_escaped_for_the_dialog_and_the_clipboard(helper) -> None:
@@ -153,6 +187,51 @@ def test_a_stale_cookie_leaves_the_socket_alone(sockets) -> None:
     client.setblocking(False)
     with pytest.raises(BlockingIOError):  # still open, nothing to read
         client.recv(1)
+
+
+@linux_only
+def test_a_connection_its_owner_closed_meanwhile_leaves_its_time_wait_alone(sockets) -> None:
+    client, server = sockets.connection(sockets.listener())
+    poller = Poller(open_source("netlink"), "tcp")
+    sock = established(poller, client)  # as confirmed
+    local, remote = client.getsockname(), client.getpeername()
+    client.close()  # the owner closes first: its side goes to TIME_WAIT (same four values, same cookie)
+    server.close()
+    poll_until(poller, lambda rows: [row for row in find(rows, local, remote) if row.state == "TIME_WAIT"])
+    outcome = close_connection(sock, sock.key)
+    assert not outcome.ok
+    assert outcome.message == "Not closed: already closed by its owner (now TIME_WAIT): not touched."
+    assert socket_state(sock, sock.key) == "TIME_WAIT"  # still there
+
+
+@linux_only
+def test_closing_a_listener_or_a_udp_socket_says_what_it_did(sockets) -> None:
+    listener = sockets.listener()
+    [sock] = [
+        row
+        for row in poll_until(
+            Poller(open_source("netlink"), "tcp"),
+            lambda rows: [row for row in find(rows, listener.getsockname()) if row.state == "LISTEN"],
+        )
+    ]
+    outcome = close_connection(sock, sock.key)
+    if "CONFIG_INET_DIAG_DESTROY" in outcome.message:
+        pytest.skip("this kernel cannot close sockets")
+    assert outcome.message == f"Stopped the listener tcp {sock.local}: it no longer listens."
+    assert "stops listening" in describe_closing(sock)[1]
+    with pytest.raises(OSError):  # EINVAL: no longer listening
+        listener.accept()
+    udp = sockets.keep(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    udp.bind(("127.0.0.1", 0))
+    udp.connect(listener.getsockname())
+    rows = poll_until(Poller(open_source("netlink"), "udp"), lambda rows: find(rows, udp.getsockname(), proto="udp"))
+    [sock] = [row for row in rows if row.remote_port == listener.getsockname()[1]]
+    assert describe_closing(sock)[0] == "Disconnect this UDP socket (SOCK_DESTROY, as ss -K)?"
+    outcome = close_connection(sock, sock.key)
+    assert outcome.message == f"Disconnected udp {sock.local} → {sock.remote}: still open, unconnected."
+    with pytest.raises(ConnectionAbortedError):
+        udp.recv(1)
+    udp.sendto(b"still open", ("127.0.0.1", 9))  # open, and unconnected
 
 
 @needs_setpriv
@@ -226,6 +305,48 @@ def test_export_is_lists_own_text_written_atomically_and_never_over_a_file_unask
     assert target.read_text() == "new" and [path.name for path in tmp_path.iterdir()] == ["view.json"]
     with pytest.raises(FileNotFoundError):
         write_atomically(tmp_path / "missing" / "view.csv", "x", overwrite=False)
+
+
+def test_a_file_made_between_the_check_and_the_write_is_never_replaced(tmp_path, monkeypatch) -> None:
+    """The race itself: another program creates the name while ours is being written."""
+    target = tmp_path / "view.json"
+    make_temporary = tempfile.mkstemp
+
+    def theirs_appears_meanwhile(**where):
+        target.write_text("theirs")
+        return make_temporary(**where)
+
+    monkeypatch.setattr(tempfile, "mkstemp", theirs_appears_meanwhile)
+    with pytest.raises(FileExistsError):
+        write_atomically(target, "ours", overwrite=False)
+    assert target.read_text() == "theirs" and [path.name for path in tmp_path.iterdir()] == ["view.json"]
+
+
+def test_a_dangling_symbolic_link_is_something_there(tmp_path) -> None:
+    link = tmp_path / "view.json"
+    link.symlink_to(tmp_path / "nowhere")
+    assert existing_entry(link) == "symlink" and existing_entry(tmp_path) == "directory"
+    assert existing_entry(tmp_path / "free.json") is None
+    with pytest.raises(FileExistsError):
+        write_atomically(link, "ours", overwrite=False)
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+    with pytest.raises(OSError, match="too long"):
+        existing_entry(tmp_path / ("x" * 300))
+
+
+def test_where_hard_links_are_refused_the_name_is_created_exclusively(tmp_path, monkeypatch) -> None:
+    """FAT and some network file systems refuse hard links (EPERM); none here to mount, so os.link says so."""
+
+    def refused(source, destination):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refused)
+    target = tmp_path / "view.csv"
+    assert write_atomically(target, "ours", overwrite=False) == target
+    assert target.read_text() == "ours" and oct(target.stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(FileExistsError):
+        write_atomically(target, "again", overwrite=False)
+    assert target.read_text() == "ours" and [path.name for path in tmp_path.iterdir()] == ["view.csv"]
 
 
 def test_the_format_choice_changes_only_a_formats_extension() -> None:

@@ -4,11 +4,13 @@ One `SOCK_DIAG_BY_FAMILY` dump request per (proto, family); each reply row is an
 `inet_diag_msg` (72 bytes) optionally followed by an `INET_DIAG_INFO` attribute holding the
 kernel's `struct tcp_info`, from which the TCP metrics come (no root needed, as for `ss -ti`).
 `destroy_socket` closes one socket with a `SOCK_DESTROY` request, as `ss -K` does (needs
-CAP_NET_ADMIN and a kernel built with CONFIG_INET_DIAG_DESTROY).
+CAP_NET_ADMIN and a kernel built with CONFIG_INET_DIAG_DESTROY); `socket_state` looks one
+socket up by its exact four-tuple and cookie.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -280,8 +282,9 @@ def _find_info(data: memoryview, offset: int, end: int, usual: int) -> int:
 SOCK_DESTROY = 21
 NLM_F_ACK = 0x4
 INET_DIAG_NOCOOKIE = 0xFFFFFFFFFFFFFFFF
-# inet_diag_req_v2 with its inet_diag_sockid filled in: family, protocol, ext, pad, states, then
-# sport and dport (network order), src[16], dst[16], if, cookie (two u32 halves, native order).
+# inet_diag_req_v2 with its inet_diag_sockid filled in (SOCK_DESTROY, or the lookup of one
+# socket): family, protocol, ext, pad, states, then sport and dport (network order), src[16],
+# dst[16], if, cookie (two u32 halves, native order).
 _DESTROY_REQUEST = struct.Struct("=BBBxI2s2s16s16sIQ")
 
 
@@ -293,6 +296,25 @@ def destroy_socket(sock: Socket, cookie: int | None) -> None:
     OSError with the kernel's errno: EOPNOTSUPP without CONFIG_INET_DIAG_DESTROY, EPERM without
     CAP_NET_ADMIN, ENOENT when no such socket is left, ESTALE when the cookie no longer matches.
     """
+    _exact_request(SOCK_DESTROY, sock, cookie)
+
+
+def socket_state(sock: Socket, cookie: int | None) -> str | None:
+    """The state `sock` is in now (as a dump names it), looked up by its exact four-tuple and,
+    when known, its cookie; None when no such socket is left. Needs no privilege."""
+    try:
+        reply = _exact_request(SOCK_DIAG_BY_FAMILY, sock, cookie)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ESTALE):
+            return None
+        raise
+    state: int = _DIAG_MSG.unpack_from(reply, _NLMSG_HEADER.size)[1]
+    return (_TCP_STATE_NAMES if sock.proto == "tcp" else _UDP_STATE_NAMES)[state]
+
+
+def _exact_request(kind: int, sock: Socket, cookie: int | None) -> bytes:
+    """Send one request of `kind` naming `sock` exactly; the kernel's reply (an answer, or an
+    acknowledgement). Raises OSError with the kernel's errno when it refuses."""
     family = _FAMILIES[sock.family]
 
     def packed(ip: str | None) -> bytes:
@@ -310,13 +332,14 @@ def destroy_socket(sock: Socket, cookie: int | None) -> None:
         0,
         INET_DIAG_NOCOOKIE if cookie is None else cookie,
     )
-    header = _NLMSG_HEADER.pack(_NLMSG_HEADER.size + len(request), SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, 1, 0)
+    header = _NLMSG_HEADER.pack(_NLMSG_HEADER.size + len(request), kind, NLM_F_REQUEST | NLM_F_ACK, 1, 0)
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as netlink:
         netlink.settimeout(5)
         netlink.sendto(header + request, (0, 0))
         reply = netlink.recv(_RECV_BUFFER)
-    _length, kind, _flags, _sequence, _pid = _NLMSG_HEADER.unpack_from(reply)
-    if kind == NLMSG_ERROR:
+    _length, answer, _flags, _sequence, _pid = _NLMSG_HEADER.unpack_from(reply)
+    if answer == NLMSG_ERROR:
         (error,) = struct.unpack_from("=i", reply, _NLMSG_HEADER.size)
         if error:
             raise OSError(-error, os.strerror(-error))
+    return reply

@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from conntui.ui.dialog_screen import DialogScreen
 
-class ConfirmDialog(ModalScreen[str | None]):
+
+class ConfirmDialog(DialogScreen[str | None]):
     BINDINGS = [
         Binding("y", "confirm", "Yes"),
         Binding("n,escape", "dismiss", "No"),
@@ -31,14 +32,16 @@ class ConfirmDialog(ModalScreen[str | None]):
         self.title_text, self.lines, self.choices = title, lines, choices
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="confirm-dialog"):
+        with VerticalScroll(id="confirm-dialog"):
             yield Label(Content(self.title_text), classes="title")
             for line in self.lines:
                 yield Label(Content(line), classes="line")  # Content: a process name is not markup
-            with Horizontal(classes="buttons"):
-                for index, (choice, label) in enumerate(self.choices):
-                    yield Button(label, id=choice, variant="error" if index == 0 else "warning")
-                yield Button("Cancel (n)", id="cancel")
+            with Vertical(classes="footer"):  # docked: always on screen
+                with Horizontal(classes="buttons"):
+                    for index, (choice, label) in enumerate(self.choices):
+                        yield Button(label, id=choice, variant="error" if index == 0 else "warning")
+                    yield Button("Cancel (n)", id="cancel")
+                yield Label(f"y: {self.choices[0][0]} · n, escape: cancel · tab: next", classes="keys")
 
     def on_mount(self) -> None:
         self.set_focus(self.query_one(f"#{self.choices[0][0]}", Button))

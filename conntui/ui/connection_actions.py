@@ -8,6 +8,8 @@ is said in a notification. A base class of `DashboardScreen`, which declares the
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from functools import partial
 from pathlib import Path
@@ -16,7 +18,8 @@ from textual.screen import Screen
 
 from conntui import acting
 from conntui.engine import Engine
-from conntui.export import default_name, render, write_atomically
+from conntui.export import default_name, existing_entry, render, write_atomically
+from conntui.grouping import Group
 from conntui.model import ProcessInfo, Snapshot, Socket, format_pids
 from conntui.text import printable
 from conntui.ui.confirm_dialog import ConfirmDialog
@@ -24,6 +27,8 @@ from conntui.ui.export_dialog import ExportDialog
 from conntui.ui.owner_dialog import OwnerDialog
 from conntui.ui.socket_table import SocketTable
 from conntui.view import TableState
+
+_ENTRIES = {"file": "a file", "symlink": "a symbolic link (replacing it replaces the link, not what it points to)"}
 
 
 class ConnectionActions(Screen[None]):
@@ -35,11 +40,15 @@ class ConnectionActions(Screen[None]):
     # -- acting on the selected connection ---------------------------------------------------
 
     def _selected_socket(self) -> Socket | None:
-        row = self.query_one(SocketTable).cursor_row
-        if row is None:
+        table = self.query_one(SocketTable)
+        row = table.cursor_row
+        if isinstance(table.cursor_line, Group):
+            self.notify("A group's header: open the group (space) and select a socket.", severity="warning")
+        elif row is None:
             self.notify("No socket selected.", severity="warning")
-            return None
-        return row.sock
+        else:
+            return row.sock
+        return None
 
     def action_kill(self) -> None:
         sock = self._selected_socket()
@@ -66,6 +75,8 @@ class ConnectionActions(Screen[None]):
             f"process  {printable(target.name or '?')}  (user {printable(target.user or '?')})",
             f"command  {acting.describe_command(target)}",
         ]
+        if target.pid == os.getpid():
+            lines.append("Warning: this is conntui itself: the dashboard will end.")
         choices = [(name, f"{name} (y)" if index == 0 else name) for index, name in enumerate(acting.SIGNALS)]
         dialog = ConfirmDialog("Terminate this process?", lines, choices)
         self.app.push_screen(dialog, callback=partial(self._kill_confirmed, target))
@@ -83,12 +94,11 @@ class ConnectionActions(Screen[None]):
             return
         cookie = sock.key if self.state.snapshot.backend == "netlink" and isinstance(sock.key, int) else None
         if sock.pids:
-            owner = f"{format_pids(sock.pids, every=True)} {printable(sock.process or '?')}"
-            effect = f"owner {owner}: its next read or write fails (ECONNABORTED)"
+            owner = f"owner {format_pids(sock.pids, every=True)} {printable(sock.process or '?')}"
         else:
-            effect = "no owner seen (no process holds it, or another user's does)"
-        lines = [acting.describe_socket(sock), effect]
-        dialog = ConfirmDialog("Close this connection (SOCK_DESTROY, as ss -K)?", lines, [("close", "Close (y)")])
+            owner = "no owner seen (no process holds it, or another user's does)"
+        question, effect = acting.describe_closing(sock)
+        dialog = ConfirmDialog(question, [acting.describe_socket(sock), owner, effect], [("close", "Close (y)")])
         self.app.push_screen(dialog, callback=partial(self._close_confirmed, sock, cookie))
 
     def _close_confirmed(self, sock: Socket, cookie: int | None, choice: str | None) -> None:
@@ -111,8 +121,12 @@ class ConnectionActions(Screen[None]):
         if self.state.snapshot is None:
             self.notify("Nothing to save yet: the first poll has not come.", severity="warning")
             return
-        path = default_name("json", time.strftime("%Y%m%d-%H%M%S"))
-        self.app.push_screen(ExportDialog(path, len(self._shown_sockets())), callback=self._export_chosen)
+        self._ask_export(default_name("json", time.strftime("%Y%m%d-%H%M%S")), "json")
+
+    def _ask_export(self, path: str, export_format: str, error: str = "") -> None:
+        """The export dialog, offering `path`; `error` says why it is asked again."""
+        dialog = ExportDialog(path, len(self._shown_sockets()), export_format, error)
+        self.app.push_screen(dialog, callback=self._export_chosen)
 
     def _shown_sockets(self) -> list[Socket]:
         """The sockets of the filtered view, in its order, without those already closed (shown fading)."""
@@ -122,12 +136,23 @@ class ConnectionActions(Screen[None]):
         if choice is None or self.state.snapshot is None:
             return
         path, export_format = choice
-        target = Path(path).expanduser().absolute()
+        ask_again = partial(self._ask_export, path, export_format)
+        try:
+            target = Path(path).expanduser().absolute()
+            entry = existing_entry(target)
+        except RuntimeError:  # expanduser: ~name of no user
+            ask_again(f"Not saved: no such user: {printable(path.partition('/')[0])}")
+            return
+        except OSError as error:
+            ask_again(f"Not saved: {_reason(error)}")
+            return
         save = partial(self._save, target, export_format, self.state.snapshot, self._shown_sockets())
-        if target.exists():
-            lines = [f"{printable(str(target))} exists."]
-            dialog = ConfirmDialog("Replace the file?", lines, [("replace", "Replace (y)")])
-            self.app.push_screen(dialog, callback=lambda answer: save(overwrite=True) if answer else None)
+        if entry == "directory":
+            ask_again("Not saved: that is a directory; name a file in it.")
+        elif entry is not None:
+            lines = [f"{printable(str(target))} exists: {_ENTRIES[entry]}."]
+            dialog = ConfirmDialog("Replace it?", lines, [("replace", "Replace (y)")])
+            self.app.push_screen(dialog, callback=lambda answer: save(overwrite=True) if answer else ask_again())
         else:
             save(overwrite=False)
 
@@ -142,10 +167,14 @@ class ConnectionActions(Screen[None]):
             except FileExistsError:
                 self.notify(f"Not saved: {printable(str(target))} appeared meanwhile", severity="error", markup=False)
             except OSError as error:
-                reason = "no such directory" if not target.parent.is_dir() else error.strerror or str(error)
-                self.notify(f"Not saved: {reason}: {printable(str(target))}", severity="error", markup=False)
+                self.notify(f"Not saved: {_reason(error)}: {printable(str(target))}", severity="error", markup=False)
             else:
                 count = f"{len(sockets)} socket{'' if len(sockets) == 1 else 's'}"
                 self.notify(f"Saved {count} to {printable(str(written))}", markup=False)
 
         self.run_worker(write, thread=True, group="export", exit_on_error=False)
+
+
+def _reason(error: OSError) -> str:
+    """Why a file could not be saved, in a few words (a missing file is its directory: the name is being made)."""
+    return "no such directory" if error.errno == errno.ENOENT else error.strerror or str(error)

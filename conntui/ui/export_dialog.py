@@ -3,7 +3,8 @@
 The path box is pre-filled with a name in the current directory; choosing the other format
 changes its extension, and typing a path ending in `.json` or `.csv` chooses that format.
 Dismissed with (path, format), or None when cancelled. Whether the file
-exists is asked afterwards, by the dashboard.
+exists is asked afterwards, by the dashboard, which opens the dialog again (the name kept, and
+why, in its error line) when the path will not do or a replacement is declined.
 """
 
 from __future__ import annotations
@@ -11,32 +12,36 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet
 
 from conntui.export import EXPORT_FORMATS, with_format
+from conntui.ui.dialog_screen import DialogScreen
 
 
-class ExportDialog(ModalScreen[tuple[str, str] | None]):
+class ExportDialog(DialogScreen[tuple[str, str] | None]):
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
 
-    def __init__(self, path: str, rows: int) -> None:
+    def __init__(self, path: str, rows: int, export_format: str, error: str = "") -> None:
+        """`error`: why the dialog is asked again (shown under the path)."""
         super().__init__()
-        self.path, self.rows = path, rows
+        self.path, self.rows, self.initial_format, self.error = path, rows, export_format, error
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="export-dialog"):
+        with VerticalScroll(id="export-dialog"):
             sockets = "socket" if self.rows == 1 else "sockets"
             yield Label(f"Save the {self.rows} {sockets} shown (the fields of conntui list)", classes="title")
             yield Input(self.path, id="export-path")
             with RadioSet(id="export-format"):
                 for export_format in EXPORT_FORMATS:
-                    yield RadioButton(export_format.upper(), value=self.path.endswith(f".{export_format}"))
-            yield Label("", id="export-error")
-            with Horizontal(classes="buttons"):
-                yield Button("Save", variant="primary", id="save")
-                yield Button("Cancel", id="cancel")
+                    yield RadioButton(export_format.upper(), value=export_format == self.initial_format)
+            yield Label(Content(self.error), id="export-error")
+            with Vertical(classes="footer"):  # docked: always on screen
+                with Horizontal(classes="buttons"):
+                    yield Button("Save", variant="primary", id="save")
+                    yield Button("Cancel", id="cancel")
+                yield Label("enter: save · escape: cancel · tab: next", classes="keys")
 
     def on_mount(self) -> None:
         self.set_focus(self.query_one("#export-path", Input))

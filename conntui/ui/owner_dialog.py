@@ -13,15 +13,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from conntui.acting import describe_process
 from conntui.model import ProcessInfo
+from conntui.ui.dialog_screen import DialogScreen
 
 
-class OwnerDialog(ModalScreen[int | None]):
+class OwnerDialog(DialogScreen[int | None]):
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
 
     def __init__(self, owners: Sequence[ProcessInfo]) -> None:
@@ -30,7 +30,8 @@ class OwnerDialog(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="owner-dialog"):
-            yield Label(f"{len(self.owners)} processes hold this socket: which one? (escape: none)", classes="title")
+            yield Label(f"{len(self.owners)} processes hold this socket: which one?", classes="title")
+            yield Label("enter: choose · escape: none", classes="keys")
             yield OptionList(*(Option(Content(describe_process(info)), id=str(info.pid)) for info in self.owners))
 
     def on_mount(self) -> None:
