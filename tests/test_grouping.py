@@ -42,7 +42,10 @@ async def test_every_grouping_counts_the_right_sockets_and_the_filter_applies_in
     client_ports = {client.getsockname()[1] for client in clients}
     app = make_app(f"port:{port_a},{port_b} {OURS}")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: len(app.dashboard.state.visible) == 12)
+        # every socket, and their owners (the first poll shows the rows, the next one their owners)
+        await wait_for(
+            pilot, lambda: len(app.dashboard.state.visible) == 12 and app.dashboard.state.visible[0].sock.pids
+        )
         process = app.dashboard.state.visible[0].sock.process
 
         await group_by(pilot, "process")

@@ -77,7 +77,10 @@ async def test_the_strip_counts_the_table_s_states_and_its_opened_and_closed_soc
     sockets.connection(listener)
     app = make_app(f"port:{port} state:listen,established")
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: len(app.dashboard.state.visible) == 5)
+        # every socket and its owner (the first poll shows the rows, the next one their owners)
+        await wait_for(
+            pilot, lambda: len(app.dashboard.state.visible) == 5 and app.dashboard.state.visible[0].sock.pids
+        )
         await pilot.press("o")
         strip = app.query_one(OverviewStrip)
         await wait_for(pilot, lambda: app.dashboard.state.overview is not None and "ESTABLISHED" in plain(strip))
