@@ -7,7 +7,8 @@ event log's lines) to the UI through the callbacks it was given, so the UI threa
 waits on the OS, nor sorts, filters or formats 100,000 rows.
 
 A poll that changed nothing (the poller says so, and no row has a byte rate to bring down to
-zero) is not published: an idle dashboard does no view or drawing work. The first poll publishes
+zero) is not published: an idle dashboard does no view or drawing work; one asked for with
+`refresh()` is, whatever it found (its caller waits for it). The first poll publishes
 the sockets as soon as they are dumped, and the next one follows at once with their owners
 (`Poller.poll_first_rows`). After publishing a poll
 it does not poll again until the UI's `ack()` (requests still run):
@@ -120,9 +121,9 @@ class Engine:
         """Poll when due (or asked), else run the next request or wait for one."""
         due = not self.paused and not self._held.is_set() and time.monotonic() >= self._next_poll
         if (due or self._poll_now) and self._acked.is_set():
-            self._poll_now = False
+            asked, self._poll_now = self._poll_now, False
             started = time.monotonic()
-            self._poll()
+            self._poll(publish=asked)
             took = time.monotonic() - started
             self.stretched_to = 2 * took if took > self.interval / 2 else None
             self._next_poll = time.monotonic() + (self.stretched_to or self.interval)
@@ -153,7 +154,9 @@ class Engine:
         if changed is not False:
             self.on_state(self.view.state())
 
-    def _poll(self) -> None:
+    def _poll(self, *, publish: bool = False) -> None:
+        """One poll, published when it changed something (or when asked for: `refresh`, whose
+        caller waits for a poll that began after its request)."""
         try:
             if self.polls == 0 and isinstance(self.poller, Poller):  # the rows first, their owners next
                 snapshot, changes = self.poller.poll_first_rows()
@@ -170,7 +173,7 @@ class Engine:
                 self.after_poll(snapshot)
             except Exception as error:  # the table is still published
                 self._report(f"internal error after the poll: {error!r}")
-        if snapshot.unchanged and not self.view.moving and not self._failed:
+        if snapshot.unchanged and not self.view.moving and not self._failed and not publish:
             return  # nothing to show: no view work, nothing for the UI to draw
         self._failed = False  # published: the UI clears the failure it shows
         self.view.apply(snapshot, changes)

@@ -188,3 +188,27 @@ def test_after_poll_sees_every_poll_and_its_failure_does_not_stop_the_table(sock
         assert published <= 2 and all(snapshot.unchanged for snapshot in seen[published:])  # not published, but seen
     finally:
         engine.stop()
+
+
+def test_a_poll_asked_for_is_published_even_when_nothing_changed(sockets) -> None:
+    """`refresh()` (the r key, a lesson waiting for a poll begun after its tests): its caller waits for it."""
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    recorder = Recorder()
+    engine = Engine(Poller(OnePort(port), "tcp4"), ConnectionView(), interval=3600, on_poll=recorder.on_poll,
+                    on_state=recorder.on_state, on_error=recorder.on_error)  # fmt: skip
+    engine.start()
+    try:
+
+        def quiet() -> bool:  # the first rows, then their owners; then nothing changes
+            engine.ack()
+            return engine.polls >= 2 and recorder.polls and recorder.polls[-1][0].unchanged is False
+
+        recorder.wait(quiet)
+        published = len(recorder.polls)
+        engine.ack()
+        engine.refresh()
+        recorder.wait(lambda: len(recorder.polls) > published)
+        assert recorder.polls[-1][0].unchanged  # nothing changed, and still published
+    finally:
+        engine.stop()
