@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import RenderableType
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.screen import Screen
 
 from conntui.history import DEFAULT_BOUND
@@ -29,6 +30,7 @@ from conntui.ui.dashboard_screen import DashboardScreen
 from conntui.ui.help_screen import HelpScreen
 from conntui.ui.keys import KeyAction, help_rows, key_actions
 from conntui.ui.messages import ErrorOccurred
+from conntui.ui.terminal import outliving_its_terminal
 
 # Signals that end the dashboard the way `q` does, with the shell's exit status for them (128 + n).
 ENDING_SIGNALS = tuple(
@@ -72,6 +74,10 @@ class ConntuiApp(App[None]):
 
     def get_default_screen(self) -> Screen:
         return self.dashboard
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver for this platform, made not to hang when the terminal goes away."""
+        return outliving_its_terminal(super().get_driver_class())
 
     def on_mount(self) -> None:
         threading.excepthook = self._thread_failed
