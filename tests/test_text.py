@@ -116,7 +116,7 @@ def test_event_lines_show_names_escaped() -> None:
 @pytest.mark.parametrize("name, real, shown", HOSTILE_NAMES.values(), ids=HOSTILE_NAMES.keys())
 def test_list_shows_hostile_names_escaped_and_json_carries_the_value(named_listener, name, real, shown) -> None:
     pid, port = named_listener(name)
-    selection = ("--filter", f"port:{port}")
+    selection = ("--filter", f"port:{port} state:listen")  # a TIME_WAIT of an earlier test may share the port
 
     table = list_output(*selection)
     assert not CONTROL.search(table.replace("\n", ""))
