@@ -51,8 +51,14 @@ class _Seen:
     seen_opening: bool  # False for the first poll's sockets: their lifetime is unknown
 
     def closed(self, final: Socket, at: float) -> Event:
-        """Its closed event: the final socket (the kernel's, or the poll's) with the owner the polls saw."""
+        """Its closed event: the final socket (the kernel's, or the poll's) with the owner the polls saw,
+        and the four-tuple they saw when the kernel's has lost it (a reset by SO_LINGER 0 disconnects
+        the socket first: its destroy message has port 0 for the peer, and 0.0.0.0 for its own address)."""
         owned = final._replace(pids=self.sock.pids, process=self.sock.process, user=self.sock.user)
+        if not final.remote_port and self.sock.remote_port:
+            polled = self.sock
+            owned = owned._replace(local_ip=polled.local_ip, local_port=polled.local_port,
+                                   remote_ip=polled.remote_ip, remote_port=polled.remote_port)  # fmt: skip
         lifetime = (at - self.first_seen) * 1000 if self.seen_opening else None
         return Event(at, "closed", owned, lifetime_ms=lifetime, first_seen=self.first_seen)
 

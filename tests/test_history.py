@@ -351,3 +351,33 @@ def test_seen_never_exceeds_the_kernels_count() -> None:
     history.polled(Changes(opened=tuple(opened)), 2.0)  # one of them opened before the counts started
     state = history.state()
     assert state.kernel is not None and state.kernel.opens == 1 and state.seen == 1
+
+
+def test_a_reset_connection_seen_by_a_poll_keeps_its_four_tuple(sockets) -> None:
+    """Closed with SO_LINGER 0, a socket is disconnected before it is destroyed: the kernel's
+    destroy message has no four-tuple left. The poll that saw it has it."""
+    import struct
+
+    from conntui.socket_events import EventTracker
+
+    listener = sockets.listener()
+    client, _server = sockets.connection(listener)
+    ends = (client.getsockname()[1], listener.getsockname()[1])
+    poller = Poller(open_source(), "tcp")
+    destroyed = DestroyListener([("tcp", 4)])
+    tracker = EventTracker(destroy_events=True)
+    try:
+        snapshot, changes = poller.poll()
+        tracker.polled(changes, time.time())  # the baseline: ours among it
+        polled = next(sock for sock in snapshot.sockets if (sock.local_port, sock.remote_port) == ends)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        deadline, ours = time.monotonic() + WAIT, None
+        while ours is None and time.monotonic() < deadline:
+            ours = next((sock for sock in destroyed.receive(timeout=0.5) if sock.key == polled.key), None)
+    finally:
+        destroyed.close()
+        poller.close()
+    assert ours is not None and not ours.remote_port  # what the kernel says: port 0
+    event = tracker.destroyed(ours, time.time())
+    assert event is not None and (event.sock.local_port, event.sock.remote_port) == ends

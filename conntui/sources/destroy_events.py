@@ -16,7 +16,9 @@ and the TIME_WAIT entry a poll still shows afterwards is that minisocket, with a
 own. An orphaned socket (its file closed before the peer's FIN) becomes a FIN_WAIT2 minisocket
 the same way, announced at once. Every TCP socket is announced in state `CLOSE` (listeners too),
 UDP ones in `NONE`. The kernel counts a received FIN in `tcpi_bytes_received` and the `CLOSE`
-state no longer says whether one came: `bytes_received` may be one more than the data.
+state no longer says whether one came: `bytes_received` may be one more than the data. A socket
+closed with SO_LINGER 0 (a reset) is disconnected before it is destroyed: its message has remote
+port 0 and local address 0.0.0.0 (its local port and remote address stay).
 
 Where subscribing fails (not Linux, an old kernel, a seccomp filter), `DestroyListener` raises
 `DestroyEventsUnavailable` with the reason, for the caller to show; polling is unaffected.
