@@ -41,7 +41,8 @@ def write_atomically(path: Path, text: str, *, overwrite: bool) -> Path:
     `overwrite` is False, and the OSError of a missing directory or a missing permission as it comes.
     """
     path = path.expanduser().absolute()
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # a short name of its own: the file's name may already be as long as a name can be (255 bytes)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".conntui-", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
             file.write(text)

@@ -421,7 +421,7 @@ async def test_k_x_c_on_a_groups_header_say_to_open_it(sockets) -> None:
         for key in "kxc":
             await pilot.press(key)
             assert not isinstance(app.screen, ConfirmDialog)
-        assert messages(app).count("A group's header: open the group (space) and select a socket.") == 3
+        assert messages(app).count("A group's header: select one of its sockets (space opens or folds the group).") == 3
 
 
 async def test_k_on_a_socket_no_process_holds_says_so(sockets) -> None:

@@ -353,3 +353,12 @@ def test_the_format_choice_changes_only_a_formats_extension() -> None:
     assert with_format("a/b.json", "csv") == "a/b.csv"
     assert with_format("a/b.txt", "csv") == "a/b.txt"
     assert with_format(str(Path("noext")), "json") == "noext"
+
+
+def test_a_file_name_as_long_as_a_name_can_be_is_saved(tmp_path) -> None:
+    """The temporary file's name is short: a 250-character name (NAME_MAX is 255) is written."""
+    from conntui.export import write_atomically
+
+    target = tmp_path / ("d" * 245 + ".json")
+    assert write_atomically(target, "[]\n", overwrite=False) == target
+    assert target.read_text() == "[]\n" and [path.name for path in tmp_path.iterdir()] == [target.name]

@@ -43,7 +43,9 @@ class ConnectionActions(Screen[None]):
         table = self.query_one(SocketTable)
         row = table.cursor_row
         if isinstance(table.cursor_line, Group):
-            self.notify("A group's header: open the group (space) and select a socket.", severity="warning")
+            self.notify(
+                "A group's header: select one of its sockets (space opens or folds the group).", severity="warning"
+            )
         elif row is None:
             self.notify("No socket selected.", severity="warning")
         else:

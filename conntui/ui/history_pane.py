@@ -41,19 +41,19 @@ def _closed_at(record: Event) -> str:
 
 
 def format_lifetime(record: Event) -> str:
-    """`0.004s`, `12.5s`, `3m02s`; `between polls` when no poll saw it; `≥5m10s` when it was open
-    at the dashboard's start."""
+    """`≥0.004s`, `≥12.5s`, `≥3m02s`: counted from the first poll that saw it, so at least that
+    (it opened since the poll before); `between polls` when no poll saw it."""
     if not record.seen_in_poll:
         return BETWEEN_POLLS
-    if record.lifetime_ms is None:
+    if record.lifetime_ms is None:  # open at the dashboard's start
         first_seen = record.first_seen if record.first_seen is not None else record.at
         return f"≥{format_age(record.at - first_seen)}"
     seconds = record.lifetime_ms / 1000
     if seconds < 10:
-        return f"{seconds:.3f}s"
+        return f"≥{seconds:.3f}s"
     if seconds < 60:
-        return f"{seconds:.1f}s"
-    return format_age(seconds)
+        return f"≥{seconds:.1f}s"
+    return f"≥{format_age(seconds)}"
 
 
 def _minus_one(value: float | None) -> float:

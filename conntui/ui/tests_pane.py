@@ -80,7 +80,8 @@ class TestsPane(ScrollView, can_focus=True):
 
     def _say_if_no_room(self) -> None:
         """Once laid out: its border and a line on the screen, or a word on why not."""
-        self.call_after_refresh(say_if_no_room, self, "tests pane", 2)
+        # after the refresh that shows the pane, and the one that lays it out
+        self.call_after_refresh(self.call_after_refresh, say_if_no_room, self, "tests pane", 2)
 
     def _draw_lines(self) -> None:
         width = max(1, self.scrollable_content_region.width)
