@@ -34,11 +34,25 @@ def render(snapshot: Snapshot, sockets: Sequence[Socket], export_format: str) ->
     raise ValueError(f"unknown export format {export_format!r}: one of {', '.join(EXPORT_FORMATS)}")
 
 
-def write_atomically(path: Path, text: str, *, overwrite: bool) -> Path:
+Identity = tuple[int, int, int, int]
+
+
+def entry_identity(path: Path) -> Identity | None:
+    """What is at `path` (a symbolic link itself, not what it points to): device, inode, type and
+    change time (a file made where one was deleted may get its inode number); None: nothing."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino, found.st_mode, found.st_ctime_ns
+
+
+def write_atomically(path: Path, text: str, *, overwrite: bool, replacing: Identity | None = None) -> Path:
     """Write `text` to `path` through a temporary file; the absolute path written.
 
     Raises FileExistsError when anything is at `path` (a dangling symbolic link too) and
-    `overwrite` is False, and the OSError of a missing directory or a missing permission as it comes.
+    `overwrite` is False, or when it is no longer the entry `replacing` (`entry_identity`) that
+    the user agreed to replace; and the OSError of a missing directory or permission as it comes.
     """
     path = path.expanduser().absolute()
     # a short name of its own: the file's name may already be as long as a name can be (255 bytes)
@@ -47,6 +61,8 @@ def write_atomically(path: Path, text: str, *, overwrite: bool) -> Path:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
             file.write(text)
         if overwrite:
+            if replacing is not None and entry_identity(path) not in (replacing, None):
+                raise FileExistsError(errno.EEXIST, "another file took its place since you agreed to replace it")
             os.replace(temporary, path)
         else:
             linked = _linked(temporary, path)

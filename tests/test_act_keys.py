@@ -244,16 +244,22 @@ async def test_e_saves_the_filtered_view_and_asks_before_replacing(sockets, tmp_
         await wait_for(pilot, lambda: saved.read_text() != "mine")
         assert saved.read_text().startswith(",".join(output.FIELD_NAMES))
 
-        await pilot.press("e")  # a directory that is not there: a message
+        def asked_again(reason: str, path: str) -> bool:  # the dialog again, its name kept, the reason in it
+            screen = app.screen
+            if not isinstance(screen, ExportDialog) or screen.query_one(Input).value != path:
+                return False
+            return f"Not saved: {reason}" in str(screen.query_one("#export-error", Label).content)
+
+        await pilot.press("e")  # a directory that is not there: asked again, the name kept
         await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
-        app.screen.query_one(Input).value = str(tmp_path / "nowhere" / "v.json")
+        nowhere = str(tmp_path / "nowhere" / "v.json")
+        app.screen.query_one(Input).value = nowhere
         await pilot.press("enter")
-        await wait_for(pilot, lambda: f"Not saved: no such directory: {tmp_path}/nowhere/v.json" in messages(app))
-        await pilot.press("e")  # a directory no one may write in (sysfs, even for root): a message
-        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
-        app.screen.query_one(Input).value = "/sys/conntui.json"
+        await wait_for(pilot, lambda: asked_again("no such directory", nowhere))
+        app.screen.query_one(Input).value = "/sys/conntui.json"  # where no one may write (sysfs, even root)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: "Not saved: Permission denied: /sys/conntui.json" in messages(app))
+        await wait_for(pilot, lambda: asked_again("Permission denied", "/sys/conntui.json"))
+        await pilot.press("escape")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["view.csv"]  # no temporary file left
 
 

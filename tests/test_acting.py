@@ -362,3 +362,19 @@ def test_a_file_name_as_long_as_a_name_can_be_is_saved(tmp_path) -> None:
     target = tmp_path / ("d" * 245 + ".json")
     assert write_atomically(target, "[]\n", overwrite=False) == target
     assert target.read_text() == "[]\n" and [path.name for path in tmp_path.iterdir()] == [target.name]
+
+
+def test_a_replace_agreed_to_replaces_only_that_entry(tmp_path) -> None:
+    """The user agreed to replace a (dangling) link; a file put there since is not overwritten."""
+    from conntui.export import entry_identity, write_atomically
+
+    target = tmp_path / "view.json"
+    target.symlink_to(tmp_path / "nowhere")
+    agreed = entry_identity(target)
+    target.unlink()
+    target.write_text("PRECIOUS")  # another file took its place meanwhile
+    with pytest.raises(FileExistsError):
+        write_atomically(target, "[]\n", overwrite=True, replacing=agreed)
+    assert target.read_text() == "PRECIOUS"
+    assert write_atomically(target, "[]\n", overwrite=True, replacing=entry_identity(target)) == target
+    assert target.read_text() == "[]\n" and [path.name for path in tmp_path.iterdir()] == ["view.json"]

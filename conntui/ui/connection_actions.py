@@ -18,7 +18,7 @@ from textual.screen import Screen
 
 from conntui import acting
 from conntui.engine import Engine
-from conntui.export import default_name, existing_entry, render, write_atomically
+from conntui.export import Identity, default_name, entry_identity, existing_entry, render, write_atomically
 from conntui.grouping import Group
 from conntui.model import ProcessInfo, Snapshot, Socket, format_pids
 from conntui.text import printable
@@ -141,7 +141,7 @@ class ConnectionActions(Screen[None]):
         ask_again = partial(self._ask_export, path, export_format)
         try:
             target = Path(path).expanduser().absolute()
-            entry = existing_entry(target)
+            entry, identity = existing_entry(target), entry_identity(target)
         except RuntimeError:  # expanduser: ~name of no user
             ask_again(f"Not saved: no such user: {printable(path.partition('/')[0])}")
             return
@@ -154,22 +154,35 @@ class ConnectionActions(Screen[None]):
         elif entry is not None:
             lines = [f"{printable(str(target))} exists: {_ENTRIES[entry]}."]
             dialog = ConfirmDialog("Replace it?", lines, [("replace", "Replace (y)")])
-            self.app.push_screen(dialog, callback=lambda answer: save(overwrite=True) if answer else ask_again())
+            replace = partial(save, overwrite=True, replacing=identity)  # that entry, not one put there since
+            self.app.push_screen(dialog, callback=lambda answer: replace() if answer else ask_again())
         else:
             save(overwrite=False)
 
     def _save(
-        self, target: Path, export_format: str, snapshot: Snapshot, sockets: list[Socket], *, overwrite: bool
+        self,
+        target: Path,
+        export_format: str,
+        snapshot: Snapshot,
+        sockets: list[Socket],
+        *,
+        overwrite: bool,
+        replacing: Identity | None = None,
     ) -> None:
-        """Render and write on a worker thread (100,000 rows take a moment); say how it went."""
+        """Render and write on a worker thread (100,000 rows take a moment); say how it went: a
+        failure asks again, with the name kept."""
+
+        def ask_again(reason: str) -> None:
+            self.app.call_from_thread(self._ask_export, str(target), export_format, f"Not saved: {reason}")
 
         def write() -> None:
+            text = render(snapshot, sockets, export_format)
             try:
-                written = write_atomically(target, render(snapshot, sockets, export_format), overwrite=overwrite)
-            except FileExistsError:
-                self.notify(f"Not saved: {printable(str(target))} appeared meanwhile", severity="error", markup=False)
+                written = write_atomically(target, text, overwrite=overwrite, replacing=replacing)
+            except FileExistsError as error:
+                ask_again(error.strerror if error.filename is None and error.strerror else "it appeared meanwhile")
             except OSError as error:
-                self.notify(f"Not saved: {_reason(error)}: {printable(str(target))}", severity="error", markup=False)
+                ask_again(_reason(error))
             else:
                 count = f"{len(sockets)} socket{'' if len(sockets) == 1 else 's'}"
                 self.notify(f"Saved {count} to {printable(str(written))}", markup=False)
