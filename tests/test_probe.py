@@ -101,6 +101,23 @@ def test_json_record_has_the_documented_shape(server) -> None:
     assert [r["bytes"] for r in connection["responses"]] == [5000, 5000]
 
 
+def test_close_path_leaves_the_time_wait_on_the_server_side_every_time(server) -> None:
+    """`/close`: the server closes first, and the client waits for that close instead of racing it
+    (it used to win about half the time, and keep the TIME_WAIT itself)."""
+    poller = Poller(open_source(), "tcp4")
+    try:
+        for _ in range(5):
+            result = run(server.url + "close", "single", 1)
+            record = result.connections[0]
+            assert result.ok and result.connections[0].responses[0].server_closes
+            client = ((record.local_ip, record.local_port), (record.remote_ip, record.remote_port))
+            server_side = poll_until(poller, lambda socks: [s for s in find(socks, client[1], client[0])])  # noqa: B023
+            assert [s.state for s in server_side] == ["TIME_WAIT"]
+            assert not find(poller.poll()[0].sockets, *client)  # the client's side is gone at once
+    finally:
+        poller.close()
+
+
 def test_held_connection_is_seen_established_then_client_side_in_time_wait(server) -> None:
     records = []
 

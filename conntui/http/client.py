@@ -41,6 +41,7 @@ from conntui.http.records import (
     CLIENT_CLOSES_HEADER,
     MAX_PROBE_COUNT,
     PROBE_MODES,
+    SERVER_CLOSES_HEADER,
     SIMULATED_RTT_HEADER,
     SOCKET_CALLS,
     ConnectionRecord,
@@ -303,6 +304,7 @@ class Probe:
         (one connection per request) or 0 (all requests on one connection)."""
         record = ConnectionRecord(index)
         self.result.connections.append(record)
+        reader: asyncio.StreamReader | None = None
         writer: asyncio.StreamWriter | None = None
         # Request k takes URL k mod their count.
         own = [targets[(index + number) % len(targets)] for number in range(requests)]
@@ -319,6 +321,8 @@ class Probe:
         except ProbeError as error:
             record.error = (error.server_closed and _closed_early(record)) or str(error)
         finally:
+            if reader is not None and any(response.server_closes for response in record.responses):
+                await self._server_close(reader)  # it closes first: wait for it, not race it
             if writer is not None:
                 record.tcp = read_tcp_info(writer.get_extra_info("socket"))
                 with contextlib.suppress(ProbeError):
@@ -452,6 +456,7 @@ class Probe:
             status_line = await reader.readuntil(b"\n")
         response.status = status
         response.closing = _closing_notice(version, headers.get("connection", ""))
+        response.server_closes = headers.get(SERVER_CLOSES_HEADER.lower()) == "1"
         simulated = headers.get(SIMULATED_RTT_HEADER.lower(), "")
         if _is_decimal(simulated) and len(simulated) <= 6:
             response.simulated_rtt_ms = int(simulated)
@@ -471,6 +476,11 @@ class Probe:
         await asyncio.sleep(self.hold)
         record.steps.append(Step("hold", start, self._now_ms() - start, True, f"held {self.hold:g} s"))
         self._changed()
+
+    async def _server_close(self, reader: asyncio.StreamReader) -> None:
+        """Read until the server's close (its FIN), bounded by the timeout."""
+        with contextlib.suppress(Exception):  # whatever ends the wait, the connection is closed next
+            await asyncio.wait_for(reader.read(), self.timeout)
 
     @staticmethod
     async def _close(writer: asyncio.StreamWriter) -> None:

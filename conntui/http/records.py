@@ -23,6 +23,9 @@ PHASES = ("dns", "connect", "tls", "send", "ttfb", "transfer", "close")
 # Sent by conntui's client with `Connection: close`: the test server then lets the client close
 # first, so the client side keeps the TIME_WAIT (see conntui.http.server).
 CLIENT_CLOSES_HEADER = "Conntui-Client-Closes"
+# The built-in server's word that it closes this connection itself, whatever the client asked
+# (`/close`): the client then waits for that close, so that the server really closes first.
+SERVER_CLOSES_HEADER = "Conntui-Server-Closes"
 # The test server's simulated distance (`conntui serve --rtt MS`): its bound, and the header on
 # each of its responses that says so, for the client to label its times "simulated".
 MAX_RTT_MS = 10_000
@@ -58,6 +61,7 @@ class Response:
     error: str | None = None
     closing: str | None = None  # why the server will close after this response, if it said so
     simulated_rtt_ms: int | None = None  # the test server's simulated RTT, when it said it simulates one
+    server_closes: bool = False  # the built-in server said it closes the connection itself
 
 
 @dataclass

@@ -44,7 +44,7 @@ from email.utils import formatdate
 from typing import NamedTuple
 from urllib.parse import parse_qs
 
-from conntui.http.records import CLIENT_CLOSES_HEADER, MAX_RTT_MS, SIMULATED_RTT_HEADER
+from conntui.http.records import CLIENT_CLOSES_HEADER, MAX_RTT_MS, SERVER_CLOSES_HEADER, SIMULATED_RTT_HEADER
 from conntui.model import format_endpoint
 
 MAX_REQUEST_LINE = 8 * 1024
@@ -391,7 +391,7 @@ class TestServer:
                 return answer._replace(server_closes=True)
             return await self._stream(writer, size, close, head)
         if path == "/close":
-            answer = await self._respond(writer, 200, b"closing\n", True, head=head)
+            answer = await self._respond(writer, 200, b"closing\n", True, head=head, extra={SERVER_CLOSES_HEADER: "1"})
             return answer._replace(server_closes=True)
         return await self._respond(writer, 404, b"not found\n", close, head=head)
 
