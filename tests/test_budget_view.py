@@ -154,3 +154,18 @@ async def test_at_60_columns_the_columns_off_screen_are_a_sideways_scroll_away()
         for _ in range(len(BUDGET_COLUMNS)):
             await pilot.press("left")
         assert pane.render_line(2).text == titles
+
+
+async def test_the_budget_view_with_no_outgoing_connection_says_so_and_the_dashboard_goes_on(sockets) -> None:
+    """A machine (here: a view of one listener) with no outgoing socket: no destination line, and
+    no failure (the widths of the columns once came from the lines only)."""
+    from tests.test_engine import OnePort
+
+    port = sockets.listener().getsockname()[1]
+    app = ConntuiApp(Poller(OnePort(port), "tcp4"), interval=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.budget is not None)
+        await pilot.press("b")
+        pane = app.query_one(BudgetPane)
+        await wait_for(pilot, lambda: any("Destination" in line for line in pane_lines(pane)))
+        assert pane.lines == () and app.is_running and not app.dashboard.internal_error

@@ -37,7 +37,7 @@ from conntui.budget import (
 )
 from conntui.model import format_endpoint
 from conntui.ui.keys import CURSOR_BINDINGS
-from conntui.ui.messages import DestinationChosen
+from conntui.ui.messages import DestinationChosen, ErrorOccurred
 from conntui.ui.room import say_if_no_room
 from conntui.ui.socket_table import MORE_HINT, MORE_LEFT, MORE_RIGHT
 
@@ -120,7 +120,8 @@ def lay_out_budget(lines: Sequence[BudgetLine], width: int) -> BudgetLayout:
 
 def _natural_widths(lines: Sequence[BudgetLine]) -> list[int]:
     return [
-        max(len(column.title), *(min(MAX_CELL, len(column.text(line))) for line in lines)) for column in BUDGET_COLUMNS
+        max([len(column.title), *(min(MAX_CELL, len(column.text(line))) for line in lines)])  # no lines: the title
+        for column in BUDGET_COLUMNS
     ]
 
 
@@ -174,6 +175,7 @@ class BudgetPane(ScrollView, can_focus=True):
         self.unavailable = ""  # why there is no budget on this system
         self.cursor = 0
         self._cursor_destination: DestinationKey | None = None
+        self._drawing_error = ""
 
     @property
     def lines(self) -> tuple[BudgetLine, ...]:
@@ -268,6 +270,16 @@ class BudgetPane(ScrollView, can_focus=True):
         return layout
 
     def render_line(self, y: int) -> Strip:
+        try:
+            return self._line(y)
+        except Exception as error:  # a line that cannot be drawn must not end the dashboard
+            reason = f"a budget line could not be drawn: {error!r}"
+            if reason != self._drawing_error:  # drawn again on every refresh: reported once
+                self._drawing_error = reason
+                self.screen.post_message(ErrorOccurred(reason))
+            return self._text_strip(reason, self.rich_style, self.scrollable_content_region.width)
+
+    def _line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         base = self.rich_style
         report = self.report
