@@ -434,3 +434,21 @@ async def test_the_palettes_screenshot_is_saved_in_the_current_directory_and_its
         await wait_for(pilot, lambda: app.screen.query("Toast"))
         shown = " ".join(str(toast.render()) for toast in app.screen.query("Toast"))
         assert f"Screenshot saved to {saved}" in shown
+
+
+async def test_a_narrow_status_line_drops_whole_parts_rather_than_being_cut() -> None:
+    """Two rows at most: the least important parts (the poll's times first) leave whole."""
+    from rich.console import Console
+    from rich.text import Text
+
+    app = make_app()
+    async with app.run_test(size=(44, 24)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1)
+        status = app.query_one(StatusBar)
+        await wait_for(pilot, lambda: status.content_region.width > 0 and "sockets" in status_text(app))
+        text = status.content
+        assert isinstance(text, Text)
+        assert len(text.wrap(Console(), status.content_region.width)) <= 2, status_text(app)  # nothing cut off
+        assert "sockets" in text.plain and "TCP opens" in text.plain and "poll " not in text.plain
+        await pilot.resize_terminal(200, 24)
+        await wait_for(pilot, lambda: "poll " in str(status.content))  # room again: it comes back

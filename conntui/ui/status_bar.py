@@ -1,5 +1,7 @@
 """The status line: rows shown/total, counts by state, poll and UI times, pause, permissions, errors,
-and what was not seen: connections seen against the kernel's count, between polls, closes from polls only."""
+and what was not seen: connections seen against the kernel's count, between polls, closes from polls only.
+At most two rows: in a narrow terminal the least important parts (the poll's times, then the
+kernel's other counts, then the states) leave whole, rather than the line being cut."""
 
 from __future__ import annotations
 
@@ -11,9 +13,16 @@ from conntui.history import HistoryState
 from conntui.text import printable
 from conntui.view import TableState
 
+MAX_ROWS = 2  # the status line's height at most (its `max-height` in conntui.tcss)
+
+# One part of the line: (text, style, priority). Priority 0 is always shown; when the line would
+# need more than MAX_ROWS rows, the parts of the highest number leave first (the last of them first).
+Part = tuple[str, str, int]
+
 
 class StatusBar(Static):
     _lines = 0  # rows the last text took: a new layout only when that changes (a layout costs ~10 ms)
+    _parts: list[Part] = []
 
     def show(
         self,
@@ -27,41 +36,57 @@ class StatusBar(Static):
         closes_note: str = "",
         closes_lost: bool = False,
     ) -> None:
-        text = Text()
+        parts: list[Part] = []
         if error:  # first: the line is two rows high, and an error must never be cut off
-            text.append(f"{printable(error)}\n", "bold red")  # may quote the system or the user
+            parts.append((f"{printable(error)}\n", "bold red", 0))  # may quote the system or the user
         snapshot = state.snapshot
         if snapshot is None:
-            text.append("waiting for the first poll…")
+            parts.append(("waiting for the first poll…", "", 0))
         else:
-            text.append(f"{len(state.visible)}/{state.total} sockets", "bold")
+            grouped = ""
             if state.grouping:
                 groups = "group" if len(state.groups) == 1 else "groups"
-                text.append(f" in {len(state.groups)} {groups} by {GROUPING_TITLES[state.grouping]}", "bold")
+                grouped = f" in {len(state.groups)} {groups} by {GROUPING_TITLES[state.grouping]}"
+            parts.append((f"{len(state.visible)}/{state.total} sockets{grouped}", "bold", 0))
         if paused:
-            text.append("  │ PAUSED", "bold reverse")
+            parts.append(("  │ PAUSED", "bold reverse", 0))
         if timing:
-            text.append("  │ polls wait for the experiment", "yellow")
+            parts.append(("  │ polls wait for the experiment", "yellow", 1))
         if stretched_to is not None:
-            text.append(f"  │ interval stretched to {stretched_to:.1f} s", "yellow")
+            parts.append((f"  │ interval stretched to {stretched_to:.1f} s", "yellow", 1))
         if closes_note:  # brief: the reason is in the event log and the history pane
-            text.append("  │ closes from polls only", "yellow")
+            parts.append(("  │ closes from polls only", "yellow", 1))
         elif closes_lost:
-            text.append("  │ some closes lost", "yellow")
+            parts.append(("  │ some closes lost", "yellow", 1))
         if snapshot is not None and snapshot.hidden_owners:  # before the figures: what is not shown matters more
-            text.append(
-                f"  │ {snapshot.hidden_note(explain=False)}", "dim"
-            )  # decided by what was unreadable, not by euid
+            # decided by what was unreadable, not by euid; what would show them: in the README
+            parts.append((f"  │ {snapshot.hidden_note(explain=False)}", "dim", 2))
         if snapshot is not None:
-            text.append(f"  │ {seen_text(state.history, between_polls=not closes_note)}")
+            parts.append((f"  │ {seen_text(state.history, between_polls=not closes_note)}", "", 2))
             counts = state.state_counts.most_common(5)
-            text.append(" │ " + "  ".join(f"{name} {count}" for name, count in counts))
+            parts.append((" │ " + "  ".join(f"{name} {count}" for name, count in counts), "", 3))
             if state.history.kernel is not None:
-                text.append(f"  │ {kernel_text(state.history)}", "dim")
-            text.append(f"  │ poll {snapshot.duration_ms:.0f} ms ({snapshot.backend}), ui {apply_ms:.0f} ms")
-        lines = len(text.wrap(self.app.console, max(1, self.content_region.width)))  # as drawn: wrapped
-        self.update(text, layout=lines != self._lines)
-        self._lines = lines
+                parts.append((f"  │ {kernel_text(state.history)}", "dim", 4))
+            parts.append((f"  │ poll {snapshot.duration_ms:.0f} ms ({snapshot.backend}), ui {apply_ms:.0f} ms", "", 5))
+        self._parts = parts
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()  # what fits changes with the width
+
+    def _fit(self) -> None:
+        """Draw the parts that fit in MAX_ROWS rows at the current width, the most important kept."""
+        width = self.content_region.width
+        parts = list(self._parts)
+        text = Text.assemble(*((part, style) for part, style, _ in parts))
+        rows = len(text.wrap(self.app.console, width)) if width > 0 else 1  # not laid out yet: all of it
+        while rows > MAX_ROWS and any(priority for _, _, priority in parts):
+            least = max(range(len(parts)), key=lambda index: (parts[index][2], index))
+            del parts[least]
+            text = Text.assemble(*((part, style) for part, style, _ in parts))
+            rows = len(text.wrap(self.app.console, width))
+        self.update(text, layout=rows != self._lines)
+        self._lines = rows
 
 
 def seen_text(history: HistoryState, *, between_polls: bool) -> str:
