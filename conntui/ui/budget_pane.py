@@ -22,7 +22,6 @@ from rich.style import Style
 from textual.binding import Binding
 from textual.events import Click, Resize
 from textual.geometry import Size
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from conntui.budget import (
@@ -36,6 +35,7 @@ from conntui.budget import (
     usage_level,
 )
 from conntui.model import format_endpoint
+from conntui.ui.cursor_view import CursorView
 from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.messages import DestinationChosen, ErrorOccurred
 from conntui.ui.room import say_if_no_room
@@ -146,7 +146,7 @@ def _cell(text: str, width: int, right: bool) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
-class BudgetPane(ScrollView, can_focus=True):
+class BudgetPane(CursorView, can_focus=True):
     BINDINGS = [
         *CURSOR_BINDINGS,
         Binding(
@@ -173,7 +173,6 @@ class BudgetPane(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.report: BudgetReport | None = None
         self.unavailable = ""  # why there is no budget on this system
-        self.cursor = 0
         self._cursor_destination: DestinationKey | None = None
         self._drawing_error = ""
 
@@ -205,26 +204,13 @@ class BudgetPane(ScrollView, can_focus=True):
     def cursor_line(self) -> BudgetLine | None:
         return self.lines[self.cursor] if self.cursor < len(self.lines) else None
 
-    def _move_cursor(self, index: int) -> None:
-        self.cursor = max(0, min(index, len(self.lines) - 1))
+    @property
+    def line_count(self) -> int:
+        return len(self.lines)
+
+    def _cursor_moved(self) -> None:
         line = self.cursor_line
         self._cursor_destination = line.destination if line is not None else None
-        height = max(1, self.scrollable_content_region.height - self.PINNED)
-        top = int(self.scroll_y)
-        if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True, force=True)
-        elif self.cursor >= top + height:
-            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True, force=True)
-        self.refresh()
-
-    def action_cursor(self, delta: int) -> None:
-        self._move_cursor(self.cursor + delta)
-
-    def action_page(self, direction: int) -> None:
-        self._move_cursor(self.cursor + direction * max(1, self.scrollable_content_region.height - self.PINNED - 1))
-
-    def action_jump(self, index: int) -> None:
-        self._move_cursor(index if index >= 0 else len(self.lines) - 1)
 
     def action_scroll_columns(self, direction: int) -> None:
         """Scroll sideways to the next column's start (`→`) or the previous one's (`←`)."""

@@ -17,7 +17,6 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.events import Click, Resize
 from textual.geometry import Size
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from conntui.http.comparison_text import COLUMN_GAP, heading, note_lines, table_lines
@@ -25,6 +24,7 @@ from conntui.http.experiments import Comparison, TestRecord
 from conntui.http.records import ConnectionRecord, Step
 from conntui.http.timeline import BAR_WIDTH, CALL_WIDTH, scale_for, summary, tcp_line, timeline, tuple_text
 from conntui.model import FourTuple
+from conntui.ui.cursor_view import CursorView
 from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.messages import SocketWanted
 from conntui.ui.room import say_if_no_room
@@ -51,7 +51,7 @@ class PaneLine:
     four_tuples: tuple[FourTuple, ...]
 
 
-class TestsPane(ScrollView, can_focus=True):
+class TestsPane(CursorView, can_focus=True):
     __test__ = False  # not a pytest test class
 
     BINDINGS = [
@@ -64,7 +64,6 @@ class TestsPane(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.results: dict[int, TestRecord] = {}
         self.lines: list[PaneLine] = []
-        self.cursor = 0
         self._drawn_width = 0
 
     def show_test(self, test_id: int, result: TestRecord) -> None:
@@ -104,26 +103,9 @@ class TestsPane(ScrollView, can_focus=True):
             self._draw_lines()
         self._move_cursor(len(self.lines) - 1 if following else self.cursor)
 
-    def _move_cursor(self, index: int) -> None:
-        """Put the cursor on line `index` and scroll it into view; forced, because the scrollbar that
-        permits scrolling appears only after the next layout, when the lines just outgrew the pane."""
-        self.cursor = max(0, min(index, len(self.lines) - 1))
-        height = max(1, self.scrollable_content_region.height)
-        top = int(self.scroll_y)
-        if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True, force=True)
-        elif self.cursor >= top + height:
-            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True, force=True)
-        self.refresh()
-
-    def action_cursor(self, delta: int) -> None:
-        self._move_cursor(self.cursor + delta)
-
-    def action_page(self, direction: int) -> None:
-        self._move_cursor(self.cursor + direction * max(1, self.scrollable_content_region.height - 1))
-
-    def action_jump(self, index: int) -> None:
-        self._move_cursor(index if index >= 0 else len(self.lines) - 1)
+    @property
+    def line_count(self) -> int:
+        return len(self.lines)
 
     def action_show_socket(self) -> None:
         if self.lines:
