@@ -1,5 +1,5 @@
 """`python -m conntui` runs the command line."""
 
-from conntui.cli import main
+from conntui.launcher import main
 
 raise SystemExit(main())

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from conntui import __version__
+from conntui.collector import collector_paused
 from conntui.filters import FILTER_HELP, Filter, FilterError, parse_filter
 from conntui.http.records import EXPERIMENTS, MAX_PROBE_COUNT, MAX_RTT_MS, PROBE_MODES
 from conntui.model import KINDS, Snapshot, count_hidden_owners, hidden_owners_note
@@ -21,7 +22,12 @@ from conntui.sources import BACKENDS, SocketSource, SourceError, open_source
 from conntui.text import printable
 
 if TYPE_CHECKING:  # the dashboard's commands import Textual when they run, never before
+    from typing import TypeAlias
+
+    from conntui.sources.owners import OwnerScanner
     from conntui.ui.app import ConntuiApp
+
+    OwnerScan: TypeAlias = tuple[OwnerScanner, Callable[[], dict[int, tuple[int, ...]]]]  # a scanner, its scan
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -281,7 +287,8 @@ def selection_filter(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         raise  # unreachable: error() exits
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, owner_scan: OwnerScan | None = None) -> int:
+    """The command line; `owner_scan`: `list`'s owner scan, already started (`conntui.launcher`)."""
     parser = build_parser()
     args = parse_args(parser, sys.argv[1:] if argv is None else argv)
     command_parser = args.parser  # its errors start with the command: `conntui list: error: …`
@@ -299,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SourceError as error:
         command_parser.error(str(error))
     if args.command == "list":
-        return run_list(args, selection, source)
+        with collector_paused():  # one pass over rows that form no cycle: the collector would only walk them
+            return run_list(args, selection, source, owner_scan or _owner_scan_started(args))
     if args.command == "watch":
         return run_watch(args, selection, source)
     app = dashboard_app(args, selection, source)
@@ -329,16 +337,30 @@ def _on_a_terminal() -> bool:
     return all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stdout, sys.stderr))
 
 
-def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource) -> int:
+def _owner_scan_started(args: argparse.Namespace) -> OwnerScan | None:
+    """`list`'s owner scan, started in a forked child before the rest of `list` is imported: the
+    scan (mostly `readlink` in the kernel) then runs on the other core while this process imports
+    and dumps the sockets. Linux only, where the sockets come without owners."""
+    if args.budget or args.backend == "psutil" or not sys.platform.startswith("linux"):
+        return None
+    from conntui.sources.owners import OwnerScanner, scan_in_child
+
+    scanner = OwnerScanner()
+    return scanner, scan_in_child(scanner)
+
+
+def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource, owner_scan: OwnerScan | None) -> int:
     from conntui import output
 
     if args.budget:
         return run_budget(args, selection, source)
-    snapshot = _poll_once(source, args.kind)
+    snapshot = _poll_once(source, args.kind, owner_scan)
     shown = [sock for sock in snapshot.sockets if selection.matches(sock)] if selection else list(snapshot.sockets)
-    if snapshot.unreadable_processes and (hidden := count_hidden_owners(shown)):
+    hidden = snapshot.hidden_owners  # of every socket: of those shown when filtered
+    if selection and snapshot.unreadable_processes:
+        hidden = count_hidden_owners(shown)
+    if hidden:
         print(f"conntui list: {hidden_owners_note(hidden, snapshot.unreadable_processes)}", file=sys.stderr)
-    shown.sort(key=lambda sock: (sock.proto, sock.family, sock.local_port, sock.local_ip, sock.remote_port or 0))
     if args.json:
         text = output.to_json(snapshot, shown) + "\n"
     elif args.csv:
@@ -348,12 +370,17 @@ def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource) 
     return _write_out(text)
 
 
-def _poll_once(source: SocketSource, kind: str) -> Snapshot:
+def _poll_once(source: SocketSource, kind: str, owner_scan: OwnerScan | None = None) -> Snapshot:
     from conntui.poller import Poller
 
-    poller = Poller(source, kind)
+    if owner_scan is None:
+        poller = Poller(source, kind)
+        owners_found = None
+    else:
+        scanner, owners_found = owner_scan
+        poller = Poller(source, kind, owners=scanner)
     try:
-        return poller.poll_once()
+        return poller.poll_once(owners_found)
     finally:
         poller.close()
 

@@ -139,6 +139,11 @@ class ProcessInfo:
     create_time: float | None = None
 
 
+def listing_order(sock: Socket) -> tuple[str, int, int, str, int]:
+    """The order `conntui list` prints sockets in: protocol, family, local port, local address, remote port."""
+    return (sock.proto, sock.family, sock.local_port, sock.local_ip, sock.remote_port or 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every socket seen by one poll, with the owner processes it found."""

@@ -71,32 +71,35 @@ def _getter(field: Field, counts: Counter[FourTuple]) -> Callable[[Socket], obje
 
 
 class _JsonText(dict[object, str]):
-    """A value -> its JSON text, encoded once per distinct value (a host has few addresses, names, pid sets)."""
+    """A value -> its JSON text, encoded once per distinct value (a host has few addresses, names, pid
+    sets and RTTs); an (pids, process, user) owner -> its three fields, named."""
 
     def __missing__(self, value: object) -> str:
-        text = self[value] = json.dumps(list(value) if isinstance(value, tuple) else value, separators=(",", ":"))
+        if isinstance(value, tuple) and len(value) == 3 and isinstance(value[0], tuple):
+            pids, process, user = value
+            text = f'"pids":{self[pids]},"process":{self[process]},"user":{self[user]}'
+        else:
+            text = json.dumps(list(value) if isinstance(value, tuple) else value, separators=(",", ":"))
+        self[value] = text
         return text
 
 
-# One `list --json` object, fields in `FIELDS` order (a test holds it to `records` through `json.dumps`).
-_JSON_ROW = "{" + ",".join(f'"{field.name}":%s' for field in FIELDS) + "}"
-
-
 def to_json(snapshot: Snapshot, sockets: Sequence[Socket]) -> str:
-    """`json.dumps(records(snapshot, sockets))`, compact, written row by row from a text template: at
-    20,000 sockets 33 ms where building the dicts and encoding them takes 82."""
+    """`json.dumps(records(snapshot, sockets))`, compact, written row by row (a test holds the two
+    equal): each distinct value is encoded once, and the owner's three fields together. At 20,000
+    sockets 13 ms where building the dicts and encoding them takes 82."""
     counts = snapshot.tuple_counts()
+    count = counts.get if counts else None  # most hosts: every four-tuple is held once
     text = _JsonText()
     text[None] = "null"
     rows = [
-        _JSON_ROW
-        % (
-            text[proto], family, text[local_ip], local_port, text[remote_ip],
-            "null" if remote_port is None else remote_port, text[state], text[pids], text[process], text[user],
-            counts[proto, local_ip, local_port, remote_ip, remote_port],
-            "null" if rtt_ms is None else repr(rtt_ms), "null" if retrans is None else retrans,
-            "null" if bytes_sent is None else bytes_sent, "null" if bytes_received is None else bytes_received,
-        )
+        f'{{"proto":{text[proto]},"family":{family},"local_ip":{text[local_ip]},"local_port":{local_port},'
+        f'"remote_ip":{text[remote_ip]},"remote_port":{"null" if remote_port is None else remote_port},'
+        f'"state":{text[state]},{text[pids, process, user]},'
+        f'"tuple_count":{count((proto, local_ip, local_port, remote_ip, remote_port), 1) if count else 1},'
+        f'"rtt_ms":{text[rtt_ms]},"retrans":{"null" if retrans is None else retrans},'
+        f'"bytes_sent":{"null" if bytes_sent is None else bytes_sent},'
+        f'"bytes_received":{"null" if bytes_received is None else bytes_received}}}'
         for (_key, proto, family, local_ip, local_port, remote_ip, remote_port, state, _inode, _uid, pids, process,
              user, rtt_ms, _rttvar_ms, retrans, _cwnd, bytes_sent, bytes_received) in sockets
     ]  # fmt: skip

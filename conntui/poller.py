@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from operator import attrgetter
 from typing import Protocol
 
 from conntui.changes import Changes, diff
 from conntui.collector import collector_paused
-from conntui.model import KINDS, Owner, ProcessInfo, Snapshot, Socket, count_hidden_owners
+from conntui.model import KINDS, Owner, ProcessInfo, Snapshot, Socket, count_hidden_owners, listing_order
 from conntui.sources import NO_OWNERS, SocketSource, open_source
 from conntui.sources.owners import OwnerScanner, scan_in_child
 from conntui.sources.processes import ProcessDirectory
@@ -20,6 +22,7 @@ from conntui.sources.processes import ProcessDirectory
 # Where a Socket's owner (pids, process, user: `model.Owner`) sits among its fields.
 _OWNER_AT = Socket._fields.index("pids")
 _OWNER_END = _OWNER_AT + 3
+_INODE = attrgetter("inode")
 
 
 class Polling(Protocol):
@@ -32,14 +35,18 @@ class Polling(Protocol):
 
 class Poller:
     def __init__(
-        self, source: SocketSource | None = None, kind: str = "inet", timer: Callable[[], float] = time.perf_counter
+        self,
+        source: SocketSource | None = None,
+        kind: str = "inet",
+        timer: Callable[[], float] = time.perf_counter,
+        owners: OwnerScanner | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}")
         self.source = source if source is not None else open_source()
         self.kinds = KINDS[kind]
         self.processes = ProcessDirectory()
-        self.owners = OwnerScanner()
+        self.owners = owners if owners is not None else OwnerScanner()
         self.timer = timer
         self._previous: dict[object, Socket] = {}
         self._live: set[int] = set()  # the last poll's socket inodes
@@ -94,17 +101,23 @@ class Poller:
         self._last_rows = rows
         return self._snapshot(rows, processes, started, unchanged), changes
 
-    def poll_once(self) -> Snapshot:
+    def poll_once(self, owners_found: Callable[[], dict[int, tuple[int, ...]]] | None = None) -> Snapshot:
         """One poll for a one-shot command (`list`): no change detection, no memory kept for a next
         poll, the owner scan (a full one) in a forked child process while this one dumps the sockets,
-        and process details only for the owners of the sockets dumped."""
+        and process details only for the owners of the sockets dumped; the rows in `listing_order`,
+        sorted while the child still scans. `owners_found`: that scan, started earlier by the caller
+        (`scan_in_child(self.owners)`), before its own imports."""
         started = self.timer()
         if self.source.includes_owners:
+            if owners_found is not None:
+                owners_found()  # not needed: the child is waited for
             snapshot, _ = self.poll()
-            return snapshot
-        owners_found = scan_in_child(self.owners)
+            return replace(snapshot, sockets=tuple(sorted(snapshot.sockets, key=listing_order)))
+        if owners_found is None:
+            owners_found = scan_in_child(self.owners)
         try:
             sockets = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
+            sockets.sort(key=listing_order)
         finally:
             owner_pids = owners_found()  # also when the dump failed: the child is waited for
         rows, processes = self._with_owners(sockets, owner_pids)
@@ -114,14 +127,16 @@ class Poller:
         self, sockets: list[Socket], owner_pids: dict[int, tuple[int, ...]]
     ) -> tuple[tuple[Socket, ...], dict[int, ProcessInfo]]:
         """Sockets listed without owners, with them (pids, process name, user) from `owner_pids`;
-        process details only for the owners of these sockets. A socket without one keeps its row."""
-        owner_pids = {sock.inode: owner_pids[sock.inode] for sock in sockets if sock.inode in owner_pids}
-        processes = self.processes.describe(sorted({pid for pids in owner_pids.values() for pid in pids}))
-        table = self._owner_table(owner_pids, processes)
+        process details only for the owners of these sockets. A socket without one keeps its row.
+        Owners are looked up in C (`map`); each distinct set of pids is described once."""
+        found = list(map(owner_pids.get, map(_INODE, sockets)))
+        pid_sets = {pids for pids in set(found) if pids is not None}
+        processes = self.processes.describe(sorted({pid for pids in pid_sets for pid in pids}))
+        entries = {pids: self._owner_entry(pids, processes) for pids in pid_sets}
         new = tuple.__new__
         rows = tuple(
-            new(Socket, sock[:_OWNER_AT] + table[sock.inode] + sock[_OWNER_END:]) if sock.inode in table else sock
-            for sock in sockets
+            sock if pids is None else new(Socket, sock[:_OWNER_AT] + entries[pids] + sock[_OWNER_END:])
+            for sock, pids in zip(sockets, found, strict=True)
         )
         return rows, processes
 
@@ -193,10 +208,15 @@ class Poller:
         for inode, pids in owner_pids.items():
             entry = entries.get(pids)
             if entry is None:
-                first = processes.get(pids[0])
-                entry = entries[pids] = (pids, first.name, first.user) if first else (pids, None, None)
+                entry = entries[pids] = Poller._owner_entry(pids, processes)
             table[inode] = entry
         return table
+
+    @staticmethod
+    def _owner_entry(pids: tuple[int, ...], processes: dict[int, ProcessInfo]) -> Owner:
+        """The owner fields of a socket these pids hold: the first one's name and user."""
+        first = processes.get(pids[0])
+        return (pids, first.name, first.user) if first else (pids, None, None)
 
     def _with_owner(self, sock: Socket, pids: tuple[int, ...], processes: dict[int, ProcessInfo]) -> Socket:
         """The socket with its owner pids, its first owner's name and user (or the socket's user)."""

@@ -234,7 +234,29 @@ def test_the_json_writer_writes_what_the_json_module_would(sockets) -> None:
         poller.close()
     hostile = Socket(1, "tcp", 6, "::1", 80, None, None, "LISTEN", 7, 0, (1, 2), 'a"b\\c\x1b\u202e\udcff é', "ü\n",
                      0.125, 0.5, 3, 10, 2**40, 0)  # fmt: skip
-    shown = [*snapshot.sockets, hostile]
+    reused = hostile._replace(key=2, pids=(3,), process="other", rtt_ms=1e-05)  # the same four-tuple (SO_REUSEPORT)
+    shown = [*snapshot.sockets, hostile, reused]
     snapshot = Snapshot(tuple(shown), snapshot.processes)
     assert to_json(snapshot, shown) == json.dumps(records(snapshot, shown), separators=(",", ":"))
+    assert [row["tuple_count"] for row in json.loads(to_json(snapshot, shown))][-2:] == [2, 2]
+    alone = Snapshot(tuple(snapshot.sockets[:-1]), snapshot.processes)  # every four-tuple held once
+    assert to_json(alone, alone.sockets) == json.dumps(records(alone, alone.sockets), separators=(",", ":"))
     assert len(json.loads(to_json(snapshot, shown))) == len(shown) > 3
+
+
+def test_list_gives_the_same_rows_in_listing_order_whether_its_owner_scan_starts_first_or_later(sockets) -> None:
+    """`conntui list` starts its owner scan before its imports (conntui.launcher); with `--backend`
+    given the command line starts it, later. Same rows, owners and order either way."""
+    listener = sockets.listener()
+    for _ in range(3):
+        sockets.connection(listener)
+    selection = ("--port", str(listener.getsockname()[1]), "--filter", "!state:time-wait")
+    early = json.loads(conntui("list", "--json", *selection).stdout)
+    later = json.loads(conntui("list", "--json", "--backend", "auto", *selection).stdout)
+    assert len(early) == 7 and all(row["pids"] == [os.getpid()] for row in early)
+    keys = [(row["local_port"], row["remote_port"], row["state"], row["pids"]) for row in early]
+    assert keys == [(row["local_port"], row["remote_port"], row["state"], row["pids"]) for row in later]
+    order = [
+        (row["proto"], row["family"], row["local_port"], row["local_ip"], row["remote_port"] or 0) for row in early
+    ]
+    assert order == sorted(order)
