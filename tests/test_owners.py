@@ -158,7 +158,30 @@ def test_the_one_shot_poll_finds_the_same_owners_and_not_its_own_scanning_child(
         (listening,) = [row for row in find(snapshot.sockets, mine.getsockname()) if row.state == "LISTEN"]
         assert listening.pids == (os.getpid(),) and listening.process and listening.user
         (both,) = [row for row in find(snapshot.sockets, shared.getsockname()) if row.state == "LISTEN"]
-        assert set(both.pids) == {os.getpid(), child.pid}
+        assert both.pids == tuple(sorted({os.getpid(), child.pid}))  # in pid order, however the scan was shared
         (accepted,) = find(snapshot.sockets, server.getsockname(), client.getsockname())
         assert accepted.pids == (os.getpid(),)
     assert once.processes.keys() <= {os.getpid(), child.pid} | {pid for row in once.sockets for pid in row.pids}
+
+
+def test_two_scans_sharing_the_processes_stop_where_the_other_has_claimed(sockets, child_holding) -> None:
+    """`scan_in_child`'s child reads processes from the front of the list, the parent from the back,
+    each claiming one in shared memory first: each stops at the first process the other claimed."""
+    import mmap
+
+    from conntui.sources.owners import _scan_claimed
+
+    shared = sockets.listener()
+    child = child_holding(shared)
+    inode = os.fstat(shared.fileno()).st_ino
+    processes = [os.getpid(), child.pid]
+    claims = mmap.mmap(-1, 2)
+    claims[1] = 1  # the other scan has the child process
+    front, _ = _scan_claimed("/proc", processes, claims)
+    assert front[inode] == (os.getpid(),) and claims[0] == 1
+    claims[:] = b"\x01\x00"
+    back, _ = _scan_claimed("/proc", processes, claims, backwards=True)
+    assert back[inode] == (child.pid,)
+    claims[:] = b"\x00\x00"
+    both, _ = _scan_claimed("/proc", processes[::-1], claims)
+    assert both[inode] == tuple(sorted(processes))  # in pid order, whichever was read first
