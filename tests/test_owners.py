@@ -141,9 +141,9 @@ def test_an_owner_that_lets_go_of_a_shared_socket_goes_within_two_polls(sockets,
 def test_the_one_shot_poll_finds_the_same_owners_and_not_its_own_scanning_child(
     sockets, child_holding, monkeypatch
 ) -> None:
-    import conntui.sources.owners as owners_module
+    import conntui.forked as forked
 
-    monkeypatch.setattr(owners_module, "_a_core_is_free", lambda: True)  # fork, however busy the machine is
+    monkeypatch.setattr(forked, "_a_core_is_free", lambda: True)  # fork, however busy the machine is
     mine = sockets.listener()
     shared = sockets.listener()
     child = child_holding(shared)

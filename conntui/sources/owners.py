@@ -19,6 +19,8 @@ import mmap
 import os
 from collections.abc import Callable, Set
 
+from conntui.forked import run_forked
+
 UNREADABLE = -1  # an fd whose link we may not read: remembered, not retried
 
 
@@ -125,50 +127,30 @@ class OwnerScanner:
 
 
 def scan_in_child(scanner: OwnerScanner) -> Callable[[], dict[int, tuple[int, ...]]]:
-    """Start a full scan in a forked child process; the function returned waits for its owners.
+    """Start a full scan in a forked child process (`conntui.forked`); the function returned waits
+    for its owners.
 
     For a one-shot command: the scan (mostly `readlink` in the kernel) runs on another core while
     this process dumps and parses the sockets, and this process shares what is left of it when it
     asks for the result: the child reads the processes from the one with most fds down, this one
     from the one with fewest up, each claiming a process in a byte of shared memory first, until
-    they meet (a process both claimed at once is read twice and counted once). Only when a core is
-    free: on a machine already busy, the child's copy-on-write costs more than it saves (588 ms
-    against 681 at a load of 3.3 on 2 cores), and the scan runs here when the result is asked for.
-    Where fork is missing or fails, or the child does, the scan runs here too. The scanner's
+    they meet (a process both claimed at once is read twice and counted once). Where no child can
+    be had, or it fails, the scan runs here when the result is asked for. The scanner's
     `unreadable` and `last_full` are set as `scan` sets them; each socket's pids are in pid order.
     """
-    fork = getattr(os, "fork", None)
-    if fork is None or not _a_core_is_free():
-        return lambda: scanner.scan(full=True)
     processes = _by_fd_count(scanner.proc)
     claims = mmap.mmap(-1, max(1, len(processes)))  # shared with the child: 1 = taken
-    read_end, write_end = os.pipe()
-    try:
-        child = fork()
-    except OSError:
-        os.close(read_end)
-        os.close(write_end)
+    child = run_forked(lambda: marshal.dumps(_scan_claimed(scanner.proc, processes, claims)))
+    if child is None:
         return lambda: scanner.scan(full=True)
-    if child == 0:  # pragma: no cover (the child ends by os._exit)
-        try:
-            os.close(read_end)
-            found = _scan_claimed(scanner.proc, processes, claims)
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(marshal.dumps(found))
-        finally:
-            os._exit(0)  # no atexit handlers, no buffers of the parent's flushed twice
-    os.close(write_end)
 
     def owners() -> dict[int, tuple[int, ...]]:
         mine, my_unreadable = _scan_claimed(scanner.proc, processes, claims, backwards=True)
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
-        os.waitpid(child, 0)
-        try:
-            found: dict[int, tuple[int, ...]]
-            found, unreadable = marshal.loads(data)
-        except (EOFError, ValueError, TypeError):  # the child failed: nothing or a part of it came
+        data = child()
+        if data is None:  # the child failed
             return scanner.scan(full=True)
+        found: dict[int, tuple[int, ...]]
+        found, unreadable = marshal.loads(data)
         for inode, pids in mine.items():
             theirs = found.get(inode)
             found[inode] = pids if theirs is None else tuple(sorted({*theirs, *pids}))
@@ -226,14 +208,6 @@ def _scan_claimed(
     for inode in shared:  # in pid order, as a scan of /proc lists them
         owners[inode] = tuple(sorted(owners[inode]))
     return owners, unreadable
-
-
-def _a_core_is_free() -> bool:
-    """The last minute's load average leaves a core idle."""
-    try:
-        return os.getloadavg()[0] < (os.cpu_count() or 1) - 1
-    except OSError:
-        return False
 
 
 def _not_sockets_read_again(fd_dir: str, known: dict[str, int]) -> dict[str, int]:
