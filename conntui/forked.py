@@ -29,6 +29,9 @@ def run_forked(work: Callable[[], bytes]) -> Callable[[], bytes | None] | None:
         status = 1
         try:
             os.close(read_end)
+            quiet = os.open(os.devnull, os.O_RDWR)
+            for stream in (0, 1, 2):  # no copy of the parent's output kept: its reader sees the end with the parent
+                os.dup2(quiet, stream)
             data = work()
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(data)

@@ -21,9 +21,12 @@ if TYPE_CHECKING:
 def main() -> int:
     argv = sys.argv[1:]
     owner_scan = _list_owner_scan(argv)
-    from conntui.cli import main as command_line
+    try:
+        from conntui.cli import main as command_line
 
-    return command_line(argv, owner_scan)
+        return command_line(argv, owner_scan)
+    except KeyboardInterrupt:  # ctrl+c during `list`, `probe`, an import: ended, quietly (the dashboard has its own)
+        return 130
 
 
 def _list_owner_scan(argv: list[str]) -> OwnerScan | None:
