@@ -362,7 +362,7 @@ def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource, 
     if hidden:
         print(f"conntui list: {hidden_owners_note(hidden, snapshot.unreadable_processes)}", file=sys.stderr)
     if args.json:
-        text = output.to_json(snapshot, shown, forked=True) + "\n"
+        text = output.to_json(snapshot, shown) + "\n"
     elif args.csv:
         text = output.to_csv(output.records(snapshot, shown))
     else:

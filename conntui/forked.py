@@ -1,6 +1,6 @@
 """Work done in a forked child process, on the other core, its bytes read back through a pipe.
 
-For the one-shot `list`, single-threaded (never from the dashboard: a fork copies only the
+For the one-shot `list`'s owner scan, single-threaded (never from the dashboard: a fork copies only the
 forking thread, and any lock another thread held stays held in the child).
 """
 

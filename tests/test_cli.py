@@ -262,28 +262,6 @@ def test_list_gives_the_same_rows_in_listing_order_whether_its_owner_scan_starts
     assert order == sorted(order)
 
 
-def test_list_json_written_by_two_processes_is_the_json_of_one(sockets, monkeypatch) -> None:
-    import conntui.forked as forked
-    from conntui.model import Snapshot
-    from conntui.output import FORK_FROM, to_json
-    from conntui.poller import Poller
-    from conntui.sources import open_source
-
-    monkeypatch.setattr(forked, "_a_core_is_free", lambda: True)  # fork, however busy the machine is
-    listener = sockets.listener()
-    sockets.connection(listener)
-    poller = Poller(open_source(), "inet")
-    try:
-        real = poller.poll_once().sockets
-    finally:
-        poller.close()
-    many = [sock._replace(key=index, local_port=index % 65536) for index in range(FORK_FROM + 1) for sock in real[:1]]
-    many += [many[-1]._replace(key=-1)]  # a shared four-tuple in the second half
-    snapshot = Snapshot(tuple(many))
-    assert to_json(snapshot, many, forked=True) == to_json(snapshot, many)
-    assert json.loads(to_json(snapshot, many, forked=True))[-1]["tuple_count"] == 2
-
-
 def test_forked_work_gives_its_bytes_or_none_when_it_fails(monkeypatch) -> None:
     import conntui.forked as forked
 
