@@ -10,7 +10,8 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from conntui import __version__
@@ -362,12 +363,10 @@ def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource, 
     if hidden:
         print(f"conntui list: {hidden_owners_note(hidden, snapshot.unreadable_processes)}", file=sys.stderr)
     if args.json:
-        text = output.to_json(snapshot, shown) + "\n"
-    elif args.csv:
-        text = output.to_csv(output.records(snapshot, shown))
-    else:
-        text = output.to_table(snapshot, shown)
-    return _write_out(text)
+        return _write_out(chain(output.json_pieces(snapshot, shown), "\n"))
+    if args.csv:
+        return _write_out(output.to_csv(output.records(snapshot, shown)))
+    return _write_out(output.to_table(snapshot, shown))
 
 
 def _poll_once(source: SocketSource, kind: str, owner_scan: OwnerScan | None = None) -> Snapshot:
@@ -385,9 +384,11 @@ def _poll_once(source: SocketSource, kind: str, owner_scan: OwnerScan | None = N
         poller.close()
 
 
-def _write_out(text: str) -> int:
+def _write_out(text: str | Iterable[str]) -> int:
+    """Write the text, or its pieces as they come, to stdout."""
     try:
-        sys.stdout.write(text)
+        for piece in (text,) if isinstance(text, str) else text:
+            sys.stdout.write(piece)
         sys.stdout.flush()
     except BrokenPipeError:  # `conntui list | head`, `conntui probe | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at interpreter exit

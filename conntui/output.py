@@ -15,7 +15,7 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -90,14 +90,28 @@ def to_json(snapshot: Snapshot, sockets: Sequence[Socket]) -> str:
     sockets 13 ms where building the dicts and encoding them takes 82. (Written by two processes,
     a half each, it takes longer: a forked child reading the rows bumps their reference counts, and
     every page it touches is copied, for it and for the parent: 196 ms against 130 at 100,000.)"""
-    return "[" + _json_rows(snapshot.tuple_counts(), sockets) + "]"
+    return "".join(json_pieces(snapshot, sockets))
 
 
-def _json_rows(counts: Counter[FourTuple], sockets: Sequence[Socket]) -> str:
-    """The JSON objects of these sockets, comma-separated."""
-    count = counts.get if counts else None  # most hosts: every four-tuple is held once
+JSON_PIECE_ROWS = 2000
+
+
+def json_pieces(snapshot: Snapshot, sockets: Sequence[Socket]) -> Iterator[str]:
+    """`to_json`'s text in pieces of `JSON_PIECE_ROWS` rows, to be written as they come: each
+    piece's memory is reused by the next instead of new pages for the whole text (20,000 sockets in
+    a new process: 17 ms, against 26 as one string)."""
+    counts = snapshot.tuple_counts()
     text = _JsonText()
     text[None] = "null"
+    yield "["
+    for start in range(0, len(sockets), JSON_PIECE_ROWS):
+        yield ("," if start else "") + _json_rows(counts, sockets[start : start + JSON_PIECE_ROWS], text)
+    yield "]"
+
+
+def _json_rows(counts: Counter[FourTuple], sockets: Sequence[Socket], text: _JsonText) -> str:
+    """The JSON objects of these sockets, comma-separated."""
+    count = counts.get if counts else None  # most hosts: every four-tuple is held once
     return ",".join([
         f'{{"proto":{text[proto]},"family":{family},"local_ip":{text[local_ip]},"local_port":{local_port},'
         f'"remote_ip":{text[remote_ip]},"remote_port":{"null" if remote_port is None else remote_port},'

@@ -221,7 +221,7 @@ def test_list_into_a_closed_pipe_is_quiet(sockets) -> None:
 
 def test_the_json_writer_writes_what_the_json_module_would(sockets) -> None:
     from conntui.model import Snapshot, Socket
-    from conntui.output import records, to_json
+    from conntui.output import JSON_PIECE_ROWS, json_pieces, records, to_json
     from conntui.poller import Poller
     from conntui.sources import open_source
 
@@ -239,6 +239,9 @@ def test_the_json_writer_writes_what_the_json_module_would(sockets) -> None:
     snapshot = Snapshot(tuple(shown), snapshot.processes)
     assert to_json(snapshot, shown) == json.dumps(records(snapshot, shown), separators=(",", ":"))
     assert [row["tuple_count"] for row in json.loads(to_json(snapshot, shown))][-2:] == [2, 2]
+    many = [hostile._replace(key=index, local_port=index % 65536) for index in range(2 * JSON_PIECE_ROWS + 1)]
+    written = "".join(json_pieces(Snapshot(tuple(many)), many))  # as `list` writes it, piece by piece
+    assert written == json.dumps(records(Snapshot(tuple(many)), many), separators=(",", ":"))
     alone = Snapshot(tuple(snapshot.sockets[:-1]), snapshot.processes)  # every four-tuple held once
     assert to_json(alone, alone.sockets) == json.dumps(records(alone, alone.sockets), separators=(",", ":"))
     assert len(json.loads(to_json(snapshot, shown))) == len(shown) > 3
