@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from conntui.model import Owner, Socket
+if TYPE_CHECKING:  # not at run time: `conntui list` imports the owner scan first and forks it at once
+    from conntui.model import Owner, Socket
 
 UserName = Callable[[int], "str | None"]
 NO_OWNERS: Mapping[int, Owner] = {}  # for a source called without an owner table
