@@ -310,7 +310,9 @@ def report(
         "(above 0 means other processes were running: every figure is slower for it, the ratios less so).",
         "",
         "N established loopback connections = 2N sockets (+ a listener per helper process). Medians in ms; "
-        "ratios are against `ss -tanp` measured in the same run.",
+        "ratios are against `ss -tanp` measured in the same run. `conntui list` runs as `pip install .` "
+        "leaves it (a copy of the package in a virtual environment, compiled to bytecode), not from the "
+        "checkout's editable install.",
         "",
     ]
     sizes = sorted(results)
