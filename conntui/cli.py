@@ -23,12 +23,8 @@ from conntui.sources import BACKENDS, SocketSource, SourceError, open_source
 from conntui.text import printable
 
 if TYPE_CHECKING:  # the dashboard's commands import Textual when they run, never before
-    from typing import TypeAlias
-
-    from conntui.sources.owners import OwnerScanner
+    from conntui.sources.owners import PendingScan
     from conntui.ui.app import ConntuiApp
-
-    OwnerScan: TypeAlias = tuple[OwnerScanner, Callable[[], dict[int, tuple[int, ...]]]]  # a scanner, its scan
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -288,7 +284,7 @@ def selection_filter(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         raise  # unreachable: error() exits
 
 
-def main(argv: Sequence[str] | None = None, owner_scan: OwnerScan | None = None) -> int:
+def main(argv: Sequence[str] | None = None, owner_scan: PendingScan | None = None) -> int:
     """The command line; `owner_scan`: `list`'s owner scan, already started (`conntui.launcher`)."""
     parser = build_parser()
     args = parse_args(parser, sys.argv[1:] if argv is None else argv)
@@ -307,8 +303,12 @@ def main(argv: Sequence[str] | None = None, owner_scan: OwnerScan | None = None)
     except SourceError as error:
         command_parser.error(str(error))
     if args.command == "list":
-        with collector_paused():  # one pass over rows that form no cycle: the collector would only walk them
-            return run_list(args, selection, source, owner_scan or _owner_scan_started(args))
+        try:
+            with collector_paused():  # one pass over rows that form no cycle: the collector would only walk them
+                return run_list(args, selection, source, owner_scan or _owner_scan_started(args))
+        except OSError as error:  # out of fds or memory (`ulimit -n 6`): said in one line
+            print(f"conntui list: error: {error.strerror or error}", file=sys.stderr)
+            return 1
     if args.command == "watch":
         return run_watch(args, selection, source)
     app = dashboard_app(args, selection, source)
@@ -338,7 +338,7 @@ def _on_a_terminal() -> bool:
     return all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stdout, sys.stderr))
 
 
-def _owner_scan_started(args: argparse.Namespace) -> OwnerScan | None:
+def _owner_scan_started(args: argparse.Namespace) -> PendingScan | None:
     """`list`'s owner scan, started in a forked child before the rest of `list` is imported: the
     scan (mostly `readlink` in the kernel) then runs on the other core while this process imports
     and dumps the sockets. Linux only, where the sockets come without owners."""
@@ -346,11 +346,10 @@ def _owner_scan_started(args: argparse.Namespace) -> OwnerScan | None:
         return None
     from conntui.sources.owners import OwnerScanner, scan_in_child
 
-    scanner = OwnerScanner()
-    return scanner, scan_in_child(scanner)
+    return scan_in_child(OwnerScanner())
 
 
-def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource, owner_scan: OwnerScan | None) -> int:
+def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource, owner_scan: PendingScan | None) -> int:
     from conntui import output
 
     if args.budget:
@@ -369,30 +368,42 @@ def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource, 
     return _write_out(output.to_table(snapshot, shown))
 
 
-def _poll_once(source: SocketSource, kind: str, owner_scan: OwnerScan | None = None) -> Snapshot:
+def _poll_once(source: SocketSource, kind: str, owner_scan: PendingScan | None = None) -> Snapshot:
     from conntui.poller import Poller
 
-    if owner_scan is None:
-        poller = Poller(source, kind)
-        owners_found = None
-    else:
-        scanner, owners_found = owner_scan
-        poller = Poller(source, kind, owners=scanner)
+    poller = Poller(source, kind, owners=owner_scan.scanner if owner_scan else None)
     try:
-        return poller.poll_once(owners_found)
+        return poller.poll_once(owner_scan)
     finally:
         poller.close()
 
 
-def _write_out(text: str | Iterable[str]) -> int:
-    """Write the text, or its pieces as they come, to stdout."""
+def _write_out(text: str | Iterable[str], command: str = "list") -> int:
+    """Write the text, or its pieces as they come, to stdout: 0, or 1 with one line on stderr when
+    it cannot be written (a full disk, no stdout at all). A reader that stopped reading is not an
+    error (`conntui list | head`)."""
+    failure = None
     try:
-        for piece in (text,) if isinstance(text, str) else text:
-            sys.stdout.write(piece)
-        sys.stdout.flush()
+        if sys.stdout is None:  # started with stdout closed
+            failure = "no standard output to write to"
+        else:
+            for piece in (text,) if isinstance(text, str) else text:
+                sys.stdout.write(piece)
+            sys.stdout.flush()
     except BrokenPipeError:  # `conntui list | head`, `conntui probe | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at interpreter exit
-    return 0
+        pass
+    except OSError as error:
+        failure = f"cannot write the output: {error.strerror or error}"
+    else:
+        if failure is None:
+            return 0
+    if sys.stdout is not None:  # nothing left to write at exit, and no second error then
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if failure is None:
+        return 0
+    if sys.stderr is not None:
+        print(f"conntui {command}: error: {failure}", file=sys.stderr)
+    return 1
 
 
 def run_budget(args: argparse.Namespace, selection: Filter, source: SocketSource) -> int:
@@ -512,15 +523,12 @@ def run_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         result = asyncio.run(probe.run())
     except KeyboardInterrupt:
         return 130
-    if args.json:
-        _write_out(json.dumps(result.to_json()) + "\n")
-    else:
-        _write_out(format_text(result))
+    written = _write_out(json.dumps(result.to_json()) + "\n" if args.json else format_text(result), "probe")
     if not result.ok:
         reason = printable(result.first_error or "not every request was answered")
         print(f"conntui probe: error: {reason}", file=sys.stderr)
         return 1
-    return 0
+    return written
 
 
 def run_comparison(args: argparse.Namespace) -> int:
@@ -537,15 +545,14 @@ def run_comparison(args: argparse.Namespace) -> int:
         comparison = asyncio.run(experiment(args.url, args.count, timeout=args.timeout, insecure=args.insecure))
     except KeyboardInterrupt:
         return 130
-    if args.json:
-        _write_out(json.dumps(comparison.to_json()) + "\n")
-    else:
-        _write_out(format_comparison(comparison, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns))
+    width = shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    text = json.dumps(comparison.to_json()) + "\n" if args.json else format_comparison(comparison, width)
+    written = _write_out(text, "probe")
     if not comparison.ok:
         reason = printable(comparison.first_error or "not every run succeeded")
         print(f"conntui probe: error: {reason}", file=sys.stderr)
         return 1
-    return 0
+    return written
 
 
 def run_serve(args: argparse.Namespace) -> int:

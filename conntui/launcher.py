@@ -15,26 +15,29 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from conntui.cli import OwnerScan
+    from conntui.sources.owners import PendingScan
 
 
 def main() -> int:
     argv = sys.argv[1:]
-    owner_scan = _list_owner_scan(argv)
+    owner_scan: PendingScan | None = None
     try:
+        owner_scan = _list_owner_scan(argv)
         from conntui.cli import main as command_line
 
         return command_line(argv, owner_scan)
     except KeyboardInterrupt:  # ctrl+c during `list`, `probe`, an import: ended, quietly (the dashboard has its own)
         return 130
+    finally:
+        if owner_scan is not None:  # a usage error, ctrl+c: a child still scanning is ended, not left behind
+            owner_scan.cancel()
 
 
-def _list_owner_scan(argv: list[str]) -> OwnerScan | None:
+def _list_owner_scan(argv: list[str]) -> PendingScan | None:
     if not sys.platform.startswith("linux") or argv[:1] != ["list"]:
         return None
     if any(argument.startswith(("-h", "--h", "--b")) for argument in argv[1:]):
         return None
     from conntui.sources.owners import OwnerScanner, scan_in_child
 
-    scanner = OwnerScanner()
-    return scanner, scan_in_child(scanner)
+    return scan_in_child(OwnerScanner())

@@ -16,7 +16,7 @@ from conntui.changes import Changes, diff
 from conntui.collector import collector_paused
 from conntui.model import KINDS, Owner, ProcessInfo, Snapshot, Socket, count_hidden_owners, listing_order
 from conntui.sources import NO_OWNERS, SocketSource, open_source
-from conntui.sources.owners import OwnerScanner, scan_in_child
+from conntui.sources.owners import OwnerScanner, PendingScan, scan_in_child
 from conntui.sources.processes import ProcessDirectory
 
 # Where a Socket's owner (pids, process, user: `model.Owner`) sits among its fields.
@@ -101,25 +101,27 @@ class Poller:
         self._last_rows = rows
         return self._snapshot(rows, processes, started, unchanged), changes
 
-    def poll_once(self, owners_found: Callable[[], dict[int, tuple[int, ...]]] | None = None) -> Snapshot:
+    def poll_once(self, pending: PendingScan | None = None) -> Snapshot:
         """One poll for a one-shot command (`list`): no change detection, no memory kept for a next
         poll, the owner scan (a full one) in a forked child process while this one dumps the sockets,
         and process details only for the owners of the sockets dumped; the rows in `listing_order`,
-        sorted while the child still scans. `owners_found`: that scan, started earlier by the caller
+        sorted while the child still scans. `pending`: that scan, started earlier by the caller
         (`scan_in_child(self.owners)`), before its own imports."""
         started = self.timer()
         if self.source.includes_owners:
-            if owners_found is not None:
-                owners_found()  # not needed: the child is waited for
+            if pending is not None:
+                pending.cancel()  # its owners are not needed
             snapshot, _ = self.poll()
             return replace(snapshot, sockets=tuple(sorted(snapshot.sockets, key=listing_order)))
-        if owners_found is None:
-            owners_found = scan_in_child(self.owners)
+        if pending is None:
+            pending = scan_in_child(self.owners)
         try:
             sockets = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
             sockets.sort(key=listing_order)
-        finally:
-            owner_pids = owners_found()  # also when the dump failed: the child is waited for
+        except BaseException:  # a failed dump, ctrl+c: the scan is not waited for
+            pending.cancel()
+            raise
+        owner_pids = pending.owners()
         rows, processes = self._with_owners(sockets, owner_pids)
         return self._snapshot(rows, processes, started, unchanged=False)
 

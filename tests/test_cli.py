@@ -265,15 +265,23 @@ def test_list_gives_the_same_rows_in_listing_order_whether_its_owner_scan_starts
     assert order == sorted(order)
 
 
-def test_forked_work_gives_its_bytes_or_none_when_it_fails(monkeypatch) -> None:
+def test_forked_work_gives_its_bytes_or_none_when_it_fails_and_a_cancelled_child_is_gone(monkeypatch) -> None:
+    import time
+
     import conntui.forked as forked
 
-    monkeypatch.setattr(forked, "_a_core_is_free", lambda: True)
+    monkeypatch.setattr(forked, "worth_forking", lambda: True)
     done = forked.run_forked(lambda: str(os.getpid()).encode())
     assert done is not None
-    assert done() not in (None, str(os.getpid()).encode())  # another process did it
+    assert done.result() not in (None, str(os.getpid()).encode())  # another process did it
     failed = forked.run_forked(lambda: bytes(1 // 0))
-    assert failed is not None and failed() is None
+    assert failed is not None and failed.result() is None
+    slow = forked.run_forked(lambda: bytes(time.sleep(60) or 0))
+    assert slow is not None
+    slow.cancel()
+    with pytest.raises(ChildProcessError):  # ended and reaped: no such child any more
+        os.waitpid(slow.pid, os.WNOHANG)
+    slow.cancel()  # twice: nothing (its pid may be another process's by now)
 
 
 def test_ctrl_c_during_list_ends_it_quietly() -> None:
@@ -286,3 +294,36 @@ def test_ctrl_c_during_list_ends_it_quietly() -> None:
     process.send_signal(signal.SIGINT)
     _, errors = process.communicate(timeout=30)
     assert process.returncode in (0, 130, -signal.SIGINT) and "Traceback" not in errors  # -2: before Python's handler
+
+
+@pytest.mark.parametrize("how", ["full disk", "closed stdout"])
+def test_list_that_cannot_write_says_so_in_one_line(how: str) -> None:
+    with open("/dev/full", "w") if how == "full disk" else open(os.devnull) as target:
+        stdout = target.fileno() if how == "full disk" else None
+        command = [sys.executable, "-m", "conntui", "list", "--json"]
+        if stdout is None:  # the shell's `>&-`
+            result = subprocess.run(" ".join(command) + " >&-", shell=True, capture_output=False,
+                                    stderr=subprocess.PIPE, text=True, timeout=60)  # fmt: skip
+        else:
+            result = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("conntui list: error: ")
+
+
+def test_list_out_of_file_descriptors_says_so_in_one_line() -> None:
+    import resource
+
+    def few_fds() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (6, 6))
+
+    result = subprocess.run([sys.executable, "-m", "conntui", "list"], capture_output=True, text=True, timeout=60,
+                            preexec_fn=few_fds)  # fmt: skip
+    assert result.returncode == 1 and result.stderr.strip().endswith("Too many open files"), result.stderr
+
+
+def test_a_usage_error_after_the_owner_scan_began_leaves_no_scanning_child() -> None:
+    marker = f"conntui-test-{os.getpid()}"
+    result = conntui("list", "--filter", marker, "--kind", "bogus")  # the launcher forks before the parse
+    assert result.returncode == 2
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+    assert left.stdout == ""  # the child was ended and reaped with its parent

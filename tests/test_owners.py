@@ -143,7 +143,7 @@ def test_the_one_shot_poll_finds_the_same_owners_and_not_its_own_scanning_child(
 ) -> None:
     import conntui.forked as forked
 
-    monkeypatch.setattr(forked, "_a_core_is_free", lambda: True)  # fork, however busy the machine is
+    monkeypatch.setattr(forked, "worth_forking", lambda: True)  # fork, however busy the machine is
     mine = sockets.listener()
     shared = sockets.listener()
     child = child_holding(shared)

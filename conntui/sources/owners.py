@@ -14,12 +14,13 @@ without an owner that the last full scan did not already fail to place.
 
 from __future__ import annotations
 
+import errno
 import marshal
 import mmap
 import os
-from collections.abc import Callable, Set
+from collections.abc import Set
 
-from conntui.forked import run_forked
+from conntui.forked import Forked, run_forked
 
 UNREADABLE = -1  # an fd whose link we may not read: remembered, not retried
 
@@ -108,7 +109,8 @@ class OwnerScanner:
                         unreadable.add(pid)
             except FileNotFoundError:  # gone
                 continue
-            except OSError:  # not ours to read: another user's process, or we lack CAP_SYS_PTRACE
+            except OSError as error:  # not ours to read: another user's process, or we lack CAP_SYS_PTRACE
+                _unless_out_of_resources(error)
                 unreadable.add(pid)
                 continue
             fds_by_pid[pid] = fds
@@ -126,38 +128,52 @@ class OwnerScanner:
         return owners
 
 
-def scan_in_child(scanner: OwnerScanner) -> Callable[[], dict[int, tuple[int, ...]]]:
-    """Start a full scan in a forked child process (`conntui.forked`); the function returned waits
-    for its owners.
+class PendingScan:
+    """A full owner scan under way (`scan_in_child`): `owners()` waits for it, `cancel()` drops it."""
 
-    For a one-shot command: the scan (mostly `readlink` in the kernel) runs on another core while
-    this process dumps and parses the sockets, and this process shares what is left of it when it
-    asks for the result: the child reads the processes from the one with most fds down, this one
-    from the one with fewest up, each claiming a process in a byte of shared memory first, until
-    they meet (a process both claimed at once is read twice and counted once). Where no child can
-    be had, or it fails, the scan runs here when the result is asked for. The scanner's
-    `unreadable` and `last_full` are set as `scan` sets them; each socket's pids are in pid order.
-    """
-    processes = _by_fd_count(scanner.proc)
-    claims = mmap.mmap(-1, max(1, len(processes)))  # shared with the child: 1 = taken
-    child = run_forked(lambda: marshal.dumps(_scan_claimed(scanner.proc, processes, claims)))
-    if child is None:
-        return lambda: scanner.scan(full=True)
+    def __init__(self, scanner: OwnerScanner, processes: list[int], claims: mmap.mmap, child: Forked | None) -> None:
+        self.scanner = scanner
+        self._processes, self._claims, self._child = processes, claims, child
 
-    def owners() -> dict[int, tuple[int, ...]]:
-        mine, my_unreadable = _scan_claimed(scanner.proc, processes, claims, backwards=True)
-        data = child()
+    def owners(self) -> dict[int, tuple[int, ...]]:
+        """Every socket's owners, in pid order; the scanner's `unreadable` and `last_full` set as
+        `scan` sets them. This process reads what the child has not claimed yet, from the other end."""
+        if self._child is None:
+            return self.scanner.scan(full=True)
+        mine, my_unreadable = _scan_claimed(self.scanner.proc, self._processes, self._claims, backwards=True)
+        data = self._child.result()
         if data is None:  # the child failed
-            return scanner.scan(full=True)
+            return self.scanner.scan(full=True)
         found: dict[int, tuple[int, ...]]
         found, unreadable = marshal.loads(data)
         for inode, pids in mine.items():
             theirs = found.get(inode)
             found[inode] = pids if theirs is None else tuple(sorted({*theirs, *pids}))
-        scanner.unreadable, scanner.last_full = {*unreadable, *my_unreadable}, True
+        self.scanner.unreadable, self.scanner.last_full = {*unreadable, *my_unreadable}, True
         return found
 
-    return owners
+    def cancel(self) -> None:
+        """Not wanted any more (the command is stopping): the child, if any, is ended and reaped."""
+        if self._child is not None:
+            self._child.cancel()
+
+
+def scan_in_child(scanner: OwnerScanner) -> PendingScan:
+    """Start a full scan in a forked child process (`conntui.forked`).
+
+    For a one-shot command: the scan (mostly `readlink` in the kernel) runs on another core while
+    this process dumps and parses the sockets, and this process shares what is left of it when it
+    asks for the result: the child reads the processes from the one with most fds down, this one
+    from the one with fewest up, each claiming a process in a byte of shared memory first, until
+    they meet (a process both claimed at once is read twice and counted once). The child stops
+    early if this process ends. Where no child can be had, or it fails, the scan runs here when
+    the result is asked for.
+    """
+    processes = _by_fd_count(scanner.proc)
+    claims = mmap.mmap(-1, max(1, len(processes)))  # shared with the child: 1 = taken
+    parent = os.getpid()
+    child = run_forked(lambda: marshal.dumps(_scan_claimed(scanner.proc, processes, claims, parent=parent)))
+    return PendingScan(scanner, processes, claims, child)
 
 
 def _by_fd_count(proc: str) -> list[int]:
@@ -175,16 +191,17 @@ def _by_fd_count(proc: str) -> list[int]:
 
 
 def _scan_claimed(
-    proc: str, processes: list[int], claims: mmap.mmap, *, backwards: bool = False
+    proc: str, processes: list[int], claims: mmap.mmap, *, backwards: bool = False, parent: int | None = None
 ) -> tuple[dict[int, tuple[int, ...]], list[int]]:
     """Owners of the sockets in the fd links of `processes`, read in turn (from the last with
     `backwards`), each claimed in `claims` first; stops at one already claimed (the other scanner
-    has the rest). The pids whose links could not (all) be read come second."""
+    has the rest), or once `parent` is no longer this process's parent (it ended: nobody waits).
+    The pids whose links could not (all) be read come second."""
     owners: dict[int, tuple[int, ...]] = {}
     shared: set[int] = set()
     unreadable: list[int] = []
     for index in range(len(processes) - 1, -1, -1) if backwards else range(len(processes)):
-        if claims[index]:
+        if claims[index] or (parent is not None and os.getppid() != parent):
             break
         claims[index] = 1
         pid = processes[index]
@@ -192,7 +209,8 @@ def _scan_claimed(
             fds = _read_fds(f"{proc}/{pid}/fd/", {}, frozenset())
         except FileNotFoundError:  # gone
             continue
-        except OSError:  # not ours to read
+        except OSError as error:  # not ours to read
+            _unless_out_of_resources(error)
             unreadable.append(pid)
             continue
         for inode in fds.values():
@@ -208,6 +226,13 @@ def _scan_claimed(
     for inode in shared:  # in pid order, as a scan of /proc lists them
         owners[inode] = tuple(sorted(owners[inode]))
     return owners, unreadable
+
+
+def _unless_out_of_resources(error: OSError) -> None:
+    """Raise `error` if it says this process is out of fds or memory: that is not a process whose
+    fds may not be read (its sockets would be shown as hidden owners, for the wrong reason)."""
+    if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+        raise error
 
 
 def _not_sockets_read_again(fd_dir: str, known: dict[str, int]) -> dict[str, int]:
