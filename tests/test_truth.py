@@ -80,6 +80,12 @@ def build(sockets: Sockets) -> Scenario:
     # The dual-stack pair: 0.0.0.0:P and [::]:P with IPV6_V6ONLY.
     wildcard4 = s.listener("0.0.0.0")
     s.listener("::", wildcard4.getsockname()[1], v6only=True)
+    # Bound, neither listening nor connected: no backend lists it, as `ss -a` does not (Linux 6.5+
+    # can dump such sockets as TCP_BOUND_INACTIVE; netlink leaves them out of its dumps).
+    for host in ("127.0.0.1", "::1"):
+        bound = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        bound.bind((host, 0))
+        s.keep(bound)
     # A dual-stack [::] listener reached over IPv4: its accepted side is v4-mapped v6.
     mapped = s.listener("::", v6only=False)
     s.connect(("127.0.0.1", mapped.getsockname()[1]))

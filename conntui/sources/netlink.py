@@ -28,6 +28,9 @@ NLMSG_ERROR = 2
 NLMSG_DONE = 3
 INET_DIAG_INFO = 2
 ALL_STATES = 0xFFFFFFFF
+# A dump's states: all but TCP_BOUND_INACTIVE (13, Linux 6.5+): sockets bound to a port and
+# neither listening nor connected, which `ss -a`, /proc/net/tcp and psutil do not list either.
+DUMPED_STATES = ALL_STATES & ~(1 << 13)
 
 _NLMSG_HEADER = struct.Struct("=IHHII")
 # inet_diag_req_v2: family, protocol, ext, pad, states, then inet_diag_sockid (all zero: dump).
@@ -102,7 +105,7 @@ class NetlinkSource:
         self._sequence += 1
         want_info = self.tcp_info and proto == "tcp"
         request = _DIAG_REQUEST.pack(
-            _FAMILIES[family], _PROTOCOLS[proto], 1 << (INET_DIAG_INFO - 1) if want_info else 0, ALL_STATES
+            _FAMILIES[family], _PROTOCOLS[proto], 1 << (INET_DIAG_INFO - 1) if want_info else 0, DUMPED_STATES
         )
         header = _NLMSG_HEADER.pack(
             _NLMSG_HEADER.size + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, self._sequence, 0
