@@ -95,6 +95,17 @@ def measure_system(repeat: int, conntui: list[str]) -> dict[str, float]:
     return figures
 
 
+def tcp_sockets() -> int:
+    """TCP sockets on the machine now: other processes' make every figure of the run slower."""
+    from conntui.sources import open_source
+
+    source = open_source("netlink")
+    try:
+        return len(source.list_sockets([("tcp", 4), ("tcp", 6)]))
+    finally:
+        source.close()
+
+
 def installed(directory: Path) -> list[str]:
     """The command that runs conntui as `pip install .` leaves it: the package copied into a virtual
     environment's site-packages and compiled to bytecode. Run from this checkout (`pip install -e`)
@@ -266,7 +277,9 @@ def idle_figures(seconds: float, connections: int, repeat: int) -> dict[str, flo
     return figures
 
 
+OTHERS = "TCP sockets not the benchmark's (counted before)"
 UI_FIGURES = (
+    OTHERS,
     "rows in the table",
     "first rows on screen after start (ms)",
     "their owners on screen after start (ms)",
@@ -309,7 +322,8 @@ def report(
         f"Load average (1 / 5 / 15 min) before: {loads[0]}; after: {loads[1]} "
         "(above 0 means other processes were running: every figure is slower for it, the ratios less so).",
         "",
-        "N established loopback connections = 2N sockets (+ a listener per helper process). Medians in ms; "
+        "N established loopback connections = 2N sockets (+ a listener per helper process), beside the TCP "
+        "sockets other processes held (first row: many more than a few hundred slow every figure). Medians in ms; "
         "ratios are against `ss -tanp` measured in the same run. `conntui list` runs as `pip install .` "
         "leaves it (a copy of the package in a virtual environment, compiled to bytecode), not from the "
         "checkout's editable install.",
@@ -326,7 +340,7 @@ def report(
             if value is None:
                 cells += ["-", "-"]
             elif name in UI_FIGURES:  # no ratio: ss has no UI
-                cells += [f"{value:,.1f}", ""]
+                cells += [f"{value:,.0f}" if name in (OTHERS, "rows in the table") else f"{value:,.1f}", ""]
             else:
                 cells += [f"{value:,.1f}", ratio(value, results[n]["ss -tanp"])]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -390,8 +404,9 @@ def main() -> int:
         conntui = installed(Path(directory))
         for size in args.sizes:
             print(f"N={size:,}: opening connections…", file=sys.stderr, flush=True)
+            others = tcp_sockets()
             with hold(size) as held:
-                results[size] = measure_system(args.repeat, conntui)
+                results[size] = {OTHERS: others} | measure_system(args.repeat, conntui)
                 print(f"N={size:,}: the dashboard…", file=sys.stderr, flush=True)
                 results[size] |= measure_ui(held, args.repeat)
     idle: dict[int, dict[str, float]] = {}
