@@ -149,7 +149,7 @@ def poll_until(poller: Poller, predicate: Callable[[tuple[Socket, ...]], object]
         time.sleep(0.05)
 
 
-async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 10.0) -> None:
+async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 30.0) -> None:
     """Let the app run until predicate() holds (bounded), instead of sleeping a fixed time."""
     deadline = time.monotonic() + timeout
     while not predicate():
