@@ -46,6 +46,8 @@ class Poller:
         self._last_rows: tuple[Socket, ...] | None = None
         self._unowned: list[Socket] | None = None  # the first rows, shown before their owners were looked for
         self._unplaced_before: set[int] = set()  # sockets no scan placed at the last poll
+        # The owner table kept from poll to poll: (the owner pids, their processes, inode -> owner).
+        self._last_table: tuple[list[int], dict[int, ProcessInfo], dict[int, Owner]] = ([], {}, {})
 
     @property
     def owners_pending(self) -> bool:
@@ -150,10 +152,8 @@ class Poller:
         user's process) is remembered and not searched again.
         """
         owner_pids = self.owners.scan(self._live)
-        processes = self.processes.describe(sorted({pid for pids in owner_pids.values() for pid in pids}))
-        sockets = self.source.list_sockets(
-            self.kinds, self._owner_table(owner_pids, processes), self.processes.user_name
-        )
+        table, processes = self._table_for(owner_pids)
+        sockets = self.source.list_sockets(self.kinds, table, self.processes.user_name)
 
         def unplaced() -> set[int]:
             return {sock.inode for sock in sockets if sock.inode and not sock.pids}
@@ -185,6 +185,27 @@ class Poller:
                 self.owners.unownable = unplaced()
         return sockets, processes
 
+    def _table_for(self, owner_pids: dict[int, tuple[int, ...]]) -> tuple[dict[int, Owner], dict[int, ProcessInfo]]:
+        """The owner table of a scan's owners, and their processes' details, kept from poll to poll:
+        only the sockets whose owners the scan changed are looked at again (an idle machine: none),
+        unless a process's details changed."""
+        changed, (pids, processes, table) = self.owners.take_changed(), self._last_table
+        if changed or not table:
+            pids = sorted({pid for held in owner_pids.values() for pid in held})
+        described = self.processes.describe(pids)
+        if described != processes or not table or len(changed) > len(table) // 2:
+            table = self._owner_table(owner_pids, described)
+        else:
+            entries: dict[tuple[int, ...], Owner] = {}
+            for inode in changed:
+                held = owner_pids.get(inode)
+                if held is None:
+                    table.pop(inode, None)
+                else:
+                    table[inode] = entries.get(held) or entries.setdefault(held, self._owner_entry(held, described))
+        self._last_table = (pids, described, table)
+        return table, described
+
     @staticmethod
     def _owner_table(owner_pids: dict[int, tuple[int, ...]], processes: dict[int, ProcessInfo]) -> dict[int, Owner]:
         """inode -> (pids, process name, user), one shared entry per distinct set of pids."""
@@ -193,10 +214,14 @@ class Poller:
         for inode, pids in owner_pids.items():
             entry = entries.get(pids)
             if entry is None:
-                first = processes.get(pids[0])
-                entry = entries[pids] = (pids, first.name, first.user) if first else (pids, None, None)
+                entry = entries[pids] = Poller._owner_entry(pids, processes)
             table[inode] = entry
         return table
+
+    @staticmethod
+    def _owner_entry(pids: tuple[int, ...], processes: dict[int, ProcessInfo]) -> Owner:
+        first = processes.get(pids[0])
+        return (pids, first.name, first.user) if first else (pids, None, None)
 
     def _with_owner(self, sock: Socket, pids: tuple[int, ...], processes: dict[int, ProcessInfo]) -> Socket:
         """The socket with its owner pids, its first owner's name and user (or the socket's user)."""

@@ -87,7 +87,7 @@ def test_incremental_scan_matches_a_full_scan(sockets) -> None:
     for _ in range(5):
         sockets.connection(listener)
     scanner = OwnerScanner(full_every=1000)
-    full = scanner.scan()
+    full = dict(scanner.scan())  # a copy: the scanner keeps its owners up to date in place
     again = scanner.scan(set(full))
 
     def ours(owners: dict) -> dict:  # other processes on the machine may open and close sockets meanwhile
@@ -162,3 +162,31 @@ def test_the_one_shot_poll_finds_the_same_owners_and_not_its_own_scanning_child(
         (accepted,) = find(snapshot.sockets, server.getsockname(), client.getsockname())
         assert accepted.pids == (os.getpid(),)
     assert once.processes.keys() <= {os.getpid(), child.pid} | {pid for row in once.sockets for pid in row.pids}
+
+
+def test_a_scan_folds_in_only_what_changed_and_says_which_sockets(sockets) -> None:
+    listener = sockets.listener()
+    kept = sockets.connection(listener)
+    closing = sockets.connection(listener)
+    scanner = OwnerScanner(full_every=1000)
+    scanner.scan(set(OwnerScanner().scan(full=True)))  # told which sockets live, as the poller tells it
+    scanner.take_changed()
+
+    def inode(sock) -> int:
+        return os.fstat(sock.fileno()).st_ino
+
+    closed = {inode(sock) for sock in closing}
+    for sock in closing:
+        sock.close()
+    opened = {inode(sock) for sock in sockets.connection(listener)}
+    fresh = OwnerScanner().scan(full=True)
+    again = scanner.scan(set(fresh))
+
+    def ours(owners: dict) -> dict:  # other processes on the machine may open and close sockets meanwhile
+        return {inode: pids for inode, pids in owners.items() if os.getpid() in pids}
+
+    assert ours(again) == ours(fresh)
+    changed = scanner.take_changed()
+    assert opened | closed <= changed and not {inode(sock) for sock in (*kept, listener)} & changed
+    scanner.scan(set(fresh))  # nothing of ours changed since
+    assert not (opened | closed) & scanner.take_changed()
