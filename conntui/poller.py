@@ -85,8 +85,11 @@ class Poller:
         else:
             sockets, processes = self._poll_with_owner_scan()
             rows = tuple(sockets)
-        unchanged = rows == self._last_rows  # one C-level comparison: the usual case when idle
-        if unchanged:
+        unchanged = self._last_rows is not None and rows == self._last_rows  # one C-level comparison: the usual
+        if unchanged and self._last_rows is not None:  # case when idle
+            # The last poll's rows stand for this one's: the new ones are freed here, while the collector
+            # is paused, instead of joining the objects every later collection walks (20,000 a second).
+            rows = self._last_rows
             changes = Changes()
         else:
             current = {sock.key: sock for sock in rows}

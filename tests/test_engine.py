@@ -212,3 +212,20 @@ def test_a_poll_asked_for_is_published_even_when_nothing_changed(sockets) -> Non
         assert recorder.polls[-1][0].unchanged  # nothing changed, and still published
     finally:
         engine.stop()
+
+
+def test_a_poll_that_changed_nothing_hands_on_the_last_polls_rows(sockets) -> None:
+    """The same rows, not equal copies: the new ones are freed at once, not left to the collector."""
+    listener = sockets.listener()
+    sockets.connection(listener)
+    poller = Poller(OnePort(listener.getsockname()[1]), "tcp4")
+    try:
+        first, _ = poller.poll()
+        second, changes = poller.poll()
+        assert len(first.sockets) == 3 and second.unchanged and not changes
+        assert second.sockets is first.sockets
+        sockets.connection(listener)
+        third, _ = poller.poll()
+        assert not third.unchanged and len(third.sockets) == 5
+    finally:
+        poller.close()
