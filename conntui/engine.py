@@ -14,7 +14,8 @@ the sockets as soon as they are dumped, and the next one follows at once with th
 it does not poll again until the UI's `ack()` (requests still run):
 polls never queue up behind a busy UI. A poll that takes more than half the interval stretches the
 interval to twice its duration (`stretched_to`). `after_poll` sees every poll's snapshot, published
-or not, on the engine thread (the dashboard's four-tuple budget). Nothing ends the thread but
+or not, on the engine thread (the dashboard's four-tuple budget), before the UI has it (after it, for
+the first rows). Nothing ends the thread but
 `stop()`: a failed poll, request or callback is reported through `on_error` and the loop goes on.
 Knows nothing of Textual.
 """
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable
 
 from conntui.changes import event_lines
+from conntui.collector import collector_paused
 from conntui.model import Snapshot
 from conntui.poller import Poller, Polling
 from conntui.view import ConnectionView, TableState
@@ -156,9 +158,16 @@ class Engine:
 
     def _poll(self, *, publish: bool = False) -> None:
         """One poll, published when it changed something (or when asked for: `refresh`, whose
-        caller waits for a poll that began after its request)."""
+        caller waits for a poll that began after its request). The collector is paused throughout:
+        the first poll alone makes 100,000 rows and their `Row`s, none of them in a cycle, and each
+        of its passes would walk them all (at 100,000 sockets, the first rows came 40 % later)."""
+        with collector_paused():
+            self._poll_and_publish(publish)
+
+    def _poll_and_publish(self, publish: bool) -> None:
+        first_rows = self.polls == 0 and isinstance(self.poller, Poller)
         try:
-            if self.polls == 0 and isinstance(self.poller, Poller):  # the rows first, their owners next
+            if first_rows:  # the rows first, their owners next
                 snapshot, changes = self.poller.poll_first_rows()
                 self._poll_now = self.poller.owners_pending
             else:
@@ -168,19 +177,27 @@ class Engine:
             self._failed = True
             return
         self.polls += 1
+        if not first_rows:  # before the UI has the poll: what it shows next to the table (a lesson's
+            self._after_poll(snapshot)  # outcome) reads both; the first rows come before it
+        try:
+            if snapshot.unchanged and not self.view.moving and not self._failed and not publish:
+                return  # nothing to show: no view work, nothing for the UI to draw
+            self._failed = False  # published: the UI clears the failure it shows
+            self.view.apply(snapshot, changes)
+            self._acked.clear()  # no further poll until the UI has taken this one
+            try:
+                self.on_poll(snapshot, self.view.state(), event_lines(changes))
+            except BaseException:
+                self._acked.set()  # the UI never got this poll: waiting for its ack would stop polling for ever
+                self._failed = True  # and the next one is published, changed or not
+                raise
+        finally:
+            if first_rows:
+                self._after_poll(snapshot)
+
+    def _after_poll(self, snapshot: Snapshot) -> None:
         if self.after_poll is not None:
             try:
                 self.after_poll(snapshot)
             except Exception as error:  # the table is still published
                 self._report(f"internal error after the poll: {error!r}")
-        if snapshot.unchanged and not self.view.moving and not self._failed and not publish:
-            return  # nothing to show: no view work, nothing for the UI to draw
-        self._failed = False  # published: the UI clears the failure it shows
-        self.view.apply(snapshot, changes)
-        self._acked.clear()  # no further poll until the UI has taken this one
-        try:
-            self.on_poll(snapshot, self.view.state(), event_lines(changes))
-        except BaseException:
-            self._acked.set()  # the UI never got this poll: waiting for its ack would stop polling for ever
-            self._failed = True  # and the next one is published, changed or not
-            raise

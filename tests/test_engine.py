@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -229,3 +230,31 @@ def test_a_poll_that_changed_nothing_hands_on_the_last_polls_rows(sockets) -> No
         assert not third.unchanged and len(third.sockets) == 5
     finally:
         poller.close()
+
+
+def test_the_first_rows_go_to_the_ui_before_the_budget_sees_them_later_polls_after(sockets) -> None:
+    """The first screen waits for nothing else; afterwards the budget sees each poll before the UI
+    (a lesson's outcome reads both). The collector is paused while a poll is made and taken in."""
+    listener = sockets.listener()
+    order: list[str] = []
+    recorder = Recorder()
+
+    def on_poll(snapshot, state, events) -> None:
+        order.append("ui" if not gc.isenabled() else "ui, collector on")
+        recorder.on_poll(snapshot, state, events)
+
+    engine = Engine(Poller(OnePort(listener.getsockname()[1]), "tcp4"), ConnectionView(), interval=0.1,
+                    on_poll=on_poll, on_state=recorder.on_state, on_error=recorder.on_error,
+                    after_poll=lambda snapshot: order.append("budget"))  # fmt: skip
+    engine.start()
+    try:
+        recorder.wait(lambda: len(recorder.polls) == 1)
+        engine.ack()
+        recorder.wait(lambda: len(recorder.polls) == 2)  # the owners
+        engine.ack()
+        sockets.connection(listener)
+        recorder.wait(lambda: len(recorder.polls) == 3)
+    finally:
+        engine.stop()
+    assert order[:2] == ["ui", "budget"] and order[2:4] == ["budget", "ui"] and order[-2:] == ["budget", "ui"]
+    assert gc.isenabled()
