@@ -190,7 +190,10 @@ class SocketTable(ScrollView, can_focus=True):
         """Draw a new state; the cursor stays on its socket (or its place, if that is gone)."""
         self.state = state
         self.virtual_size = Size(self.virtual_size.width, len(state.lines) + 1)
-        position = state.position(self.cursor_key) if self.cursor_key is not None else None
+        position = None
+        if self.cursor_key is not None:  # where it was, as a rule: no lookup among every line then
+            stayed = self._key_at_in(state, self.cursor_index) == self.cursor_key
+            position = self.cursor_index if stayed else state.position(self.cursor_key)
         if position is None:  # in a group just collapsed: on its header
             position = state.hidden.get(self.cursor_key)
         if position is None:
@@ -236,7 +239,11 @@ class SocketTable(ScrollView, can_focus=True):
         return line if isinstance(line, Row) else None
 
     def _key_at(self, index: int) -> object | None:
-        lines = self.state.lines
+        return self._key_at_in(self.state, index)
+
+    @staticmethod
+    def _key_at_in(state: TableState, index: int) -> object | None:
+        lines = state.lines
         return lines[index].key if 0 <= index < len(lines) else None
 
     def move_to_key(self, key: object) -> bool:
