@@ -165,11 +165,12 @@ class Engine:
             self._poll_and_publish(publish)
 
     def _poll_and_publish(self, publish: bool) -> None:
-        first_rows = self.polls == 0 and isinstance(self.poller, Poller)
+        poller = self.poller
+        first_rows = self.polls == 0 and isinstance(poller, Poller)
         try:
-            if first_rows:  # the rows first, their owners next
-                snapshot, changes = self.poller.poll_first_rows()
-                self._poll_now = self.poller.owners_pending
+            if first_rows and isinstance(poller, Poller):  # the rows first, their owners next
+                snapshot, changes = poller.poll_first_rows()
+                self._poll_now = poller.owners_pending
             else:
                 snapshot, changes = self.poller.poll()
         except Exception as error:  # a poll error is shown, never fatal
