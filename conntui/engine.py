@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 from conntui.changes import event_lines
-from conntui.collector import collector_paused
+from conntui.collector import SetAside, collector_paused
 from conntui.model import Snapshot
 from conntui.poller import Poller, Polling
 from conntui.view import ConnectionView, TableState
@@ -65,6 +65,7 @@ class Engine:
         self._stopping = threading.Event()
         self._next_poll = 0.0
         self._poll_now = False
+        self._set_aside = SetAside()
         self._thread = threading.Thread(target=self._run, name="conntui-engine", daemon=True)
 
     def start(self) -> None:
@@ -79,6 +80,7 @@ class Engine:
         self._commands.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+        self._set_aside.thaw()
         self.poller.close()
 
     @property
@@ -185,9 +187,11 @@ class Engine:
                 return  # nothing to show: no view work, nothing for the UI to draw
             self._failed = False  # published: the UI clears the failure it shows
             self.view.apply(snapshot, changes)
+            state = self.view.state()
+            self._set_aside()  # the rows made for it: not walked by the collector once it is on again
             self._acked.clear()  # no further poll until the UI has taken this one
             try:
-                self.on_poll(snapshot, self.view.state(), event_lines(changes))
+                self.on_poll(snapshot, state, event_lines(changes))
             except BaseException:
                 self._acked.set()  # the UI never got this poll: waiting for its ack would stop polling for ever
                 self._failed = True  # and the next one is published, changed or not
