@@ -10,7 +10,8 @@ A poll that changed nothing (the poller says so, and no row has a byte rate to b
 zero) is not published: an idle dashboard does no view or drawing work; one asked for with
 `refresh()` is, whatever it found (its caller waits for it). The first poll publishes
 the sockets as soon as they are dumped, and the next one follows at once with their owners
-(`Poller.poll_first_rows`). After publishing a poll
+(`Poller.poll_first_rows`); so does any poll whose owners the scan from memory could not all find
+(`Poller.poll(owners_later=True)`): the new state first, the owners looked for after it. After publishing a poll
 it does not poll again until the UI's `ack()` (requests still run):
 polls never queue up behind a busy UI. A poll that takes more than half the interval stretches the
 interval to twice its duration (`stretched_to`). `after_poll` sees every poll's snapshot, published
@@ -170,11 +171,11 @@ class Engine:
         poller = self.poller
         first_rows = self.polls == 0 and isinstance(poller, Poller)
         try:
-            if first_rows and isinstance(poller, Poller):  # the rows first, their owners next
-                snapshot, changes = poller.poll_first_rows()
+            if isinstance(poller, Poller):  # the rows first, owners not found at once next
+                snapshot, changes = poller.poll_first_rows() if first_rows else poller.poll(owners_later=True)
                 self._poll_now = poller.owners_pending
             else:
-                snapshot, changes = self.poller.poll()
+                snapshot, changes = poller.poll()
         except Exception as error:  # a poll error is shown, never fatal
             self._report(f"poll failed: {error}")
             self._failed = True

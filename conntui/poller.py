@@ -45,14 +45,18 @@ class Poller:
         self._live: set[int] = set()  # the last poll's socket inodes
         self._last_rows: tuple[Socket, ...] | None = None
         self._unowned: list[Socket] | None = None  # the first rows, shown before their owners were looked for
+        # A dump's rows that went out before the owners of some (`poll(owners_later=True)`) were looked
+        # for: (its sockets, their processes, the inodes left unplaced).
+        self._missing: tuple[list[Socket], dict[int, ProcessInfo], set[int]] | None = None
         self._unplaced_before: set[int] = set()  # sockets no scan placed at the last poll
         # The owner table kept from poll to poll: (the owner pids, their processes, inode -> owner).
         self._last_table: tuple[list[int], dict[int, ProcessInfo], dict[int, Owner]] = ([], {}, {})
 
     @property
     def owners_pending(self) -> bool:
-        """The last poll's rows went out without their owners (`poll_first_rows`): the next poll fills them in."""
-        return self._unowned is not None
+        """The last poll's rows went out without (some of) their owners (`poll_first_rows`, or `poll`
+        with `owners_later`): the next poll fills them in."""
+        return self._unowned is not None or self._missing is not None
 
     def close(self) -> None:
         self.source.close()
@@ -68,22 +72,32 @@ class Poller:
         self._unowned = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
         return self._snapshot(tuple(self._unowned), {}, started, unchanged=False), Changes()
 
-    def poll(self) -> tuple[Snapshot, Changes]:
-        with collector_paused():  # a row per socket, and no cycle among them
-            return self._poll()
+    def poll(self, *, owners_later: bool = False) -> tuple[Snapshot, Changes]:
+        """The sockets with their owners, and what changed since the last poll.
 
-    def _poll(self) -> tuple[Snapshot, Changes]:
+        `owners_later` (the dashboard): sockets that the owners known from the last scans leave
+        unplaced (a process closed and opened as many fds since) go out without them rather than
+        wait for another scan; the next poll looks for them in this same dump (`owners_pending`)
+        and brings them as owners, not as changes."""
+        with collector_paused():  # a row per socket, and no cycle among them
+            return self._poll(owners_later)
+
+    def _poll(self, owners_later: bool = False) -> tuple[Snapshot, Changes]:
         started = self.timer()
         unowned, self._unowned = self._unowned, None
+        missing, self._missing = self._missing, None
         if unowned is not None:  # the first rows went out alone: their owners, from a full scan
             rows, processes = self._with_owners(unowned, self.owners.scan(full=True))
             self.owners.unownable = {sock.inode for sock in rows if sock.inode and not sock.pids}
+        elif missing is not None:  # the last rows went out before some of their owners were looked for
+            sockets, processes = self._look_for_missing(*missing)
+            rows = tuple(sockets)
         elif self.source.includes_owners:
             sockets = self.source.list_sockets(self.kinds)
             processes = self.processes.describe(sorted({pid for sock in sockets for pid in sock.pids}))
             rows = tuple(self._with_owner(sock, sock.pids, processes) for sock in sockets)
         else:
-            sockets, processes = self._poll_with_owner_scan()
+            sockets, processes = self._poll_with_owner_scan(owners_later)
             rows = tuple(sockets)
         unchanged = self._last_rows is not None and rows == self._last_rows  # one C-level comparison: the usual
         if unchanged and self._last_rows is not None:  # case when idle
@@ -93,7 +107,8 @@ class Poller:
             changes = Changes()
         else:
             current = {sock.key: sock for sock in rows}
-            changes = diff(self._previous, current) if unowned is None else Changes()  # owners arriving: no events
+            arriving = unowned is not None or missing is not None  # owners arriving: no events
+            changes = Changes() if arriving else diff(self._previous, current)
             self._previous = current
             self._live = {sock.inode for sock in rows if sock.inode}
         self._last_rows = rows
@@ -145,27 +160,33 @@ class Poller:
             unchanged=unchanged,
         )
 
-    def _poll_with_owner_scan(self) -> tuple[list[Socket], dict[int, ProcessInfo]]:
+    def _poll_with_owner_scan(self, owners_later: bool = False) -> tuple[list[Socket], dict[int, ProcessInfo]]:
         """Owners first (from the scanner's memory), so each row is built once, with its owner.
 
-        A socket left without an owner is looked for again at once, by a scan that trusts only
-        links to sockets still alive and reads again the links that were not sockets; one still
-        unplaced at the next poll, by a full scan (a socket that lived less than a poll, as a
-        busy machine has many, costs no full scan). What a full scan cannot place (another
-        user's process) is remembered and not searched again.
+        A socket left without an owner is looked for again (`_look_for_missing`): at once, or
+        with `owners_later` at the next poll, in this same dump. What a full scan cannot place
+        (another user's process) is remembered and not searched again.
         """
         owner_pids = self.owners.scan(self._live)
         table, processes = self._table_for(owner_pids)
         sockets = self.source.list_sockets(self.kinds, table, self.processes.user_name)
-
-        def unplaced() -> set[int]:
-            return {sock.inode for sock in sockets if sock.inode and not sock.pids}
-
         if self.owners.last_full:  # every link was just read: what is unplaced has no visible owner
-            self.owners.unownable = unplaced()
+            self.owners.unownable = _unplaced(sockets)
             self._unplaced_before = set()
             return sockets, processes
-        missing = unplaced() - self.owners.unownable
+        missing = _unplaced(sockets) - self.owners.unownable
+        if missing and owners_later:
+            self._missing = (sockets, processes, missing)
+            return sockets, processes
+        return self._look_for_missing(sockets, processes, missing)
+
+    def _look_for_missing(
+        self, sockets: list[Socket], processes: dict[int, ProcessInfo], missing: set[int]
+    ) -> tuple[list[Socket], dict[int, ProcessInfo]]:
+        """Owners for the sockets of a dump that the scan from memory left unplaced: a scan that
+        trusts only links to sockets still alive and reads again the links that were not sockets;
+        for one still unplaced at the last poll, a full scan (a socket that lived less than a poll,
+        as a busy machine has many, costs no full scan)."""
         before, self._unplaced_before = self._unplaced_before, set()
         for full in (False, True):
             if full:
@@ -185,7 +206,7 @@ class Poller:
                 ]
             missing -= found
             if full:
-                self.owners.unownable = unplaced()
+                self.owners.unownable = _unplaced(sockets)
         return sockets, processes
 
     def _table_for(self, owner_pids: dict[int, tuple[int, ...]]) -> tuple[dict[int, Owner], dict[int, ProcessInfo]]:
@@ -233,3 +254,8 @@ class Poller:
             return sock._replace(pids=pids, process=owner.name, user=owner.user)
         user = self.processes.user_name(sock.uid) if sock.uid is not None else None
         return sock._replace(pids=pids, user=user)
+
+
+def _unplaced(sockets: list[Socket]) -> set[int]:
+    """Sockets a process holds (they have an inode) that no owner was found for."""
+    return {sock.inode for sock in sockets if sock.inode and not sock.pids}

@@ -284,3 +284,34 @@ def test_what_is_set_aside_is_left_out_of_collections_until_the_next_thaw() -> N
     finally:
         set_aside.thaw()
     assert gc.get_freeze_count() == 0
+
+
+def test_owners_later_a_socket_on_a_reused_fd_goes_out_at_once_and_its_owner_follows(sockets) -> None:
+    """A process that closed a connection and opened another on the same fd numbers keeps its fd
+    count: the scan from memory cannot place the new sockets. With `owners_later` they go out
+    without an owner, and the next poll brings it from the same dump, as an owner, not a change."""
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    client, server = sockets.connection(listener)
+    poller = Poller(OnePort(port), "tcp4")
+    try:
+        poller.poll()
+        poller.poll()  # every socket's owner known, and which sockets live
+        numbers = {client.fileno(), server.fileno()}
+        client.close()
+        server.close()
+        new_client, new_server = sockets.connection(listener)
+        assert {new_client.fileno(), new_server.fileno()} == numbers  # the same fds, the same count
+        new_port = new_client.getsockname()[1]
+
+        def new_ones(snapshot) -> list:  # the new connection's two sockets
+            return [sock for sock in snapshot.sockets if new_port in (sock.local_port, sock.remote_port)]
+
+        snapshot, changes = poller.poll(owners_later=True)
+        assert len(new_ones(snapshot)) == 2 and all(sock.pids == () for sock in new_ones(snapshot))
+        assert poller.owners_pending and len(changes.opened) == 2
+        snapshot, changes = poller.poll()
+        assert {sock.pids for sock in new_ones(snapshot)} == {(os.getpid(),)} and not poller.owners_pending
+        assert not changes  # owners arriving, not events
+    finally:
+        poller.close()
