@@ -11,8 +11,8 @@ zero) is not published: an idle dashboard does no view or drawing work; one aske
 `refresh()` is, whatever it found (its caller waits for it). The first poll publishes
 the sockets as soon as they are dumped, and the next one follows at once with their owners
 (`Poller.poll_first_rows`); so does any poll whose owners the scan from memory could not all find
-(`Poller.poll(owners_later=True)`): the new state first, the owners looked for after it. After publishing a poll
-it does not poll again until the UI's `ack()` (requests still run):
+(`Poller.owners_later`): the new state first, the owners looked for after it (published if found).
+After publishing a poll it does not poll again until the UI's `ack()` (requests still run):
 polls never queue up behind a busy UI. A poll that takes more than half the interval stretches the
 interval to twice its duration (`stretched_to`). `after_poll` sees every poll's snapshot, published
 or not, on the engine thread (the dashboard's four-tuple budget), before the UI has it (after it, for
@@ -66,6 +66,9 @@ class Engine:
         self._stopping = threading.Event()
         self._next_poll = 0.0
         self._poll_now = False
+        self._owners_next = False  # the last poll's rows went out before (some of) their owners: poll at once
+        if isinstance(poller, Poller):
+            poller.owners_later = True
         self._set_aside = SetAside()
         self._thread = threading.Thread(target=self._run, name="conntui-engine", daemon=True)
 
@@ -125,8 +128,8 @@ class Engine:
     def _step(self) -> None:
         """Poll when due (or asked), else run the next request or wait for one."""
         due = not self.paused and not self._held.is_set() and time.monotonic() >= self._next_poll
-        if (due or self._poll_now) and self._acked.is_set():
-            asked, self._poll_now = self._poll_now, False
+        if (due or self._poll_now or self._owners_next) and self._acked.is_set():
+            asked, self._poll_now, self._owners_next = self._poll_now, False, False
             started = time.monotonic()
             self._poll(publish=asked)
             took = time.monotonic() - started
@@ -171,11 +174,11 @@ class Engine:
         poller = self.poller
         first_rows = self.polls == 0 and isinstance(poller, Poller)
         try:
-            if isinstance(poller, Poller):  # the rows first, owners not found at once next
-                snapshot, changes = poller.poll_first_rows() if first_rows else poller.poll(owners_later=True)
-                self._poll_now = poller.owners_pending
+            if first_rows and isinstance(poller, Poller):  # the rows first, their owners next
+                snapshot, changes = poller.poll_first_rows()
             else:
                 snapshot, changes = poller.poll()
+            self._owners_next = isinstance(poller, Poller) and poller.owners_pending
         except Exception as error:  # a poll error is shown, never fatal
             self._report(f"poll failed: {error}")
             self._failed = True

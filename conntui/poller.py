@@ -31,6 +31,11 @@ class Polling(Protocol):
 
 
 class Poller:
+    # The dashboard's engine sets it: sockets that the owners known from the last scans leave unplaced
+    # (a process closed and opened as many fds since) go out without them rather than wait for another
+    # scan; the next poll looks for them in the same dump (`owners_pending`), as owners, not as changes.
+    owners_later = False
+
     def __init__(
         self, source: SocketSource | None = None, kind: str = "inet", timer: Callable[[], float] = time.perf_counter
     ) -> None:
@@ -45,7 +50,7 @@ class Poller:
         self._live: set[int] = set()  # the last poll's socket inodes
         self._last_rows: tuple[Socket, ...] | None = None
         self._unowned: list[Socket] | None = None  # the first rows, shown before their owners were looked for
-        # A dump's rows that went out before the owners of some (`poll(owners_later=True)`) were looked
+        # A dump's rows that went out before the owners of some (`owners_later`) were looked
         # for: (its sockets, their processes, the inodes left unplaced).
         self._missing: tuple[list[Socket], dict[int, ProcessInfo], set[int]] | None = None
         self._unplaced_before: set[int] = set()  # sockets no scan placed at the last poll
@@ -54,7 +59,7 @@ class Poller:
 
     @property
     def owners_pending(self) -> bool:
-        """The last poll's rows went out without (some of) their owners (`poll_first_rows`, or `poll`
+        """The last poll's rows went out without (some of) their owners (`poll_first_rows`, or a poll
         with `owners_later`): the next poll fills them in."""
         return self._unowned is not None or self._missing is not None
 
@@ -72,17 +77,11 @@ class Poller:
         self._unowned = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
         return self._snapshot(tuple(self._unowned), {}, started, unchanged=False), Changes()
 
-    def poll(self, *, owners_later: bool = False) -> tuple[Snapshot, Changes]:
-        """The sockets with their owners, and what changed since the last poll.
-
-        `owners_later` (the dashboard): sockets that the owners known from the last scans leave
-        unplaced (a process closed and opened as many fds since) go out without them rather than
-        wait for another scan; the next poll looks for them in this same dump (`owners_pending`)
-        and brings them as owners, not as changes."""
+    def poll(self) -> tuple[Snapshot, Changes]:
         with collector_paused():  # a row per socket, and no cycle among them
-            return self._poll(owners_later)
+            return self._poll()
 
-    def _poll(self, owners_later: bool = False) -> tuple[Snapshot, Changes]:
+    def _poll(self) -> tuple[Snapshot, Changes]:
         started = self.timer()
         unowned, self._unowned = self._unowned, None
         missing, self._missing = self._missing, None
@@ -97,7 +96,7 @@ class Poller:
             processes = self.processes.describe(sorted({pid for sock in sockets for pid in sock.pids}))
             rows = tuple(self._with_owner(sock, sock.pids, processes) for sock in sockets)
         else:
-            sockets, processes = self._poll_with_owner_scan(owners_later)
+            sockets, processes = self._poll_with_owner_scan()
             rows = tuple(sockets)
         unchanged = self._last_rows is not None and rows == self._last_rows  # one C-level comparison: the usual
         if unchanged and self._last_rows is not None:  # case when idle
@@ -160,13 +159,14 @@ class Poller:
             unchanged=unchanged,
         )
 
-    def _poll_with_owner_scan(self, owners_later: bool = False) -> tuple[list[Socket], dict[int, ProcessInfo]]:
+    def _poll_with_owner_scan(self) -> tuple[list[Socket], dict[int, ProcessInfo]]:
         """Owners first (from the scanner's memory), so each row is built once, with its owner.
 
         A socket left without an owner is looked for again (`_look_for_missing`): at once, or
         with `owners_later` at the next poll, in this same dump. What a full scan cannot place
         (another user's process) is remembered and not searched again.
         """
+        owners_later = self.owners_later
         owner_pids = self.owners.scan(self._live)
         table, processes = self._table_for(owner_pids)
         sockets = self.source.list_sockets(self.kinds, table, self.processes.user_name)

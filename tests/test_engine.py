@@ -7,8 +7,10 @@ import os
 import threading
 import time
 
+from conntui.changes import Changes
 from conntui.engine import Engine
 from conntui.filters import parse_filter
+from conntui.model import Snapshot
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.view import ConnectionView
@@ -288,7 +290,8 @@ def test_what_is_set_aside_is_left_out_of_collections_until_the_next_thaw() -> N
 
 def test_owners_later_a_socket_on_a_reused_fd_goes_out_at_once_and_its_owner_follows(sockets) -> None:
     """A process that closed a connection and opened another on the same fd numbers keeps its fd
-    count: the scan from memory cannot place the new sockets. With `owners_later` they go out
+    count: the scan from memory cannot place the new sockets. With `owners_later` (the dashboard's
+    engine sets it) they go out
     without an owner, and the next poll brings it from the same dump, as an owner, not a change."""
     listener = sockets.listener()
     port = listener.getsockname()[1]
@@ -297,6 +300,7 @@ def test_owners_later_a_socket_on_a_reused_fd_goes_out_at_once_and_its_owner_fol
     try:
         poller.poll()
         poller.poll()  # every socket's owner known, and which sockets live
+        poller.owners_later = True
         numbers = {client.fileno(), server.fileno()}
         client.close()
         server.close()
@@ -307,7 +311,7 @@ def test_owners_later_a_socket_on_a_reused_fd_goes_out_at_once_and_its_owner_fol
         def new_ones(snapshot) -> list:  # the new connection's two sockets
             return [sock for sock in snapshot.sockets if new_port in (sock.local_port, sock.remote_port)]
 
-        snapshot, changes = poller.poll(owners_later=True)
+        snapshot, changes = poller.poll()
         assert len(new_ones(snapshot)) == 2 and all(sock.pids == () for sock in new_ones(snapshot))
         assert poller.owners_pending and len(changes.opened) == 2
         snapshot, changes = poller.poll()
@@ -315,3 +319,32 @@ def test_owners_later_a_socket_on_a_reused_fd_goes_out_at_once_and_its_owner_fol
         assert not changes  # owners arriving, not events
     finally:
         poller.close()
+
+
+class PollerNeverPlacing(Poller):
+    """Says after every poll that owners are still to be looked for, and never finds any: as sockets
+    that a rescan cannot place (another user's, or gone meanwhile) do on a busy machine."""
+
+    def poll(self) -> tuple[Snapshot, Changes]:
+        snapshot, changes = super().poll()
+        self._missing = (list(snapshot.sockets), dict(snapshot.processes), set())
+        return snapshot, changes
+
+
+def test_an_owners_follow_up_that_finds_nothing_is_not_published(sockets) -> None:
+    listener = sockets.listener()
+    recorder = Recorder()
+    engine = make_engine(PollerNeverPlacing(OnePort(listener.getsockname()[1]), "tcp4"), recorder)
+    engine.start()
+    try:
+        recorder.wait(lambda: len(recorder.polls) == 1)
+        engine.ack()
+        recorder.wait(lambda: len(recorder.polls) == 2)  # the owners
+        engine.ack()
+        polls = engine.polls
+        deadline = time.monotonic() + 10
+        while engine.polls < polls + 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.polls >= polls + 4 and len(recorder.polls) == 2  # follow-ups polled, none published
+    finally:
+        engine.stop()
