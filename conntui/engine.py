@@ -10,11 +10,13 @@ A poll that changed nothing (the poller says so, and no row has a byte rate to b
 zero) is not published: an idle dashboard does no view or drawing work; one asked for with
 `refresh()` is, whatever it found (its caller waits for it). The first poll publishes
 the sockets as soon as they are dumped, and the next one follows at once with their owners
-(`Poller.poll_first_rows`). After publishing a poll
-it does not poll again until the UI's `ack()` (requests still run):
+(`Poller.poll_first_rows`); so does any poll whose owners the scan from memory could not all find
+(`Poller.owners_later`): the new state first, the owners looked for after it (published if found).
+After publishing a poll it does not poll again until the UI's `ack()` (requests still run):
 polls never queue up behind a busy UI. A poll that takes more than half the interval stretches the
 interval to twice its duration (`stretched_to`). `after_poll` sees every poll's snapshot, published
-or not, on the engine thread (the dashboard's four-tuple budget). Nothing ends the thread but
+or not, on the engine thread (the dashboard's four-tuple budget), before the UI has it (after it, for
+the first rows). Nothing ends the thread but
 `stop()`: a failed poll, request or callback is reported through `on_error` and the loop goes on.
 Knows nothing of Textual.
 """
@@ -28,6 +30,7 @@ import time
 from collections.abc import Callable
 
 from conntui.changes import event_lines
+from conntui.collector import SetAside, collector_paused
 from conntui.model import Snapshot
 from conntui.poller import Poller, Polling
 from conntui.view import ConnectionView, TableState
@@ -63,6 +66,10 @@ class Engine:
         self._stopping = threading.Event()
         self._next_poll = 0.0
         self._poll_now = False
+        self._owners_next = False  # the last poll's rows went out before (some of) their owners: poll at once
+        if isinstance(poller, Poller):
+            poller.owners_later = True
+        self._set_aside = SetAside()
         self._thread = threading.Thread(target=self._run, name="conntui-engine", daemon=True)
 
     def start(self) -> None:
@@ -77,6 +84,7 @@ class Engine:
         self._commands.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+        self._set_aside.thaw()
         self.poller.close()
 
     @property
@@ -120,8 +128,8 @@ class Engine:
     def _step(self) -> None:
         """Poll when due (or asked), else run the next request or wait for one."""
         due = not self.paused and not self._held.is_set() and time.monotonic() >= self._next_poll
-        if (due or self._poll_now) and self._acked.is_set():
-            asked, self._poll_now = self._poll_now, False
+        if (due or self._poll_now or self._owners_next) and self._acked.is_set():
+            asked, self._poll_now, self._owners_next = self._poll_now, False, False
             started = time.monotonic()
             self._poll(publish=asked)
             took = time.monotonic() - started
@@ -156,31 +164,49 @@ class Engine:
 
     def _poll(self, *, publish: bool = False) -> None:
         """One poll, published when it changed something (or when asked for: `refresh`, whose
-        caller waits for a poll that began after its request)."""
+        caller waits for a poll that began after its request). The collector is paused throughout:
+        the first poll alone makes 100,000 rows and their `Row`s, none of them in a cycle, and each
+        of its passes would walk them all (at 100,000 sockets, the first rows came 40 % later)."""
+        with collector_paused():
+            self._poll_and_publish(publish)
+
+    def _poll_and_publish(self, publish: bool) -> None:
+        poller = self.poller
+        first_rows = self.polls == 0 and isinstance(poller, Poller)
         try:
-            if self.polls == 0 and isinstance(self.poller, Poller):  # the rows first, their owners next
-                snapshot, changes = self.poller.poll_first_rows()
-                self._poll_now = self.poller.owners_pending
+            if first_rows and isinstance(poller, Poller):  # the rows first, their owners next
+                snapshot, changes = poller.poll_first_rows()
             else:
-                snapshot, changes = self.poller.poll()
+                snapshot, changes = poller.poll()
+            self._owners_next = isinstance(poller, Poller) and poller.owners_pending
         except Exception as error:  # a poll error is shown, never fatal
             self._report(f"poll failed: {error}")
             self._failed = True
             return
         self.polls += 1
+        if not first_rows:  # before the UI has the poll: what it shows next to the table (a lesson's
+            self._after_poll(snapshot)  # outcome) reads both; the first rows come before it
+        try:
+            if snapshot.unchanged and not self.view.moving and not self._failed and not publish:
+                return  # nothing to show: no view work, nothing for the UI to draw
+            self._failed = False  # published: the UI clears the failure it shows
+            self.view.apply(snapshot, changes)
+            state = self.view.state()
+            self._set_aside()  # the rows made for it: not walked by the collector once it is on again
+            self._acked.clear()  # no further poll until the UI has taken this one
+            try:
+                self.on_poll(snapshot, state, event_lines(changes))
+            except BaseException:
+                self._acked.set()  # the UI never got this poll: waiting for its ack would stop polling for ever
+                self._failed = True  # and the next one is published, changed or not
+                raise
+        finally:
+            if first_rows:
+                self._after_poll(snapshot)
+
+    def _after_poll(self, snapshot: Snapshot) -> None:
         if self.after_poll is not None:
             try:
                 self.after_poll(snapshot)
             except Exception as error:  # the table is still published
                 self._report(f"internal error after the poll: {error!r}")
-        if snapshot.unchanged and not self.view.moving and not self._failed and not publish:
-            return  # nothing to show: no view work, nothing for the UI to draw
-        self._failed = False  # published: the UI clears the failure it shows
-        self.view.apply(snapshot, changes)
-        self._acked.clear()  # no further poll until the UI has taken this one
-        try:
-            self.on_poll(snapshot, self.view.state(), event_lines(changes))
-        except BaseException:
-            self._acked.set()  # the UI never got this poll: waiting for its ack would stop polling for ever
-            self._failed = True  # and the next one is published, changed or not
-            raise

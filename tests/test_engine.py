@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
 
+from conntui.changes import Changes
 from conntui.engine import Engine
 from conntui.filters import parse_filter
+from conntui.model import Snapshot
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.view import ConnectionView
@@ -210,5 +213,138 @@ def test_a_poll_asked_for_is_published_even_when_nothing_changed(sockets) -> Non
         engine.refresh()
         recorder.wait(lambda: len(recorder.polls) > published)
         assert recorder.polls[-1][0].unchanged  # nothing changed, and still published
+    finally:
+        engine.stop()
+
+
+def test_a_poll_that_changed_nothing_hands_on_the_last_polls_rows(sockets) -> None:
+    """The same rows, not equal copies: the new ones are freed at once, not left to the collector."""
+    listener = sockets.listener()
+    sockets.connection(listener)
+    poller = Poller(OnePort(listener.getsockname()[1]), "tcp4")
+    try:
+        first, _ = poller.poll()
+        second, changes = poller.poll()
+        assert len(first.sockets) == 3 and second.unchanged and not changes
+        assert second.sockets is first.sockets
+        sockets.connection(listener)
+        third, _ = poller.poll()
+        assert not third.unchanged and len(third.sockets) == 5
+    finally:
+        poller.close()
+
+
+def test_the_first_rows_go_to_the_ui_before_the_budget_sees_them_later_polls_after(sockets) -> None:
+    """The first screen waits for nothing else; afterwards the budget sees each poll before the UI
+    (a lesson's outcome reads both). The collector is paused while a poll is made and taken in."""
+    listener = sockets.listener()
+    order: list[str] = []
+    recorder = Recorder()
+
+    def on_poll(snapshot, state, events) -> None:
+        order.append("ui" if not gc.isenabled() else "ui, collector on")
+        recorder.on_poll(snapshot, state, events)
+
+    engine = Engine(Poller(OnePort(listener.getsockname()[1]), "tcp4"), ConnectionView(), interval=0.1,
+                    on_poll=on_poll, on_state=recorder.on_state, on_error=recorder.on_error,
+                    after_poll=lambda snapshot: order.append("budget"))  # fmt: skip
+    engine.start()
+    try:
+        recorder.wait(lambda: len(recorder.polls) == 1)
+        engine.ack()
+        recorder.wait(lambda: len(recorder.polls) == 2)  # the owners
+        engine.ack()
+        sockets.connection(listener)
+        recorder.wait(lambda: len(recorder.polls) == 3)
+    finally:
+        engine.stop()
+    assert order[:2] == ["ui", "budget"] and order[2:4] == ["budget", "ui"] and order[-2:] == ["budget", "ui"]
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # a stopped engine hands back what it set aside
+
+
+def test_what_is_set_aside_is_left_out_of_collections_until_the_next_thaw() -> None:
+    """A published poll's objects are set aside from the collector (`gc.freeze`); cycles among
+    them still go, at the next thaw."""
+    import weakref
+
+    from conntui.collector import SetAside
+
+    class Node:
+        pass
+
+    set_aside = SetAside(thaw_every=2)
+    try:
+        cycle = Node()
+        cycle.me = cycle  # type: ignore[attr-defined]
+        alive = weakref.ref(cycle)
+        set_aside()
+        del cycle
+        gc.collect()
+        assert alive() is not None and gc.get_freeze_count() > 0  # set aside: no collection sees it
+        set_aside()  # the second time: thawed and collected first
+        assert alive() is None
+    finally:
+        set_aside.thaw()
+    assert gc.get_freeze_count() == 0
+
+
+def test_owners_later_a_socket_on_a_reused_fd_goes_out_at_once_and_its_owner_follows(sockets) -> None:
+    """A process that closed a connection and opened another on the same fd numbers keeps its fd
+    count: the scan from memory cannot place the new sockets. With `owners_later` (the dashboard's
+    engine sets it) they go out
+    without an owner, and the next poll brings it from the same dump, as an owner, not a change."""
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    client, server = sockets.connection(listener)
+    poller = Poller(OnePort(port), "tcp4")
+    try:
+        poller.poll()
+        poller.poll()  # every socket's owner known, and which sockets live
+        poller.owners_later = True
+        numbers = {client.fileno(), server.fileno()}
+        client.close()
+        server.close()
+        new_client, new_server = sockets.connection(listener)
+        assert {new_client.fileno(), new_server.fileno()} == numbers  # the same fds, the same count
+        new_port = new_client.getsockname()[1]
+
+        def new_ones(snapshot) -> list:  # the new connection's two sockets
+            return [sock for sock in snapshot.sockets if new_port in (sock.local_port, sock.remote_port)]
+
+        snapshot, changes = poller.poll()
+        assert len(new_ones(snapshot)) == 2 and all(sock.pids == () for sock in new_ones(snapshot))
+        assert poller.owners_pending and len(changes.opened) == 2
+        snapshot, changes = poller.poll()
+        assert {sock.pids for sock in new_ones(snapshot)} == {(os.getpid(),)} and not poller.owners_pending
+        assert not changes  # owners arriving, not events
+    finally:
+        poller.close()
+
+
+class PollerNeverPlacing(Poller):
+    """Says after every poll that owners are still to be looked for, and never finds any: as sockets
+    that a rescan cannot place (another user's, or gone meanwhile) do on a busy machine."""
+
+    def poll(self) -> tuple[Snapshot, Changes]:
+        snapshot, changes = super().poll()
+        self._missing = (list(snapshot.sockets), dict(snapshot.processes), set())
+        return snapshot, changes
+
+
+def test_an_owners_follow_up_that_finds_nothing_is_not_published(sockets) -> None:
+    listener = sockets.listener()
+    recorder = Recorder()
+    engine = make_engine(PollerNeverPlacing(OnePort(listener.getsockname()[1]), "tcp4"), recorder)
+    engine.start()
+    try:
+        recorder.wait(lambda: len(recorder.polls) == 1)
+        engine.ack()
+        recorder.wait(lambda: len(recorder.polls) == 2)  # the owners
+        engine.ack()
+        polls = engine.polls
+        deadline = time.monotonic() + 10
+        while engine.polls < polls + 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.polls >= polls + 4 and len(recorder.polls) == 2  # follow-ups polled, none published
     finally:
         engine.stop()

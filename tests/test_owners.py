@@ -87,7 +87,7 @@ def test_incremental_scan_matches_a_full_scan(sockets) -> None:
     for _ in range(5):
         sockets.connection(listener)
     scanner = OwnerScanner(full_every=1000)
-    full = scanner.scan()
+    full = dict(scanner.scan())  # a copy: the scanner keeps its owners up to date in place
     again = scanner.scan(set(full))
 
     def ours(owners: dict) -> dict:  # other processes on the machine may open and close sockets meanwhile
@@ -185,3 +185,31 @@ def test_two_scans_sharing_the_processes_stop_where_the_other_has_claimed(socket
     claims[:] = b"\x00\x00"
     both, _ = _scan_claimed("/proc", processes[::-1], claims)
     assert both[inode] == tuple(sorted(processes))  # in pid order, whichever was read first
+
+
+def test_a_scan_folds_in_only_what_changed_and_says_which_sockets(sockets) -> None:
+    listener = sockets.listener()
+    kept = sockets.connection(listener)
+    closing = sockets.connection(listener)
+    scanner = OwnerScanner(full_every=1000)
+    scanner.scan(set(OwnerScanner().scan(full=True)))  # told which sockets live, as the poller tells it
+    scanner.take_changed()
+
+    def inode(sock) -> int:
+        return os.fstat(sock.fileno()).st_ino
+
+    closed = {inode(sock) for sock in closing}
+    for sock in closing:
+        sock.close()
+    opened = {inode(sock) for sock in sockets.connection(listener)}
+    fresh = OwnerScanner().scan(full=True)
+    again = scanner.scan(set(fresh))
+
+    def ours(owners: dict) -> dict:  # other processes on the machine may open and close sockets meanwhile
+        return {inode: pids for inode, pids in owners.items() if os.getpid() in pids}
+
+    assert ours(again) == ours(fresh)
+    changed = scanner.take_changed()
+    assert opened | closed <= changed and not {inode(sock) for sock in (*kept, listener)} & changed
+    scanner.scan(set(fresh))  # nothing of ours changed since
+    assert not (opened | closed) & scanner.take_changed()

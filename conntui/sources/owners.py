@@ -61,6 +61,10 @@ class OwnerScanner:
         self._scans = 0
         self._live: Set[int] = set()  # the live sockets the last scan was told of
         self._shared: set[int] = set()  # sockets the last scan found in several processes
+        # Every socket inode -> the pids holding it: one dict, kept up to date by each scan (callers
+        # do not change it), and the sockets whose owners changed since `take_changed` was last called.
+        self._owners: dict[int, tuple[int, ...]] = {}
+        self._changed: set[int] = set()
         # Processes whose fds the last scan could not (all) read: the owners it may have missed.
         self.unreadable: set[int] = set()
 
@@ -86,12 +90,15 @@ class OwnerScanner:
             self._live = live_inodes
         return self._scan(distrusted, remember=not full, recheck=recheck)
 
+    def take_changed(self) -> set[int]:
+        """The sockets whose owners changed (gained or lost one) in the scans since the last call."""
+        changed, self._changed = self._changed, set()
+        return changed
+
     def _scan(self, distrusted: Set[int], remember: bool, recheck: bool = False) -> dict[int, tuple[int, ...]]:
-        owners: dict[int, tuple[int, ...]] = {}
         memory = self._fds if remember else {}
         fds_by_pid: dict[int, dict[str, int]] = {}
         unreadable: set[int] = set()
-        shared: set[int] = set()  # sockets held by several processes
         for entry in os.listdir(self.proc):
             if not entry.isdigit():
                 continue
@@ -114,18 +121,41 @@ class OwnerScanner:
                 unreadable.add(pid)
                 continue
             fds_by_pid[pid] = fds
-            for inode in fds.values():
-                if inode > 0:
-                    holders = owners.get(inode)
-                    if holders is None:
-                        owners[inode] = (pid,)
-                    elif holders[-1] != pid:  # one process may hold a socket on several fds
-                        owners[inode] = (*holders, pid)
-                        shared.add(inode)
-        self._fds = fds_by_pid
-        self._shared = shared
+        self._fold_in(fds_by_pid)
         self.unreadable = unreadable
-        return owners
+        return self._owners
+
+    def _fold_in(self, fds_by_pid: dict[int, dict[str, int]]) -> None:
+        """Bring the owners (kept from scan to scan) up to date with the processes whose fds changed
+        since the last scan, and only those: on an idle machine nothing is done, however many
+        sockets it holds."""
+        before, owners, shared = self._fds, self._owners, self._shared
+        singles: dict[int, tuple[int, ...]] = {}  # one (pid,) per process, shared by its sockets
+        changed = self._changed
+        for pid in before.keys() | fds_by_pid.keys():
+            old, new = before.get(pid), fds_by_pid.get(pid)
+            if old is new or old == new:
+                continue
+            held_before = {inode for inode in old.values() if inode > 0} if old else set()
+            held_now = {inode for inode in new.values() if inode > 0} if new else set()
+            for inode in held_before - held_now:  # let go of (or the process is gone)
+                rest = tuple(holder for holder in owners.get(inode, ()) if holder != pid)
+                if rest:
+                    owners[inode] = rest
+                else:
+                    owners.pop(inode, None)
+                if len(rest) < 2:
+                    shared.discard(inode)
+                changed.add(inode)
+            for inode in held_now - held_before:
+                holders = owners.get(inode)
+                if holders is None:
+                    owners[inode] = singles.get(pid) or singles.setdefault(pid, (pid,))
+                else:  # in pid order, as a scan from scratch lists them
+                    owners[inode] = tuple(sorted((*holders, pid)))
+                    shared.add(inode)
+                changed.add(inode)
+        self._fds = fds_by_pid
 
 
 class PendingScan:
@@ -260,4 +290,4 @@ def _unchanged(fd_dir: str, known: dict[str, int], distrusted: Set[int]) -> bool
     search for unplaced sockets catches it with a full scan.
     """
     count = os.stat(fd_dir).st_size
-    return count == len(known) and count > 0 and not any(inode in distrusted for inode in known.values())
+    return count == len(known) and count > 0 and (not distrusted or distrusted.isdisjoint(known.values()))

@@ -364,7 +364,7 @@ class DashboardScreen(ConnectionActions):
     def _tick(self) -> None:
         self._look_at_lessons()  # also when no poll changed anything: a lesson's wait is bounded
         self.engine.submit(ConnectionView.expire)
-        self.query_one(SocketTable).refresh()  # ages move on (and names that came in are drawn)
+        self.query_one(SocketTable).redraw_changed_cells()  # ages move on (and names that came in are drawn)
         self._refresh_detail()  # while shown: the owner's CPU % and memory move on, even when no socket changed
         if self.names.version != self._names_version:  # a filter may match the names that came in
             self._names_version = self.names.version

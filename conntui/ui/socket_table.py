@@ -24,9 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from rich.segment import Segment
+from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -165,6 +166,7 @@ class SocketTable(ScrollView, can_focus=True):
         self.cursor_key: object | None = None
         self._page_cache: _Page | None = None
         self._drawing_error = ""
+        self._frame: tuple[Style, Region] | None = None  # while a frame is drawn: the style and region of its lines
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -188,13 +190,42 @@ class SocketTable(ScrollView, can_focus=True):
         """Draw a new state; the cursor stays on its socket (or its place, if that is gone)."""
         self.state = state
         self.virtual_size = Size(self.virtual_size.width, len(state.lines) + 1)
-        position = state.position(self.cursor_key) if self.cursor_key is not None else None
+        position = None
+        if self.cursor_key is not None:  # where it was, as a rule: no lookup among every line then
+            stayed = self._key_at_in(state, self.cursor_index) == self.cursor_key
+            position = self.cursor_index if stayed else state.position(self.cursor_key)
         if position is None:  # in a group just collapsed: on its header
             position = state.hidden.get(self.cursor_key)
         if position is None:
             position = min(self.cursor_index, max(0, len(state.lines) - 1))
         self._move_cursor(position, announce=position != self.cursor_index or self._key_at(position) != self.cursor_key)
         self.refresh()
+
+    def redraw_changed_cells(self) -> None:
+        """Time moved on (ages) or names came in: redraw only the columns whose text changed on
+        screen, and nothing when none did; everything when the layout changed with them."""
+        before = self._page_cache
+        page = self._page()
+        if page is before:
+            return
+        if (
+            before is None
+            or (before.top, before.layout, len(before.texts)) != (page.top, page.layout, len(page.texts))
+            or any(type(old) is not type(new) for old, new in zip(before.texts, page.texts, strict=True))
+        ):
+            self.refresh()
+            return
+        changed = {
+            name
+            for old, new in zip(before.texts, page.texts, strict=True)
+            if isinstance(old, dict) and isinstance(new, dict) and old != new
+            for name, text in new.items()
+            if old.get(name) != text
+        }
+        left, layout = int(self.scroll_x), page.layout
+        for column, start, width in zip(layout.columns, layout.starts, layout.widths, strict=True):
+            if column.name in changed:
+                self.refresh(Region(start - left, 1, width, len(page.texts)))
 
     @property
     def cursor_line(self) -> Row | Group | None:
@@ -208,7 +239,11 @@ class SocketTable(ScrollView, can_focus=True):
         return line if isinstance(line, Row) else None
 
     def _key_at(self, index: int) -> object | None:
-        lines = self.state.lines
+        return self._key_at_in(self.state, index)
+
+    @staticmethod
+    def _key_at_in(state: TableState, index: int) -> object | None:
+        lines = state.lines
         return lines[index].key if 0 <= index < len(lines) else None
 
     def move_to_key(self, key: object) -> bool:
@@ -318,9 +353,24 @@ class SocketTable(ScrollView, can_focus=True):
 
     # -- drawing -----------------------------------------------------------------------------
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """One frame's lines: the widget's style and region are looked up once for all of them
+        (each lookup walks the DOM: once a line, they were a third of a frame)."""
+        self._frame = (self.rich_style, self.scrollable_content_region)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
+    def _base_style(self) -> Style:
+        return self._frame[0] if self._frame is not None else self.rich_style
+
+    def _region(self) -> Region:
+        return self._frame[1] if self._frame is not None else self.scrollable_content_region
+
     def _page(self) -> _Page:
         """The rows on screen and the layout they need, built once per change (not once per line)."""
-        region = self.scrollable_content_region
+        region = self._region()
         top, now = int(self.scroll_y), self.clock()
         names = self.names
         key = (self.state, top, region.width, region.height, self.show_metrics, int(now), names.version)
@@ -351,7 +401,7 @@ class SocketTable(ScrollView, can_focus=True):
         return column
 
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
+        width = self._region().width
         page = self._page()
         left = int(self.scroll_x)
         if y == 0:
@@ -359,7 +409,7 @@ class SocketTable(ScrollView, can_focus=True):
         index = page.top + y - 1
         lines = self.state.lines
         if index >= len(lines):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base_style())
         row = lines[index]
         if isinstance(row, Group):
             return self._group_strip(row, index == self.cursor_index, width)
@@ -378,7 +428,7 @@ class SocketTable(ScrollView, can_focus=True):
         if reason != self._drawing_error:  # drawn again on every refresh: reported once
             self._drawing_error = reason
             self.screen.post_message(ErrorOccurred(reason))  # to the screen that shows it: no bubble from a render
-        style = self.rich_style + self.get_component_rich_style("socket-table--closed")
+        style = self._base_style() + self.get_component_rich_style("socket-table--closed")
         return Strip([Segment(f" {reason}", style)]).adjust_cell_length(width, style)
 
     def _group_strip(self, group: Group, is_cursor: bool, width: int) -> Strip:
@@ -390,7 +440,7 @@ class SocketTable(ScrollView, can_focus=True):
         rates = f"↑ {format_bytes(group.tx_rate)}/s ↓ {format_bytes(group.rx_rate)}/s" if moving else ""
         fold = "▸" if group.collapsed else "▾"
         text = f"{fold} {printable(label)} — {group.count} {sockets}: {group.states_text()}   {rates}".rstrip()
-        style = self.rich_style + self.get_component_rich_style("socket-table--group")
+        style = self._base_style() + self.get_component_rich_style("socket-table--group")
         if is_cursor:
             style = style + self.get_component_rich_style("socket-table--cursor")
         return Strip([Segment(" " + text, style)]).adjust_cell_length(width, style)
@@ -415,8 +465,10 @@ class SocketTable(ScrollView, can_focus=True):
         return strip
 
     def _row_strip(self, row: Row, texts: dict[str, str], is_cursor: bool, layout: Layout) -> Strip:
+        """One row's line: neighbouring cells of the same style share one segment (most of the line
+        is one: fewer segments make every later step of the frame cheaper)."""
         component = self.get_component_rich_style
-        base = self.rich_style
+        base = self._base_style()
         sock = row.sock
         mine = sock.four_tuple in self.state.mine
         if row.mark:
@@ -424,21 +476,32 @@ class SocketTable(ScrollView, can_focus=True):
         if is_cursor:
             base = base + component("socket-table--cursor")
         segments = [Segment("●" if mine else " ", base + component("socket-table--mine") if mine else base)]
+        run: list[str] = []  # the texts of the current run of cells in the base style
+
+        def cell(text: str, style: Style) -> None:
+            if run:
+                segments.append(Segment("".join(run), base))
+                run.clear()
+            segments.append(Segment(text, style))
+
         for index, (column, column_width) in enumerate(zip(layout.columns, layout.widths, strict=True)):
             if index == layout.first_screen and layout.gap:
-                segments.append(Segment(" " * layout.gap, base))
+                run.append(" " * layout.gap)
             text = _fit(texts[column.name], column_width, column) + " "
-            style = base
             if column.name == "state":
                 style = base + component(f"socket-table--state-{STATE_CLASSES.get(sock.state, 'none')}")
                 if row.mark:  # the mark wins over the state colour
                     style = style + component(f"socket-table--{row.mark}")
                 if is_cursor:
                     style = style + component("socket-table--cursor")
+                cell(text, style)
             elif column.name == "count" and text.strip():
-                style = base + component("socket-table--unique-warning")
-            segments.append(Segment(text, style))
-        return Strip(segments).adjust_cell_length(max(self.scrollable_content_region.width, layout.width), base)
+                cell(text, base + component("socket-table--unique-warning"))
+            else:
+                run.append(text)
+        if run:
+            segments.append(Segment("".join(run), base))
+        return Strip(segments).adjust_cell_length(max(self._region().width, layout.width), base)
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self.virtual_size.width, len(self.state.lines) + 1)
