@@ -1,5 +1,4 @@
-"""Pausing Python's cyclic garbage collector around work that builds many objects and no cycles,
-and keeping what such work leaves behind out of its later passes.
+"""Pausing Python's cyclic garbage collector around work that builds many objects and no cycles.
 
 A poll builds a new row tuple per socket and `list --csv` a dict per socket; none of them can
 form a cycle, yet every 700 allocations the collector walks the young objects, and the older
@@ -25,26 +24,3 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-class SetAside:
-    """Leaves the objects alive now out of the collector's later passes (`gc.freeze`): the
-    dashboard's rows, 100,000 new ones at each poll that changed something, were otherwise walked
-    twice more once the collector was on again (70 ms at 100,000 sockets, just as the UI takes the
-    poll in). They are still freed as usual when no longer used: only cycles among them would stay,
-    so every `thaw_every`-th time everything set aside goes back and a full collection runs first."""
-
-    def __init__(self, thaw_every: int = 100) -> None:
-        self.thaw_every = thaw_every
-        self.times = 0
-
-    def __call__(self) -> None:
-        self.times += 1
-        if self.times % self.thaw_every == 0:
-            self.thaw()
-            gc.collect()
-        gc.freeze()
-
-    def thaw(self) -> None:
-        """Everything set aside goes back to the collector (the dashboard ends: its cycles are collected)."""
-        gc.unfreeze()

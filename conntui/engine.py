@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 
 from conntui.changes import event_lines
-from conntui.collector import SetAside, collector_paused
+from conntui.collector import collector_paused
 from conntui.model import Snapshot
 from conntui.poller import Poller, Polling
 from conntui.view import ConnectionView, TableState
@@ -69,7 +69,6 @@ class Engine:
         self._owners_next = False  # the last poll's rows went out before (some of) their owners: poll at once
         if isinstance(poller, Poller):
             poller.owners_later = True
-        self._set_aside = SetAside()
         self._thread = threading.Thread(target=self._run, name="conntui-engine", daemon=True)
 
     def start(self) -> None:
@@ -84,7 +83,6 @@ class Engine:
         self._commands.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout=5)
-        self._set_aside.thaw()
         self.poller.close()
 
     @property
@@ -191,11 +189,9 @@ class Engine:
                 return  # nothing to show: no view work, nothing for the UI to draw
             self._failed = False  # published: the UI clears the failure it shows
             self.view.apply(snapshot, changes)
-            state = self.view.state()
-            self._set_aside()  # the rows made for it: not walked by the collector once it is on again
             self._acked.clear()  # no further poll until the UI has taken this one
             try:
-                self.on_poll(snapshot, state, event_lines(changes))
+                self.on_poll(snapshot, self.view.state(), event_lines(changes))
             except BaseException:
                 self._acked.set()  # the UI never got this poll: waiting for its ack would stop polling for ever
                 self._failed = True  # and the next one is published, changed or not
