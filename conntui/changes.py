@@ -15,6 +15,9 @@ class Changes:
     closed: tuple[Socket, ...] = ()
     state_changed: tuple[tuple[Socket, Socket], ...] = ()  # (before, after)
     owners_changed: tuple[tuple[Socket, Socket], ...] = ()
+    # The sockets of rows that went out before their owners, now with them (from the same dump): not a
+    # change, so no event, but whoever keeps sockets (the history) takes the owners in.
+    owners_found: tuple[Socket, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.opened or self.closed or self.state_changed or self.owners_changed)

@@ -82,7 +82,8 @@ class Poller:
             return self.poll()
         started = self.timer()
         self._unowned = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
-        return self._snapshot(tuple(self._unowned), {}, started, unchanged=False), Changes()
+        rows = tuple(self._unowned)
+        return self._snapshot(rows, {}, started, unchanged=False), Changes(opened=rows)  # the first: all new
 
     def poll(self) -> tuple[Snapshot, Changes]:
         with collector_paused():  # a row per socket, and no cycle among them
@@ -114,7 +115,7 @@ class Poller:
         else:
             current = {sock.key: sock for sock in rows}
             arriving = unowned is not None or missing is not None  # owners arriving: no events
-            changes = Changes() if arriving else diff(self._previous, current)
+            changes = Changes(owners_found=rows) if arriving else diff(self._previous, current)
             self._previous = current
             self._live = {sock.inode for sock in rows if sock.inode}
         self._last_rows = rows

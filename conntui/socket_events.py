@@ -106,6 +106,10 @@ class EventTracker:
             self._seen[sock.key] = _Seen(sock, now, seen_opening=not first)
             if not first:
                 events.append(Event(now, "opened", sock))
+        for sock in changes.owners_found:  # the same sockets, their owners now known: no news
+            seen = self._seen.get(sock.key)
+            if seen is not None and seen.sock is not sock:
+                self._seen[sock.key] = _Seen(sock, seen.first_seen, seen.seen_opening)
         for before, after in changes.state_changed:
             events += self._update(Event(now, "state", after, previous=before))
         for before, after in changes.owners_changed:

@@ -381,3 +381,26 @@ def test_a_reset_connection_seen_by_a_poll_keeps_its_four_tuple(sockets) -> None
     assert ours is not None and not ours.remote_port  # what the kernel says: port 0
     event = tracker.destroyed(ours, time.time())
     assert event is not None and (event.sock.local_port, event.sock.remote_port) == ends
+
+
+async def test_a_connection_open_before_the_dashboard_started_closes_once_with_its_owner_and_lifetime(sockets) -> None:
+    """The first rows go out before their owners: the history still knows those sockets from the
+    first poll (a lifetime of at least the time since) and takes in their owners when they come."""
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    client, server = sockets.connection(listener)
+    client_port = client.getsockname()[1]
+    app = history_app(f"port:{port}", interval=0.5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 2, timeout=WAIT)  # the rows, then their owners
+        time.sleep(1.0)
+        client.close()
+        server.close()
+        listener.close()
+        await wait_for(pilot, lambda: record_of(app, client_port) and record_of(app, port), timeout=WAIT)
+        records = [r for r in app.dashboard.state.history.visible if port in (r.sock.local_port, r.sock.remote_port)]
+        assert len(records) == len({r.sock.key for r in records}) == 3  # each end once, and the listener once
+        for record in records:
+            assert record.sock.pids == (os.getpid(),) and record.sock.process  # the owner the polls saw
+            assert record.lifetime_ms is None and record.first_seen is not None  # open before the first poll
+            assert record.at - record.first_seen >= 1.0  # shown as "≥1s", not "≥0s"
