@@ -106,6 +106,7 @@ class ConnectionHistory:
         for event in self.tracker.polled(changes, now):
             if event.kind == "opened" and is_connection(event.sock):
                 self.seen += 1
+                self._state = None  # the kernel's counters may have been read already (`expire`)
             elif event.kind == "closed":
                 self._add(event)
         self._count_kernel()

@@ -404,3 +404,16 @@ async def test_a_connection_open_before_the_dashboard_started_closes_once_with_i
             assert record.sock.pids == (os.getpid(),) and record.sock.process  # the owner the polls saw
             assert record.lifetime_ms is None and record.first_seen is not None  # open before the first poll
             assert record.at - record.first_seen >= 1.0  # shown as "≥1s", not "≥0s"
+
+
+def test_seen_follows_each_poll_even_when_the_kernels_counters_have_not_moved_since() -> None:
+    """The state is kept while nothing changes; a poll counting new connections changes it, whether
+    or not the kernel's counters moved since they were last read (`expire` reads them too)."""
+    history = ConnectionHistory(bound=100, destroy_events=False)
+    history.polled(Changes(), time.time())
+    assert history.state().seen == 0  # kept from here
+    new = Socket(1, "tcp", 4, "127.0.0.1", 40000, "127.0.0.1", 80, "ESTABLISHED", 5, 0, (), None, None,
+                 None, None, None, None, None, None)  # fmt: skip
+    history.expire()
+    history.polled(Changes(opened=(new,)), time.time())
+    assert history.state().seen == 1

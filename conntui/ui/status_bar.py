@@ -53,7 +53,7 @@ class StatusBar(Static):
         if timing:
             parts.append(("  │ polls wait for the experiment", "yellow", 1))
         if stretched_to is not None:
-            parts.append((f"  │ interval stretched to {stretched_to:.1f} s", "yellow", 1))
+            parts.append((f"  │ interval stretched to {stretched_to:.2f} s", "yellow", 1))  # 1.04, not "1.0" at 1 s
         if closes_note:  # brief: the reason is in the event log and the history pane
             parts.append(("  │ closes from polls only", "yellow", 1))
         elif closes_lost:
