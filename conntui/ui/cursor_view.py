@@ -1,6 +1,7 @@
 """A line-by-line widget with a cursor: the moves of `CURSOR_BINDINGS` (up, down, page, first,
-last), the cursor kept on a line and in view below the widget's pinned lines. The tests pane and
-the budget view are such widgets (the socket table, whose lines are grouped, moves its own)."""
+last), the cursor kept on a line and in view below the widget's pinned lines. The tests pane, the
+budget view and the history table are such widgets (the socket table, whose lines are grouped,
+moves its own)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,6 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.events import Resize
 from textual.geometry import Size
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
@@ -27,6 +26,7 @@ from conntui.history import EMPTY_HISTORY, HistoryState
 from conntui.model import FourTuple, format_pids
 from conntui.socket_events import Event
 from conntui.text import printable
+from conntui.ui.cursor_view import CursorView
 from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.room import say_if_no_room
 from conntui.ui.socket_table import GUTTER, MORE_HINT, Layout, _fit, lay_out
@@ -101,8 +101,10 @@ HISTORY_COLUMNS: tuple[HistoryColumn, ...] = (
 )  # fmt: skip
 
 
-class HistoryTable(ScrollView, can_focus=True):
+class HistoryTable(CursorView, can_focus=True):
     """The closed connections, one line each under a pinned line of column titles."""
+
+    PINNED = 1
 
     COMPONENT_CLASSES = {"history-table--header", "history-table--cursor", "history-table--mine",
                          "history-table--between", "history-table--more"}  # fmt: skip
@@ -115,7 +117,6 @@ class HistoryTable(ScrollView, can_focus=True):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.state: HistoryState = EMPTY_HISTORY
-        self.cursor = 0
         self._layout: tuple[tuple[object, ...], Layout] | None = None  # (what it was made for, the layout)
 
     def show(self, state: HistoryState) -> None:
@@ -132,24 +133,9 @@ class HistoryTable(ScrollView, can_focus=True):
         visible = self.state.visible
         return visible[self.cursor] if 0 <= self.cursor < len(visible) else None
 
-    def _move_cursor(self, index: int) -> None:
-        self.cursor = max(0, min(index, len(self.state.visible) - 1))
-        body = max(1, self.scrollable_content_region.height - 1)
-        top = int(self.scroll_y)
-        if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True, force=True)
-        elif self.cursor >= top + body:
-            self.scroll_to(y=self.cursor - body + 1, animate=False, immediate=True, force=True)
-        self.refresh()
-
-    def action_cursor(self, delta: int) -> None:
-        self._move_cursor(self.cursor + delta)
-
-    def action_page(self, direction: int) -> None:
-        self._move_cursor(self.cursor + direction * max(1, self.scrollable_content_region.height - 2))
-
-    def action_jump(self, index: int) -> None:
-        self._move_cursor(index if index >= 0 else len(self.state.visible) - 1)
+    @property
+    def line_count(self) -> int:
+        return len(self.state.visible)
 
     def action_scroll_columns(self, direction: int) -> None:
         """Scroll sideways to the next column's start (`→`) or the previous one's (`←`)."""
