@@ -122,7 +122,10 @@ def installed(directory: Path) -> list[str]:
     )
     shutil.copytree(ROOT / "conntui", site / "conntui", ignore=shutil.ignore_patterns("__pycache__"))
     compileall.compile_dir(site / "conntui", quiet=1)
-    dependencies = {Path(psutil.__file__).parent.parent for psutil in (__import__("psutil"), __import__("textual"))}
+    import psutil
+    import textual
+
+    dependencies = {Path(package.__file__ or "").parent.parent for package in (psutil, textual)}
     (site / "conntui-dependencies.pth").write_text("".join(f"{path}\n" for path in sorted(dependencies)))
     return [str(python), "-m", "conntui"]
 

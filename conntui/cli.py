@@ -382,28 +382,21 @@ def _write_out(text: str | Iterable[str], command: str = "list") -> int:
     """Write the text, or its pieces as they come, to stdout: 0, or 1 with one line on stderr when
     it cannot be written (a full disk, no stdout at all). A reader that stopped reading is not an
     error (`conntui list | head`)."""
-    failure = None
-    try:
-        if sys.stdout is None:  # started with stdout closed
-            failure = "no standard output to write to"
-        else:
+    failure = "no standard output to write to"  # started with stdout closed
+    if sys.stdout is not None:
+        try:
             for piece in (text,) if isinstance(text, str) else text:
                 sys.stdout.write(piece)
             sys.stdout.flush()
-    except BrokenPipeError:  # `conntui list | head`, `conntui probe | head`: the reader has what it wanted
-        pass
-    except OSError as error:
-        failure = f"cannot write the output: {error.strerror or error}"
-    else:
-        if failure is None:
             return 0
-    if sys.stdout is not None:  # nothing left to write at exit, and no second error then
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    if failure is None:
-        return 0
-    if sys.stderr is not None:
+        except BrokenPipeError:  # `conntui list | head`, `conntui probe | head`: the reader has what it wanted
+            failure = ""
+        except OSError as error:
+            failure = f"cannot write the output: {error.strerror or error}"
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to write at exit
+    if failure and sys.stderr is not None:
         print(f"conntui {command}: error: {failure}", file=sys.stderr)
-    return 1
+    return 1 if failure else 0
 
 
 def run_budget(args: argparse.Namespace, selection: Filter, source: SocketSource) -> int:
