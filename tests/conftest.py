@@ -153,7 +153,8 @@ async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 30.0
     """Let the app run until predicate() holds (bounded), instead of sleeping a fixed time."""
     deadline = time.monotonic() + timeout
     while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"app condition not met within {timeout} s")
+        if time.monotonic() > deadline:  # what the app said meanwhile, for whoever reads the failure
+            said = "; ".join(notification.message for notification in pilot.app._notifications)
+            pytest.fail(f"app condition not met within {timeout} s (screen {pilot.app.screen!r}; said: {said})")
         await pilot.pause(0.05)
         await asyncio.sleep(0)
