@@ -121,7 +121,8 @@ def test_list_shows_hostile_names_escaped_and_json_carries_the_value(named_liste
     table = list_output(*selection)
     assert not CONTROL.search(table.replace("\n", ""))
     lines = table.splitlines()
-    assert len(lines) == 2 and f" {pid} " in lines[1] and f"  {shown}  " in lines[1]  # a pid may be narrower than "PIDs"
+    # a pid may be narrower than the "PIDs" header: padded after
+    assert len(lines) == 2 and f" {pid} " in lines[1] and f"  {shown}  " in lines[1]
 
     text = list_output("--csv", *selection)
     assert not CONTROL.search(text.replace("\n", ""))
