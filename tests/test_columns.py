@@ -15,6 +15,7 @@ from conntui.model import Socket
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.ui.app import ConntuiApp
+from conntui.ui.messages import SortRequested
 from conntui.ui.socket_table import MORE_HINT, SocketTable, lay_out
 from conntui.view import COLUMN_BY_NAME, COLUMNS, ConnectionView, Row, format_bytes
 from tests.conftest import wait_for
@@ -112,13 +113,20 @@ async def test_at_200x50_the_metrics_show_too(sockets, child_holding) -> None:
         assert MORE_HINT not in header(table)
 
 
-async def test_s_sorts_by_each_column_on_screen_in_turn(sockets, child_holding) -> None:
+async def test_s_sorts_by_each_column_on_screen_in_turn_and_the_sort_moves_no_column(sockets, child_holding) -> None:
     scene = Scene(sockets, child_holding)
-    for size in ((80, 24), (200, 50)):
+    for size in ((80, 24), (200, 50), None):  # None: just wide enough for every column, with no room to spare
         app = scene.app()
-        async with app.run_test(size=size) as pilot:
+        async with app.run_test(size=size or (120, 40)) as pilot:
             await wait_for(pilot, lambda: scene.complete(app))  # noqa: B023
             table = app.query_one(SocketTable)
+            if size is None:  # sorted by PIDs, whose marker has room in its column (a title-wide one's has not)
+                table.post_message(SortRequested("pids", False))
+                await wait_for(pilot, lambda: app.dashboard.state.sort_column == "pids")  # noqa: B023
+                await pilot.pause()
+                await pilot.resize_terminal(120 - (table.scrollable_content_region.width - table.columns_width), 40)
+                await pilot.pause()
+                assert table.scrollable_content_region.width == table.columns_width
             await pilot.pause()
             shown = [column.name for column in table.on_screen]
             chosen = []
@@ -128,6 +136,9 @@ async def test_s_sorts_by_each_column_on_screen_in_turn(sockets, child_holding) 
                 # the sort's own state, not a poll's that came first: `s` always moves to another column
                 await wait_for(pilot, lambda: app.dashboard.state.sort_column != before.sort_column)  # noqa: B023
                 chosen.append(app.dashboard.state.sort_column)
+                await pilot.pause()
+                # the marker takes no room: a column as wide as its title stays on screen when sorted by
+                assert [column.name for column in table.on_screen] == shown, chosen[-1]
             assert sorted(chosen) == sorted(shown)  # each column on screen once, none off it
 
 

@@ -174,6 +174,11 @@ class SocketTable(ScrollView, can_focus=True):
         return self._page().layout.columns
 
     @property
+    def columns_width(self) -> int:
+        """The cells every column together needs, side by side."""
+        return self._page().layout.width
+
+    @property
     def on_screen(self) -> list[Column]:
         """The columns wholly inside the screen at the current horizontal scroll."""
         layout, left = self._page().layout, int(self.scroll_x)
@@ -385,14 +390,29 @@ class SocketTable(ScrollView, can_focus=True):
         drawable = [row_texts for row_texts in texts if isinstance(row_texts, dict)]
         natural = {}
         for column in columns:
-            title = len(column.title) + (1 if self._is_sorted_by(column) else 0)
             widest = max((len(row_texts[column.name]) for row_texts in drawable), default=0)
-            natural[column.name] = max(title, min(column.max_width, widest))  # titles are never cut for room
-        layout = lay_out(columns, natural, region.width)
+            natural[column.name] = max(len(column.title), min(column.max_width, widest))  # titles are never cut
+        layout = self._with_room_for_the_marker(columns, natural, region.width)
         self._page_cache = page = _Page(key, top, texts, layout)
         if self.virtual_size.width != layout.width:  # the next frame scrolls as far as the last column
             self.virtual_size = Size(layout.width, len(state.lines) + 1)
         return page
+
+    def _with_room_for_the_marker(self, columns: list[Column], natural: dict[str, int], width: int) -> Layout:
+        """`lay_out`'s layout with a cell more for the sort marker of a column as wide as its title, when the
+        screen has one to spare: the same columns in the same widths, the rest moved by one. Without
+        one, the marker takes the space after the title (`_title`): the sort never moves a column."""
+        layout = lay_out(columns, natural, width)
+        for column, column_width in zip(layout.columns[: layout.first_screen], layout.widths, strict=False):
+            if self._is_sorted_by(column) and len(column.title) >= column_width:
+                wider = lay_out(columns, {**natural, column.name: column_width + 1}, width)
+                widths = tuple(
+                    kept_width + (kept is column)
+                    for kept, kept_width in zip(layout.columns, layout.widths, strict=True)
+                )
+                if (wider.columns, wider.widths, wider.first_screen) == (layout.columns, widths, layout.first_screen):
+                    return wider
+        return layout
 
     def _as_shown(self, column: Column) -> Column:
         """With service names shown, a port column is wider and left-aligned (numbers padded)."""
@@ -451,10 +471,7 @@ class SocketTable(ScrollView, can_focus=True):
         for index, (column, column_width) in enumerate(zip(layout.columns, layout.widths, strict=True)):
             if index == layout.first_screen and layout.gap:
                 segments.append(Segment(" " * layout.gap, style))
-            title = column.title
-            if self._is_sorted_by(column):
-                title += "▼" if self.state.sort_reverse else "▲"
-            segments.append(Segment(_fit(title, column_width, column) + " ", style))
+            segments.append(Segment(self._title(column, column_width), style))
         strip = Strip(segments).adjust_cell_length(max(width, layout.width), style).crop(left, left + width)
         hint = self.get_component_rich_style("socket-table--more")
         if left > 0:
@@ -463,6 +480,16 @@ class SocketTable(ScrollView, can_focus=True):
             more = MORE_HINT if left == 0 else MORE_RIGHT
             strip = Strip.join([strip.crop(0, width - len(more)), Strip([Segment(more, style + hint)])])
         return strip
+
+    def _title(self, column: Column, width: int) -> str:
+        """A column's title and the space after it; the sorted one's marker goes in that space when the
+        title fills the column: the sort never widens a column, nor moves one off the screen."""
+        if not self._is_sorted_by(column):
+            return _fit(column.title, width, column) + " "
+        marker = "▼" if self.state.sort_reverse else "▲"
+        if len(column.title) < width:
+            return _fit(column.title + marker, width, column) + " "
+        return _fit(column.title, width, column) + marker
 
     def _row_strip(self, row: Row, texts: dict[str, str], is_cursor: bool, layout: Layout) -> Strip:
         """One row's line: neighbouring cells of the same style share one segment (most of the line
