@@ -154,6 +154,46 @@ def test_netlink_reports_what_the_application_sent_and_received(sockets) -> None
     assert peer.state == "CLOSE_WAIT" and peer.bytes_received == 1000
 
 
+@linux_only
+def test_netlink_parser_stops_at_the_dumps_end_and_raises_the_kernels_error(sockets) -> None:
+    """A datagram of the kernel's own rows, then the messages that end a dump: rows of another
+    request are skipped, NLMSG_DONE ends the dump mid-datagram, NLMSG_ERROR raises its errno."""
+    import struct
+
+    from conntui.sources import netlink
+
+    listener = sockets.listener()
+    source = netlink.NetlinkSource()
+    try:
+        source._sequence = 7
+        request = netlink._DIAG_REQUEST.pack(socket.AF_INET, socket.IPPROTO_TCP, 2, 1 << 10)  # listeners, tcp_info
+        header = netlink._NLMSG_HEADER.pack(16 + len(request), netlink.SOCK_DIAG_BY_FAMILY, 0x301, 7, 0)
+        source._netlink.sendto(header + request, (0, 0))
+        rows_of_7 = source._netlink.recv(1 << 16)
+    finally:
+        source.close()
+    first_length = struct.unpack_from("=I", rows_of_7)[0]
+    assert first_length > 88 and struct.unpack_from("=H", rows_of_7, 4)[0] == netlink.SOCK_DIAG_BY_FAMILY
+    first_row = rows_of_7[: (first_length + 3) & ~3]
+
+    def control(kind: int, error: int = 0) -> bytes:
+        return netlink._NLMSG_HEADER.pack(20, kind, 2, 7, 0) + struct.pack("=i", error)
+
+    def parse(datagram: bytes, sequence: int = 7) -> list:
+        rows: list = []
+        done = netlink.DiagParser().parse(memoryview(datagram), sequence, "tcp", 4, True, rows, {}, {}, None)
+        return [done, *rows]
+
+    done, *rows = parse(first_row + control(netlink.NLMSG_DONE) + first_row)
+    assert done and len(rows) == 1 and rows[0].state == "LISTEN" and rows[0].inode
+    assert parse(first_row + control(netlink.NLMSG_DONE), sequence=8) == [False]  # another request's: not ours
+    assert parse(first_row + control(netlink.NLMSG_ERROR, 0))[0]  # an acknowledgement ends it too
+    with pytest.raises(OSError) as refused:
+        parse(first_row + control(netlink.NLMSG_ERROR, -13))
+    assert refused.value.errno == 13 and "tcp4" in str(refused.value)
+    assert listener.getsockname()[1] in {row.local_port for row in parse(rows_of_7)[1:]}
+
+
 def test_udp_rows_have_no_tcp_metrics(poller: Poller, sockets) -> None:
     bound = sockets.keep(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     bound.bind(("127.0.0.1", 0))

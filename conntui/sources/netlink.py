@@ -38,6 +38,9 @@ _DIAG_REQUEST = struct.Struct("=BBBxI48x")
 # inet_diag_msg: family, state, timer, retrans, sport, dport (big-endian, swapped below),
 # src[16], dst[16], if, cookie, expires, rqueue, wqueue, uid, inode.
 _DIAG_MSG = struct.Struct("=BBBBHH16s16sIQIIIII")
+# A dump's row as one unpack: the netlink header (length, type, sequence) and the inet_diag_msg
+# fields a Socket needs: state, sport, dport, src, dst, cookie, uid, inode.
+_ROW = struct.Struct("=IH2xI4xxB2xHH16s16s4xQ12xII")
 _RTATTR = struct.Struct("=HH")
 # struct tcp_info from tcpi_rtt (offset 68) to tcpi_bytes_retrans (ends at offset 216, Linux 4.19+):
 # rtt, rttvar, [snd_ssthresh], snd_cwnd, [advmss reordering rcv_rtt rcv_space], total_retrans,
@@ -47,6 +50,8 @@ _RTATTR = struct.Struct("=HH")
 _TCP_INFO_OFFSET = 68
 _TCP_INFO = struct.Struct("=II4xI16xI24xQ64xQQ")
 _TCP_INFO_END = _TCP_INFO_OFFSET + _TCP_INFO.size
+# The INET_DIAG_INFO attribute as one unpack: its length and type, then those fields.
+_INFO_ATTRIBUTE = struct.Struct(f"=HH{_TCP_INFO_OFFSET}x" + _TCP_INFO.format.lstrip("="))
 # States whose rows have no metrics: a listener has tcp_info but no connection to measure (its
 # metrics are null); TIME_WAIT (6) and NEW_SYN_RECV (12) rows are minisockets, without tcp_info
 # (a TIME_WAIT row still carries an attribute: without this, every one would be searched for it).
@@ -149,9 +154,8 @@ class DiagParser:
         state_names = _TCP_STATE_NAMES if proto == "tcp" else _UDP_STATE_NAMES
         new = tuple.__new__  # Socket._make without its Python-level wrapper: this runs 100,000 times
         unpack_header = _NLMSG_HEADER.unpack_from
-        unpack_msg = _DIAG_MSG.unpack_from
-        unpack_attr = _RTATTR.unpack_from
-        unpack_info = _TCP_INFO.unpack_from
+        unpack_row = _ROW.unpack_from
+        unpack_info = _INFO_ATTRIBUTE.unpack_from
         port = _PORT
         fin_seen = _FIN_SEEN
         info_at = self._info_offset  # where INET_DIAG_INFO usually sits after the message
@@ -160,36 +164,18 @@ class DiagParser:
         milliseconds = self._milliseconds
         offset, end = 0, len(data)
         while offset + 16 <= end:
-            length, kind, _flags, sequence, _pid = unpack_header(data, offset)
-            if length < 16:
-                return True
-            if sequence != expected_sequence:
+            whole_row = offset + _ROW.size <= end
+            if whole_row:
+                length, kind, sequence, state, sport, dport, src, dst, cookie, uid, inode = unpack_row(data, offset)
+            else:  # too short for a socket's row: the dump's end, an error
+                length, kind, _flags, sequence, _pid = unpack_header(data, offset)
+            if not whole_row or kind != SOCK_DIAG_BY_FAMILY or sequence != expected_sequence or length < _ROW.size:
+                if length < _NLMSG_HEADER.size or (
+                    sequence == expected_sequence and _control_message(data, offset, proto, family)
+                ):
+                    return True
                 offset += (length + 3) & ~3
                 continue
-            if kind == NLMSG_DONE:
-                return True
-            if kind == NLMSG_ERROR:
-                (error,) = struct.unpack_from("=i", data, offset + 16)
-                if error == 0:
-                    return True
-                raise OSError(-error, f"sock_diag dump of {proto}{family} failed")
-            (
-                _family,
-                state,
-                _timer,
-                _retrans,
-                sport,
-                dport,
-                src,
-                dst,
-                _if,
-                cookie,
-                _expires,
-                _rqueue,
-                _wqueue,
-                uid,
-                inode,
-            ) = unpack_msg(data, offset + 16)
             local_ip = addresses.get(src)
             if local_ip is None:
                 local_ip = addresses[src] = socket.inet_ntop(address_family, src[:address_length])
@@ -207,29 +193,27 @@ class DiagParser:
                 if owner is None:
                     owner = users[uid] = ((), None, user_name(uid) if user_name else None)
             metrics: tuple[float | int | None, ...] = _NO_METRICS
-            if want_info and length > 88 and state not in _NO_INFO_STATES:
+            if want_info and length > _ROW.size and state not in _NO_INFO_STATES:
                 row_end = offset + length
-                attr = offset + 88 + info_at
-                if attr + 4 > row_end or unpack_attr(data, attr)[1] != INET_DIAG_INFO:
-                    info_at = self._info_offset = _find_info(data, offset + 88, row_end, info_at)
-                    attr = offset + 88 + info_at
-                if attr + _INFO_LENGTH <= row_end:
-                    info_length, info_type = unpack_attr(data, attr)
-                    if info_type == INET_DIAG_INFO and info_length >= _INFO_LENGTH:  # older kernels: shorter
-                        rtt, rttvar, cwnd, retrans, received, sent, resent = unpack_info(
-                            data, attr + 4 + _TCP_INFO_OFFSET
+                attr = offset + _ROW.size + info_at
+                info = unpack_info(data, attr) if attr + _INFO_LENGTH <= row_end else _NO_INFO
+                if info[1] != INET_DIAG_INFO:  # not where it usually is: looked for, and the place kept
+                    info_at = self._info_offset = _find_info(data, offset + _ROW.size, row_end, info_at)
+                    attr = offset + _ROW.size + info_at
+                    info = unpack_info(data, attr) if attr + _INFO_LENGTH <= row_end else _NO_INFO
+                info_length, info_type, rtt, rttvar, cwnd, retrans, received, sent, resent = info
+                if info_type == INET_DIAG_INFO and info_length >= _INFO_LENGTH:  # older kernels: shorter
+                    if rtt:
+                        metrics = (
+                            milliseconds[rtt],
+                            milliseconds[rttvar],
+                            retrans,
+                            cwnd,
+                            sent - resent,
+                            received - fin_seen[state],
                         )
-                        if rtt:
-                            metrics = (
-                                milliseconds[rtt],
-                                milliseconds[rttvar],
-                                retrans,
-                                cwnd,
-                                sent - resent,
-                                received - fin_seen[state],
-                            )
-                        else:  # no RTT sample yet (SYN_SENT): unknown, not 0
-                            metrics = (None, None, retrans, cwnd, sent - resent, received - fin_seen[state])
+                    else:  # no RTT sample yet (SYN_SENT): unknown, not 0
+                        metrics = (None, None, retrans, cwnd, sent - resent, received - fin_seen[state])
             rows.append(
                 new(
                     Socket,
@@ -267,6 +251,21 @@ class _Milliseconds(dict[int, float]):
 
 
 _INFO_LENGTH = _RTATTR.size + _TCP_INFO_END  # the smallest INET_DIAG_INFO attribute with our fields
+_NO_INFO = (0,) * 9  # an `_INFO_ATTRIBUTE` of no type: no room for one
+
+
+def _control_message(data: memoryview, offset: int, proto: str, family: int) -> bool:
+    """Whether this message of the dump, not a socket's row, ends it: its end (NLMSG_DONE), or the
+    kernel's acknowledgement; raises OSError for the kernel's error."""
+    _length, kind, _flags, _sequence, _pid = _NLMSG_HEADER.unpack_from(data, offset)
+    if kind == NLMSG_DONE:
+        return True
+    if kind == NLMSG_ERROR:
+        (error,) = struct.unpack_from("=i", data, offset + _NLMSG_HEADER.size)
+        if error:
+            raise OSError(-error, f"sock_diag dump of {proto}{family} failed")
+        return True
+    return False
 
 
 def _find_info(data: memoryview, offset: int, end: int, usual: int) -> int:
