@@ -69,8 +69,16 @@ def row_of(app: ConntuiApp, local: Endpoint, remote: Endpoint | None) -> Row | N
 
 async def select(app: ConntuiApp, pilot, local: Endpoint, remote: Endpoint | None) -> Callable[[], Socket]:
     """Put the cursor on our socket; returns a reader of its latest row's socket."""
-    await wait_for(pilot, lambda: row_of(app, local, remote))
-    app.query_one(SocketTable).move_to_key(row_of(app, local, remote).sock.key)
+    table = app.query_one(SocketTable)
+
+    def cursor_on_ours() -> bool:  # the table may not have drawn the state that has our row yet
+        row = row_of(app, local, remote)
+        on_ours = row is not None and table.cursor_row is not None and table.cursor_row.sock.key == row.sock.key
+        if row is not None and not on_ours:
+            table.move_to_key(row.sock.key)
+        return on_ours
+
+    await wait_for(pilot, cursor_on_ours)
 
     def current() -> Socket:
         row = row_of(app, local, remote)
