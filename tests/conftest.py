@@ -15,6 +15,8 @@ from conntui.http.server import ServerThread
 from conntui.model import Socket
 from conntui.poller import Poller
 from conntui.sources import SourceError, open_source
+from conntui.ui.socket_table import SocketTable
+from conntui.view import Row
 
 LINUX = sys.platform.startswith("linux")
 # Tests of the Linux sources (netlink, /proc, owners from /proc/*/fd); elsewhere conntui uses psutil.
@@ -158,3 +160,22 @@ async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 30.0
             pytest.fail(f"app condition not met within {timeout} s (screen {pilot.app.screen!r}; said: {said})")
         await pilot.pause(0.05)
         await asyncio.sleep(0)
+
+
+async def cursor_to(pilot, find_row: Callable[[], Row | None]) -> Row:
+    """Put the table's cursor on the row `find_row` finds (waiting for it): the dashboard's state may
+    have the row before the table has drawn it, and moving to a key the table has not yet drawn
+    does nothing."""
+    table = pilot.app.query_one(SocketTable)
+
+    def cursor_on_it() -> bool:
+        row = find_row()
+        if row is None:
+            return False
+        if table.cursor_row is not None and table.cursor_row.sock.key == row.sock.key:
+            return True
+        table.move_to_key(row.sock.key)
+        return False
+
+    await wait_for(pilot, cursor_on_it)
+    return table.cursor_row

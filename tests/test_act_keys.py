@@ -28,7 +28,7 @@ from conntui.ui.export_dialog import ExportDialog
 from conntui.ui.owner_dialog import OwnerDialog
 from conntui.ui.socket_table import SocketTable
 from conntui.view import Row
-from tests.conftest import wait_for
+from tests.conftest import cursor_to, wait_for
 from tests.test_acting import helper  # noqa: F401 - a fixture
 from tests.test_app import make_app, plain
 from tests.test_grouping import group_by
@@ -69,16 +69,7 @@ def row_of(app: ConntuiApp, local: Endpoint, remote: Endpoint | None) -> Row | N
 
 async def select(app: ConntuiApp, pilot, local: Endpoint, remote: Endpoint | None) -> Callable[[], Socket]:
     """Put the cursor on our socket; returns a reader of its latest row's socket."""
-    table = app.query_one(SocketTable)
-
-    def cursor_on_ours() -> bool:  # the table may not have drawn the state that has our row yet
-        row = row_of(app, local, remote)
-        on_ours = row is not None and table.cursor_row is not None and table.cursor_row.sock.key == row.sock.key
-        if row is not None and not on_ours:
-            table.move_to_key(row.sock.key)
-        return on_ours
-
-    await wait_for(pilot, cursor_on_ours)
+    await cursor_to(pilot, lambda: row_of(app, local, remote))
 
     def current() -> Socket:
         row = row_of(app, local, remote)

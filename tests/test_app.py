@@ -18,7 +18,7 @@ from conntui.ui.socket_table import SocketTable
 from conntui.ui.status_bar import StatusBar
 from conntui.ui.test_dialog import TestDialog
 from conntui.ui.tests_pane import TestsPane
-from tests.conftest import wait_for
+from tests.conftest import cursor_to, wait_for
 
 SIZE = (150, 40)
 
@@ -144,9 +144,8 @@ async def test_detail_pane_shows_uniqueness_owners_and_jumps_to_peer(sockets) ->
     cport = client.getsockname()[1]
     app = make_app(f"port:{port}")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: row_for(app, cport))
         table = app.query_one(SocketTable)
-        table.move_to_key(row_for(app, cport).sock.key)
+        await cursor_to(pilot, lambda: row_for(app, cport))
         await pilot.press("enter")
         detail = app.query_one(DetailPane)
         assert not detail.has_class("hidden")
@@ -308,7 +307,7 @@ async def test_metrics_columns_and_rates_of_a_busy_connection(sockets) -> None:
         row = row_for(app, cport)
         assert row.sock.bytes_sent >= 600_000 and row.tx_rate and row.tx_rate > 0
         assert row.traffic is not None and row.traffic.history
-        table.move_to_key(row.sock.key)
+        await cursor_to(pilot, lambda: row_for(app, cport))
         await pilot.press("enter")
         await wait_for(pilot, lambda: "Rates" in plain(app.query_one(DetailPane)))
         text = plain(app.query_one(DetailPane))

@@ -14,7 +14,7 @@ from conntui.ui.app import ConntuiApp
 from conntui.ui.budget_pane import BUDGET_COLUMNS, BudgetPane, fit_budget_columns
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.socket_table import SocketTable
-from tests.conftest import linux_only, wait_for
+from tests.conftest import cursor_to, linux_only, wait_for
 from tests.test_app import plain
 from tests.test_budget import K, close_client_first
 
@@ -81,7 +81,7 @@ async def test_the_detail_pane_of_a_listener_or_an_accepted_socket_has_no_budget
         await pilot.press("enter")
         detail = app.query_one(DetailPane)
         for row in list(app.dashboard.state.visible):  # the listener, then the accepted side
-            app.query_one(SocketTable).move_to_key(row.sock.key)
+            await cursor_to(pilot, lambda row=row: row)
             described = f"source port {port}   destination IP {row.sock.remote_ip or '*'}"
             await wait_for(pilot, lambda text=described: text in plain(detail))
             assert "Budget" not in plain(detail)
