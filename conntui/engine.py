@@ -38,6 +38,7 @@ from conntui.view import ConnectionView, TableState
 Command = Callable[[ConnectionView], "bool | None"]  # False: nothing changed, publish nothing
 _POLL_NOW, _PAUSE, _RESUME = object(), object(), object()
 ERROR_PAUSE = 0.5  # seconds the loop rests after an unexpected error, so a recurring one cannot spin
+STOP_WAIT = 0.2  # seconds `stop()` waits for a poll under way: quitting is not held up by a slow poll
 
 
 class Engine:
@@ -64,6 +65,7 @@ class Engine:
         self._acked = threading.Event()
         self._acked.set()
         self._stopping = threading.Event()
+        self._closing, self._closed = threading.Lock(), False
         self._next_poll = 0.0
         self._poll_now = False
         self._owners_next = False  # the last poll's rows went out before (some of) their owners: poll at once
@@ -75,15 +77,25 @@ class Engine:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread and close the poller; once, however often it is called."""
+        """Stop the thread, and the poller once the thread is done with it; once, however often it is
+        called. A poll under way is waited for `STOP_WAIT` at most (100,000 sockets on a busy machine
+        take seconds): after that the thread, a daemon, closes the poller when its poll ends, and
+        publishes nothing more."""
         if self._stopping.is_set():
             return
         self._stopping.set()
         self._acked.set()
         self._commands.put(None)
         if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        self.poller.close()
+            self._thread.join(timeout=STOP_WAIT)
+        if not self._thread.is_alive():
+            self._close_poller()
+
+    def _close_poller(self) -> None:
+        with self._closing:
+            if not self._closed:
+                self._closed = True
+                self.poller.close()
 
     @property
     def running(self) -> bool:
@@ -116,12 +128,15 @@ class Engine:
 
     def _run(self) -> None:
         self._next_poll = time.monotonic()
-        while not self._stopping.is_set():
-            try:
-                self._step()
-            except Exception as error:  # the engine must outlive any bug: say it, rest, go on
-                self._report(f"internal error in the engine: {error!r}")
-                self._stopping.wait(ERROR_PAUSE)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._step()
+                except Exception as error:  # the engine must outlive any bug: say it, rest, go on
+                    self._report(f"internal error in the engine: {error!r}")
+                    self._stopping.wait(ERROR_PAUSE)
+        finally:
+            self._close_poller()
 
     def _step(self) -> None:
         """Poll when due (or asked), else run the next request or wait for one."""
@@ -182,6 +197,8 @@ class Engine:
             self._failed = True
             return
         self.polls += 1
+        if self._stopping.is_set():  # stopped while it polled: nobody is left to show it to
+            return
         if not first_rows:  # before the UI has the poll: what it shows next to the table (a lesson's
             self._after_poll(snapshot)  # outcome) reads both; the first rows come before it
         try:

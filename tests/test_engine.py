@@ -97,6 +97,33 @@ def test_engine_polls_waits_for_ack_and_applies_requests(sockets) -> None:
         engine.stop()
 
 
+def test_stop_does_not_wait_for_a_slow_poll_and_the_poller_is_closed_when_it_ends(sockets) -> None:
+    port = sockets.listener().getsockname()[1]
+    dumping, release, closed = threading.Event(), threading.Event(), threading.Event()
+
+    class SlowDump(OnePort):  # a dump that takes as long as 100,000 sockets on a busy machine
+        def list_sockets(self, *args, **kwargs):
+            dumping.set()
+            release.wait(10)
+            return super().list_sockets(*args, **kwargs)
+
+        def close(self) -> None:
+            assert release.is_set(), "closed while its dump was still running"
+            super().close()
+            closed.set()
+
+    recorder = Recorder()
+    engine = make_engine(Poller(SlowDump(port), "tcp4"), recorder)
+    engine.start()
+    assert dumping.wait(10)
+    started = time.monotonic()
+    engine.stop()  # `q` during the slow poll
+    assert time.monotonic() - started < 1 and not closed.is_set()
+    release.set()
+    assert closed.wait(10)  # the thread closes it once its dump is done...
+    assert recorder.polls == [] and recorder.errors == []  # ...and shows nobody the poll
+
+
 class FailingPoller:
     def __init__(self) -> None:
         self.calls = 0
