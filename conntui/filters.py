@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
+from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,6 +47,7 @@ class FilterError(ValueError):
     def __init__(self, term: str, reason: str) -> None:
         super().__init__(f"bad filter term {_shortened(term)!r}: {reason}")
         self.term = term
+        self.shown_term = _shortened(term)  # as the message quotes it: a pasted number may be 5,000 digits
         self.reason = reason
 
 
@@ -69,6 +72,43 @@ MATCH_ALL = Filter("", ())
 
 def parse_filter(text: str) -> Filter:
     return Filter(text.strip(), tuple(_parse_term(term) for term in text.split()))
+
+
+class FilterTyping:
+    """The filter to show while one is typed, keystroke by keystroke (`typed`): a text that parses
+    is shown; one that does not keeps the filter shown, unless that was only passed through while
+    typing the wrong term itself: on the way to the wrong `port:80 foo:1`, `port:80 foo` (a bare
+    word that matches nothing) parsed and was shown; `port:80` is what stays shown."""
+
+    KEPT = 64  # filters shown, remembered (their texts as typed)
+
+    def __init__(self, text: str = "") -> None:
+        self.shown = parse_filter(text)
+        self._shown: deque[str] = deque([text], maxlen=self.KEPT)
+
+    def typed(self, text: str) -> FilterError | None:
+        """Take the box's new text: `shown` is then the filter to show; the text's error, if any."""
+        try:
+            self.shown = parse_filter(text)
+        except FilterError as error:
+            text = self._kept(text, error.term)
+            self.shown = parse_filter(text)
+            if text != self._shown[-1]:
+                self._shown.append(text)
+            return error
+        self._shown.append(text)
+        return None
+
+    def _kept(self, text: str, wrong: str) -> str:
+        term = next((match for match in re.finditer(r"\S+", text) if match.group() == wrong), None)
+        if term is None:
+            return self._shown[-1]
+        before, after = text[: term.start()], text[term.end() :]
+        for shown in reversed(self._shown):
+            half_typed = len(shown) > len(before) + len(after) and shown.startswith(before) and shown.endswith(after)
+            if not (half_typed and wrong.startswith(shown[len(before) : len(shown) - len(after)])):
+                return shown
+        return ""
 
 
 def _parse_term(term: str) -> Test:
@@ -299,7 +339,7 @@ def _whole_number(term: str, text: str, what: str, maximum: int) -> int:
     if not _is_number(text):
         raise FilterError(term, f"{what}: takes whole numbers, e.g. {what}:1234")
     if len(digits) > len(str(maximum)) or int(digits) > maximum:  # int() refuses over 4,300 digits
-        raise FilterError(term, f"{what} {_shortened(digits)} is out of range 0-{maximum}")
+        raise FilterError(term, f"{what} {_shortened(digits, 20)} is out of range 0-{maximum}")
     return int(digits)
 
 

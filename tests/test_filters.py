@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conntui.filters import FILTER_KEYS, Filter, FilterError, parse_filter
+from conntui.filters import FILTER_KEYS, Filter, FilterError, FilterTyping, parse_filter
 from conntui.model import Socket
 from conntui.poller import Poller
 from conntui.sources import open_source
@@ -169,3 +169,23 @@ def test_the_readme_documents_every_filter_term() -> None:
             assert f"`{key}:" in table, key
     for typed, _meaning in BARE_TERMS[2:]:  # mine, negation (N and WORD are shown by example)
         assert f"`{typed.split()[0]}`" in table, typed
+
+
+def test_typing_keeps_the_filter_from_before_the_wrong_term_was_begun() -> None:
+    def typed_one_key_at_a_time(typing: FilterTyping, text: str) -> FilterError | None:
+        error = None
+        for end in range(1, len(text) + 1):
+            error = typing.typed(text[:end])
+        return error
+
+    typing = FilterTyping()
+    error = typed_one_key_at_a_time(typing, "port:80 foo:1")  # passes through `port:80 foo`, a bare word
+    assert error is not None and error.term == "foo:1" and typing.shown.text == "port:80"
+    assert typing.typed("port:80 foo:12") and typing.shown.text == "port:80"  # still, however long it gets
+    assert typing.typed("bogus:1") and typing.shown.text == "port:80"  # a wrong text pasted over: what was shown
+
+    typing = FilterTyping("state:listen")
+    assert typed_one_key_at_a_time(typing, "port:99999") and typing.shown.text == "state:listen"  # not `port:9999`
+    assert typing.typed("port:80 state:listen") is None and typing.shown.text == "port:80 state:listen"
+    assert typing.typed("port:80 stat:listen") and typing.shown.text == "port:80 state:listen"  # an edit within
+    assert typing.typed("port:80") is None and typing.shown.text == "port:80"

@@ -36,7 +36,7 @@ from textual.worker import Worker, WorkerState
 from conntui.budget import BudgetReport, BudgetTracker, BudgetUnavailable, read_port_space, read_tw_reuse
 from conntui.destroy_feed import DestroyFeed, subscribe
 from conntui.engine import Engine
-from conntui.filters import FilterError, parse_filter
+from conntui.filters import FilterTyping
 from conntui.grouping import Group
 from conntui.history import DEFAULT_BOUND, ConnectionHistory
 from conntui.http.experiments import TestRecord
@@ -146,8 +146,7 @@ class DashboardScreen(ConnectionActions):
         self.apply_ms = 0.0  # UI-thread time spent taking in the last poll
         self.events: deque[str] = deque(maxlen=EVENT_LOG_LINES)
         self.filter_error = ""
-        initial_filter = parse_filter(filter_text)
-        self.good_filter = initial_filter.text  # the last filter that parsed
+        self.filter_typing = FilterTyping(filter_text)  # the filter shown while one is typed
         self.poll_error = ""
         self.paused = False  # as asked of the engine (which applies it in order with other requests)
         self.lesson_shown = LESSONS[0].key  # the lessons screen opens on the last lesson looked at
@@ -169,7 +168,7 @@ class DashboardScreen(ConnectionActions):
         closed = ConnectionHistory(history, destroy_events=listener is not None, read_counts=read_counts)
         self.engine = Engine(
             poller,
-            ConnectionView(clock=clock, filter=initial_filter, names=self.names, history=closed),
+            ConnectionView(clock=clock, filter=self.filter_typing.shown, names=self.names, history=closed),
             interval=interval,
             on_poll=lambda snapshot, state, events: self.post_message(SnapshotReady(state, events)),
             on_state=lambda state: self.post_message(StateReady(state)),
@@ -421,16 +420,19 @@ class DashboardScreen(ConnectionActions):
     @on(Input.Changed, "#filter")
     @_while_live
     def _filter_changed(self, event: Input.Changed) -> None:
-        try:
-            new_filter = parse_filter(event.value)
-        except FilterError as error:
-            self.filter_error = f"{error} — still showing: {self.good_filter or 'everything'}"
-            event.input.add_class("-invalid")
-        else:
+        typing = self.filter_typing
+        before = typing.shown
+        error = typing.typed(event.value)
+        shown = typing.shown
+        if error is None:
             self.filter_error = ""
-            self.good_filter = new_filter.text  # the engine applies it next: the state may lag behind
             event.input.remove_class("-invalid")
-            self.engine.submit(lambda view: view.set_filter(new_filter))
+        else:  # what the table shows comes before the reason: a narrow status line cuts the reason's end
+            still = shown.text or "everything"
+            self.filter_error = f"bad filter term {error.shown_term!r}, still showing {still}: {error.reason}"
+            event.input.add_class("-invalid")
+        if shown.text != before.text:  # the engine applies it next: the state may lag behind
+            self.engine.submit(lambda view: view.set_filter(shown))
         self._show_status()
 
     @on(GroupToggleRequested)

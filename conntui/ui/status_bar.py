@@ -22,6 +22,7 @@ Part = tuple[str, str, int]
 
 class StatusBar(Static):
     _lines = 0  # rows the last text took: a new layout only when that changes (a layout costs ~10 ms)
+    _error = ""
     _parts: list[Part] = []
 
     def show(
@@ -37,8 +38,7 @@ class StatusBar(Static):
         closes_lost: bool = False,
     ) -> None:
         parts: list[Part] = []
-        if error:  # first: the line is two rows high, and an error must never be cut off
-            parts.append((f"{printable(error)}\n", "bold red", 0))  # may quote the system or the user
+        self._error = printable(error)  # first, on a row of its own; may quote the system or the user
         snapshot = state.snapshot
         if snapshot is None:
             parts.append(("waiting for the first poll…", "", 0))
@@ -75,16 +75,25 @@ class StatusBar(Static):
         self._fit()  # what fits changes with the width
 
     def _fit(self) -> None:
-        """Draw the parts that fit in MAX_ROWS rows at the current width, the most important kept."""
+        """Draw the parts that fit in MAX_ROWS rows at the current width, the most important kept.
+        An error takes the first row, cut to it (its end is the least telling: a filter error names
+        the term and the filter still shown first), so that the sockets shown stay in sight."""
         width = self.content_region.width
         parts = list(self._parts)
+        room = MAX_ROWS - 1 if self._error else MAX_ROWS
         text = Text.assemble(*((part, style) for part, style, _ in parts))
         rows = len(text.wrap(self.app.console, width)) if width > 0 else 1  # not laid out yet: all of it
-        while rows > MAX_ROWS and any(priority for _, _, priority in parts):
+        while rows > room and any(priority for _, _, priority in parts):
             least = max(range(len(parts)), key=lambda index: (parts[index][2], index))
             del parts[least]
             text = Text.assemble(*((part, style) for part, style, _ in parts))
             rows = len(text.wrap(self.app.console, width))
+        if self._error:
+            error = Text(self._error, "bold red", no_wrap=True, overflow="ellipsis")
+            if width > 0:
+                error.truncate(width, overflow="ellipsis")
+            text = Text.assemble(error, "\n", text)
+            rows += 1
         self.update(text, layout=rows != self._lines)
         self._lines = rows
 
