@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from conntui.model import ProcessInfo, Snapshot, Socket
+from conntui.model import ProcessInfo, Snapshot, Socket, format_pids
 from conntui.sources.netlink import destroy_socket, socket_state
 from conntui.text import printable
 
@@ -95,6 +95,17 @@ def kill_candidates(sock: Socket, snapshot: Snapshot) -> list[ProcessInfo]:
     """The owners of `sock` that can be signalled safely: those whose create time is known."""
     found = (snapshot.processes.get(pid) for pid in sock.pids)
     return [info for info in found if info is not None and info.create_time is not None]
+
+
+def no_candidates_reason(sock: Socket, snapshot: Snapshot) -> str:
+    """Why `kill_candidates` found no owner of `sock` to signal, in words. The table's row may name
+    an owner that this snapshot has not described yet (the row is the newer: the next poll's
+    snapshot is on its way to the UI): the process exists, its details are still to come."""
+    if not sock.pids:
+        return "its owner is hidden (another user's process)" if sock.inode else "no process holds it"
+    if any(pid not in snapshot.processes and psutil.pid_exists(pid) for pid in sock.pids):
+        return "its owner's details are still being read: press k again"
+    return f"{format_pids(sock.pids, every=True)} could not be read (ended, or not ours to read)"
 
 
 def send_signal(target: ProcessInfo, signal_name: str) -> Outcome:

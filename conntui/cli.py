@@ -364,7 +364,7 @@ def run_list(args: argparse.Namespace, selection: Filter, source: SocketSource, 
     if args.json:
         return _write_out(chain(output.json_pieces(snapshot, shown), "\n"))
     if args.csv:
-        return _write_out(output.to_csv(output.records(snapshot, shown)))
+        return _write_out(output.to_csv(snapshot, shown))
     return _write_out(output.to_table(snapshot, shown))
 
 

@@ -30,7 +30,7 @@ def render(snapshot: Snapshot, sockets: Sequence[Socket], export_format: str) ->
     if export_format == "json":
         return output.to_json(snapshot, sockets) + "\n"
     if export_format == "csv":
-        return output.to_csv(output.records(snapshot, sockets))
+        return output.to_csv(snapshot, sockets)
     raise ValueError(f"unknown export format {export_format!r}: one of {', '.join(EXPORT_FORMATS)}")
 
 

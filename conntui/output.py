@@ -125,21 +125,34 @@ def _json_rows(counts: Counter[FourTuple], sockets: Sequence[Socket], text: _Jso
     ])  # fmt: skip
 
 
-def to_csv(rows: list[dict[str, object]]) -> str:
+def to_csv(snapshot: Snapshot, sockets: Sequence[Socket]) -> str:
+    """`list --csv`: the `FIELDS` of each socket, a row each, people's text escaped (`printable`);
+    written as `to_json` is, field by field in C (`csv.writer.writerows`), each distinct owner's
+    cells made once (a test holds it to the cells of `records`)."""
+    counts = snapshot.tuple_counts()
+    count = counts.get if counts else None  # most hosts: every four-tuple is held once
+    owner_cells = _OwnerCells()
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\n")  # None is written as an empty cell
     writer.writerow(FIELD_NAMES)
-    for row in rows:
-        writer.writerow([_csv_cell(row[field.name], field.system_text) for field in FIELDS])
+    with collector_paused():
+        writer.writerows([
+            (proto, family, local_ip, local_port, remote_ip, remote_port, state, *owner_cells[pids, process, user],
+             count((proto, local_ip, local_port, remote_ip, remote_port), 1) if count else 1,
+             rtt_ms, retrans, bytes_sent, bytes_received)
+            for (_key, proto, family, local_ip, local_port, remote_ip, remote_port, state, _inode, _uid, pids,
+                 process, user, rtt_ms, _rttvar_ms, retrans, _cwnd, bytes_sent, bytes_received) in sockets
+        ])  # fmt: skip
     return out.getvalue()
 
 
-def _csv_cell(value: object, system_text: bool) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return " ".join(str(item) for item in value)
-    return printable(str(value)) if system_text else value
+class _OwnerCells(dict[tuple[tuple[int, ...], str | None, str | None], tuple[str, str, str]]):
+    """An owner (pids, process, user) -> its three CSV cells: pids space-separated, names escaped."""
+
+    def __missing__(self, owner: tuple[tuple[int, ...], str | None, str | None]) -> tuple[str, str, str]:
+        pids, process, user = owner
+        cells = self[owner] = (" ".join(map(str, pids)), printable(process or ""), printable(user or ""))
+        return cells
 
 
 def to_table(snapshot: Snapshot, sockets: Sequence[Socket]) -> str:

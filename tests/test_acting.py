@@ -29,6 +29,7 @@ from conntui.acting import (
     describe_command,
     describe_process,
     kill_candidates,
+    no_candidates_reason,
     send_signal,
 )
 from conntui.export import existing_entry, render, with_format, write_atomically
@@ -138,6 +139,27 @@ def test_several_owners_are_all_candidates_and_hidden_ones_are_not(helper, socke
     assert {first.pid, second.pid} <= pids
     unverifiable = Snapshot((sock,), {first.pid: dataclasses.replace(info_of(first), create_time=None)})
     assert first.pid not in {info.pid for info in kill_candidates(sock, unverifiable)}
+
+
+def test_no_candidate_says_why_an_owner_not_described_yet_is_not_one_that_ended(helper, sockets) -> None:
+    listener = sockets.listener()
+    child = helper(pass_fds=[listener.fileno()])
+    rows = find(Poller(open_source(), "tcp").poll()[0].sockets, listener.getsockname())
+    [listening] = [row for row in rows if row.state == "LISTEN"]
+    assert child.pid in listening.pids
+    sock = listening._replace(pids=(child.pid,))  # the child's alone
+    # the row names the child; the snapshot `k` reads is the one before (the first rows, no details)
+    before_its_details = Snapshot((sock._replace(pids=()),), {})
+    assert not kill_candidates(sock, before_its_details)
+    assert no_candidates_reason(sock, before_its_details) == "its owner's details are still being read: press k again"
+    child.kill()
+    child.wait(timeout=10)
+    assert (
+        no_candidates_reason(sock, before_its_details) == f"{child.pid} could not be read (ended, or not ours to read)"
+    )
+    hidden = "its owner is hidden (another user's process)"
+    assert no_candidates_reason(sock._replace(pids=()), before_its_details) == hidden
+    assert no_candidates_reason(sock._replace(pids=(), inode=0), before_its_details) == "no process holds it"
 
 
 def test_a_command_line_past_the_limit_ends_in_an_ellipsis(helper) -> None:
@@ -295,7 +317,7 @@ def test_export_is_lists_own_text_written_atomically_and_never_over_a_file_unask
     snapshot, _ = Poller(open_source(), "tcp").poll()
     shown = [row for row in find(snapshot.sockets, listener.getsockname()) if row.state == "LISTEN"]
     assert render(snapshot, shown, "json") == output.to_json(snapshot, shown) + "\n"
-    assert render(snapshot, shown, "csv") == output.to_csv(output.records(snapshot, shown))
+    assert render(snapshot, shown, "csv") == output.to_csv(snapshot, shown)
     target = tmp_path / "view.json"
     assert write_atomically(target, render(snapshot, shown, "json"), overwrite=False) == target
     assert json.loads(target.read_text())[0]["local_port"] == listener.getsockname()[1]

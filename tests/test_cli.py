@@ -219,9 +219,28 @@ def test_list_into_a_closed_pipe_is_quiet(sockets) -> None:
     assert result.stdout.startswith("Proto") and result.stderr == ""
 
 
-def test_the_json_writer_writes_what_the_json_module_would(sockets) -> None:
+def test_the_json_and_csv_writers_write_what_the_json_and_csv_modules_would(sockets) -> None:
+    import csv
+    import io
+
     from conntui.model import Snapshot, Socket
-    from conntui.output import JSON_PIECE_ROWS, json_pieces, records, to_json
+    from conntui.output import FIELDS, JSON_PIECE_ROWS, json_pieces, records, to_csv, to_json
+    from conntui.text import printable
+
+    def csv_of(rows: list[dict[str, object]]) -> str:  # each field's value as a cell, people's text escaped
+        def cell(value: object, system_text: bool) -> object:
+            if value is None:
+                return ""
+            if isinstance(value, list):
+                return " ".join(map(str, value))
+            return printable(str(value)) if system_text else value
+
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([field.name for field in FIELDS])
+        writer.writerows([cell(row[field.name], field.system_text) for field in FIELDS] for row in rows)
+        return out.getvalue()
+
     from conntui.poller import Poller
     from conntui.sources import open_source
 
@@ -245,6 +264,8 @@ def test_the_json_writer_writes_what_the_json_module_would(sockets) -> None:
     alone = Snapshot(tuple(snapshot.sockets[:-1]), snapshot.processes)  # every four-tuple held once
     assert to_json(alone, alone.sockets) == json.dumps(records(alone, alone.sockets), separators=(",", ":"))
     assert len(json.loads(to_json(snapshot, shown))) == len(shown) > 3
+    assert to_csv(snapshot, shown) == csv_of(records(snapshot, shown))
+    assert to_csv(alone, alone.sockets) == csv_of(records(alone, alone.sockets))
 
 
 def test_list_gives_the_same_rows_in_listing_order_whether_its_owner_scan_starts_first_or_later(sockets) -> None:

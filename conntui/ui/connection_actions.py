@@ -58,10 +58,7 @@ class ConnectionActions(Screen[None]):
             return
         owners = acting.kill_candidates(sock, self.state.snapshot)
         if not owners:
-            if sock.pids:
-                why = f"{format_pids(sock.pids, every=True)} could not be read (ended, or not ours to read)"
-            else:
-                why = "its owner is hidden (another user's process)" if sock.inode else "no process holds it"
+            why = acting.no_candidates_reason(sock, self.state.snapshot)
             self.notify(f"No process to signal: {why}.", severity="warning")
         elif len(owners) == 1:
             self._confirm_kill(owners[0])
