@@ -10,6 +10,7 @@ import argparse
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING
@@ -311,8 +312,14 @@ def main(argv: Sequence[str] | None = None, owner_scan: PendingScan | None = Non
             return 1
     if args.command == "watch":
         return run_watch(args, selection, source)
-    app = dashboard_app(args, selection, source)
-    app.run()
+    try:
+        app = dashboard_app(args, selection, source)
+        app.run()
+    except OSError as error:  # out of fds (`ulimit -n 8`): the event loop, an import cannot start
+        sys.unraisablehook = lambda unraisable: None  # nor the half-made loop's clean-up: one line, not four
+        warnings.simplefilter("ignore")  # (its coroutine, never awaited)
+        print(f"conntui: error: {error.strerror or error}", file=sys.stderr)
+        return 1
     return app.return_code or 0  # 128 + n after signal n
 
 
@@ -422,6 +429,23 @@ class _Stopped(Exception):
     """SIGTERM: stop watching."""
 
 
+class _CannotWrite(Exception):
+    """Standard output cannot be written (a full disk, closed): the command ends with one line."""
+
+
+def _print_out(text: str) -> None:
+    """Print a line of a long-running command's output at once; raise `_CannotWrite` when it cannot be
+    (BrokenPipeError, a reader that stopped reading, is left to the caller)."""
+    if sys.stdout is None:  # started with stdout closed
+        raise _CannotWrite("no standard output to write to")
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise _CannotWrite(f"cannot write the output: {error.strerror or error}") from error
+
+
 def run_watch(args: argparse.Namespace, selection: Filter, source: SocketSource) -> int:
     import json
     import signal
@@ -434,35 +458,40 @@ def run_watch(args: argparse.Namespace, selection: Filter, source: SocketSource)
     def warn(message: str) -> None:
         print(f"conntui watch: {message}", file=sys.stderr)
 
-    poller = Poller(source, args.kind)
-    listener: DestroyListener | None = None
-    if source.name != "netlink":
-        warn(f"the {source.name} backend has no destroy events: connections shorter than a poll are not seen")
-    else:
-        try:
-            listener = DestroyListener(poller.kinds)
-        except DestroyEventsUnavailable as error:
-            warn(f"{error}; connections shorter than a poll are not seen")
-
     def emit(event: Event) -> None:
-        line = json.dumps(event_record(event), separators=(",", ":")) if args.json else event_line(event)
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        _print_out(json.dumps(event_record(event), separators=(",", ":")) if args.json else event_line(event))
 
     def stop(signal_number: int, frame: object) -> None:
         raise _Stopped
 
     signal.signal(signal.SIGTERM, stop)
-    watcher = Watcher(poller, listener, selection, emit, interval=args.interval, warn=warn)
+    watcher: Watcher | None = None
     try:
+        poller = Poller(source, args.kind)
+        listener: DestroyListener | None = None
+        if source.name != "netlink":
+            warn(f"the {source.name} backend has no destroy events: connections shorter than a poll are not seen")
+        else:
+            try:
+                listener = DestroyListener(poller.kinds)
+            except DestroyEventsUnavailable as error:
+                warn(f"{error}; connections shorter than a poll are not seen")
+        watcher = Watcher(poller, listener, selection, emit, interval=args.interval, warn=warn)
         while True:
             watcher.step()
     except (KeyboardInterrupt, _Stopped):
         pass
     except BrokenPipeError:  # `conntui watch | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at interpreter exit
+    except _CannotWrite as error:
+        warn(f"error: {error}")
+        return 1
+    except OSError as error:  # out of fds or memory (`ulimit -n 6`): said in one line
+        warn(f"error: {error.strerror or error}")
+        return 1
     finally:
-        watcher.close()
+        if watcher is not None:
+            watcher.close()
     return 0
 
 
@@ -580,18 +609,27 @@ def run_serve(args: argparse.Namespace) -> int:
         lines += [f"  {path:<{width}}  {what}" for path, what in ENDPOINTS]
         if args.rtt:
             lines.append(simulated_rtt_note(args.rtt))
-        print("\n".join(lines), flush=True)
+        try:
+            _print_out("\n".join(lines))
+        except BrokenPipeError:  # `conntui serve | head`: serve on, print no more
+            print_no_more()
 
     def print_request(served: Served) -> None:
         try:
-            print(served.line, flush=True)
-        except BrokenPipeError:  # `conntui serve | head`: serve on, print no more
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            server.on_request = None
+            _print_out(served.line)
+        except BrokenPipeError:
+            print_no_more()
+
+    def print_no_more() -> None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        server.on_request = None
 
     server = TestServer(args.host, args.port, on_request=None if args.quiet else print_request, rtt_ms=args.rtt)
     try:
         asyncio.run(serve_until_stopped(server, announce))
+    except _CannotWrite as error:  # a full disk: serving on, unseen, would help nobody
+        print(f"conntui serve: error: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(f"conntui serve: error: cannot listen on {host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 1

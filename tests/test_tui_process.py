@@ -110,6 +110,23 @@ def test_ctrl_c_quits() -> None:
         assert_terminal_restored(screen + output)
 
 
+def test_out_of_file_descriptors_the_dashboard_says_so_in_one_line() -> None:
+    import resource
+
+    controller, terminal = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "conntui"], stdin=terminal, stdout=terminal, stderr=terminal,
+        env={**os.environ, "TERM": "xterm-256color"},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (9, 9)),
+    )  # fmt: skip
+    os.close(terminal)
+    try:
+        output = read_until_exit(controller, child, timeout=30)
+    finally:
+        os.close(controller)
+    assert child.returncode == 1 and output.decode().strip() == "conntui: error: Too many open files", output
+
+
 @pytest.mark.parametrize("redirected", ["stdout", "stdin"])
 def test_without_a_terminal_the_dashboard_says_use_list(redirected: str, tmp_path) -> None:
     """`conntui > file` and `conntui < /dev/null`: one line on stderr, exit 2, no escape codes."""

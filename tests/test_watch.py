@@ -219,6 +219,41 @@ def test_watch_into_a_closed_pipe_ends_quietly(sockets) -> None:
     assert stdout.count("\n") == 1 and " closed " in stdout
 
 
+@pytest.mark.parametrize("how", ["full disk", "closed stdout"])
+def test_watch_that_cannot_write_says_so_in_one_line(how: str, sockets) -> None:
+    listener = sockets.listener()
+    watch = f"{sys.executable} -m conntui watch --interval 3600 --port {listener.getsockname()[1]}"
+    command = f"exec {watch} > /dev/full" if how == "full disk" else f"exec {watch} >&-"
+    watching = subprocess.Popen(["bash", "-c", command], stderr=subprocess.PIPE, text=True)
+    for _ in range(200):  # its first close is its first line to write
+        short_connection(listener)
+        try:
+            watching.wait(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+    _, stderr = watching.communicate(timeout=30)
+    said = "cannot write the output: No space left on device" if how == "full disk" else "no standard output"
+    assert watching.returncode == 1 and stderr.startswith(f"conntui watch: error: {said}"), stderr
+    assert "Traceback" not in stderr
+
+
+def test_watch_and_serve_out_of_file_descriptors_or_disk_say_so_in_one_line() -> None:
+    import resource
+
+    def few_fds() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (6, 6))
+
+    result = subprocess.run([sys.executable, "-m", "conntui", "watch"], capture_output=True, text=True, timeout=60,
+                            preexec_fn=few_fds)  # fmt: skip
+    assert result.returncode == 1 and result.stderr == "conntui watch: error: Too many open files\n", result.stderr
+    with open("/dev/full", "w") as full:  # the banner cannot be printed: not "cannot listen"
+        result = subprocess.run([sys.executable, "-m", "conntui", "serve", "--port", "0"], stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == "conntui serve: error: cannot write the output: No space left on device\n"
+
+
 @pytest.mark.parametrize(
     "args",
     [["--interval", "0"], ["--kind", "sctp"], ["--filter", "state:nonsense"], ["--port", "99999"], ["--csv"]],
