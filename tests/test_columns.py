@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections import Counter
 
 from textual import events
+from textual.app import App, ComposeResult
 
-from conntui.model import Socket
+from conntui.changes import Changes
+from conntui.model import Snapshot, Socket
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.ui.app import ConntuiApp
@@ -194,3 +196,34 @@ def test_bytes_in_human_units() -> None:
     row = Row(sock, 0.0)
     assert COLUMN_BY_NAME["sent"].text(row, Counter(), 0.0) == "71.0 MiB"
     assert COLUMN_BY_NAME["received"].text(row, Counter(), 0.0) == "0 B"
+
+
+class TableHost(App[None]):
+    """The socket table alone, with the dashboard's stylesheet."""
+
+    CSS_PATH = ConntuiApp.CSS_PATH
+
+    def compose(self) -> ComposeResult:
+        yield SocketTable(id="sockets")
+
+
+async def test_a_wider_row_scrolled_past_moves_no_column_when_it_leaves_the_screen() -> None:
+    rows = [Socket(index, "tcp", 4, "127.0.0.1", 40000 + index, "127.0.0.1", 80, "ESTABLISHED", 0, 0, (100,),
+                   "short", "u") for index in range(40)]  # fmt: skip
+    rows[30] = rows[30]._replace(process="a-longer-process-name")  # far below the first screen
+    view = ConnectionView(clock=lambda: 0.0)
+    view.apply(Snapshot(tuple(rows)), Changes())
+    app = TableHost()
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.query_one(SocketTable)
+        table.show(view.state())
+        await pilot.pause()
+        before = header(table)
+        table.scroll_to(y=28, animate=False, immediate=True)
+        await pilot.pause()
+        beside_it = header(table)
+        assert beside_it != before  # the long name takes room: the layout makes it
+        table.scroll_to(y=0, animate=False, immediate=True)
+        await pilot.pause()
+        after = header(table)
+        assert after == beside_it  # and keeps it: the columns do not jump back and forth as rows scroll by

@@ -165,6 +165,10 @@ class SocketTable(ScrollView, can_focus=True):
         self.cursor_index = 0
         self.cursor_key: object | None = None
         self._page_cache: _Page | None = None
+        # The widest text each column has drawn, kept while the same rows are shown (same filter and
+        # grouping): a sort or a scroll that brings narrower or wider rows into view moves no column.
+        self._widest: dict[str, int] = {}
+        self._widest_for: tuple[object, ...] = ()
         self._drawing_error = ""
         self._frame: tuple[Style, Region] | None = None  # while a frame is drawn: the style and region of its lines
 
@@ -388,9 +392,13 @@ class SocketTable(ScrollView, can_focus=True):
         lines = state.lines[top : top + max(0, region.height - 1)]
         texts = [_cell_texts(line, columns, counts, now, names) if isinstance(line, Row) else None for line in lines]
         drawable = [row_texts for row_texts in texts if isinstance(row_texts, dict)]
-        natural = {}
+        shown_rows = (state.filter.text, state.grouping, self.show_metrics, names.services_shown)
+        if shown_rows != self._widest_for:
+            self._widest, self._widest_for = {}, shown_rows
+        natural, kept = {}, self._widest
         for column in columns:
             widest = max((len(row_texts[column.name]) for row_texts in drawable), default=0)
+            widest = kept[column.name] = max(widest, kept.get(column.name, 0))
             natural[column.name] = max(len(column.title), min(column.max_width, widest))  # titles are never cut
         layout = self._with_room_for_the_marker(columns, natural, region.width)
         self._page_cache = page = _Page(key, top, texts, layout)
