@@ -21,7 +21,7 @@ from operator import attrgetter
 
 from conntui.collector import collector_paused
 from conntui.model import FourTuple, Snapshot, Socket
-from conntui.text import printable
+from conntui.text import cell_width, fit_cells, printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +165,8 @@ def to_table(snapshot: Snapshot, sockets: Sequence[Socket]) -> str:
     for sock in sockets:
         row = Row(sock, first_seen=0.0)
         lines.append(tuple(column.text(row, counts, 0.0) for column in columns))
-    widths = [max(len(line[index]) for line in lines) for index in range(len(columns))]
-    return "".join(
-        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip() + "\n" for line in lines
+    widths = [max(cell_width(line[index]) for line in lines) for index in range(len(columns))]
+    return "".join(  # in cells: a process name may hold wide characters
+        "  ".join(fit_cells(text, width) for text, width in zip(line, widths, strict=True)).rstrip() + "\n"
+        for line in lines
     )

@@ -17,6 +17,7 @@ Other Unicode (letters, marks, non-ASCII spaces) is kept as it is.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -51,3 +52,32 @@ def printable(value: str) -> str:
 @lru_cache(maxsize=4096)  # names repeat across rows and redraws
 def _escaped(value: str) -> str:
     return _UNPRINTABLE.sub(_escape, value)
+
+
+def cell_width(text: str) -> int:
+    """The terminal cells `text` takes: a wide character (漢, 🙂) two, a combining mark none."""
+    return len(text) if text.isascii() else sum(map(_char_cells, text))
+
+
+@lru_cache(maxsize=4096)
+def _char_cells(char: str) -> int:
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf") or char == "\u200d":
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def fit_cells(text: str, width: int, align: str = "left") -> str:
+    """`text` cut (with …) or padded to exactly `width` cells, aligned "left" or "right"."""
+    if text.isascii():
+        if len(text) > width:
+            return text[: width - 1] + "…" if width else ""
+        return text.rjust(width) if align == "right" else text.ljust(width)
+    if cell_width(text) > width:
+        if not width:
+            return ""
+        text = text[: 4 * width]  # more than fits, combining marks and all
+        while cell_width(text) > width - 1:  # a character at a time: a wide one may leave a cell to pad
+            text = text[:-1]
+        text += "…"
+    padding = " " * (width - cell_width(text))
+    return padding + text if align == "right" else text + padding

@@ -21,7 +21,7 @@ from textual.widgets import RichLog
 
 from conntui.changes import Changes, event_lines
 from conntui.model import Socket
-from conntui.text import escape_undecodable, printable
+from conntui.text import cell_width, escape_undecodable, fit_cells, printable
 from conntui.ui.detail_pane import DetailPane
 from conntui.ui.socket_table import SocketTable
 from conntui.view import COLUMNS, cell
@@ -167,3 +167,19 @@ async def test_dashboard_shows_a_hostile_name_escaped_in_cells_detail_and_log(na
         await wait_for(pilot, lambda: any(str(port) in line.text for line in log.lines))
         logged = [line.text for line in log.lines if str(port) in line.text]
         assert any(shown in line for line in logged) and not any(CONTROL.search(line) for line in logged)
+
+
+def test_cells_count_wide_characters_twice_and_combining_marks_not_at_all() -> None:
+    assert [cell_width(text) for text in ("abc", "漢字", "🙂x", "e\u0301e\u0301")] == [3, 4, 3, 2]
+    assert fit_cells("漢字漢字", 5) == "漢字…" and cell_width(fit_cells("漢字漢字", 5)) == 5
+    assert fit_cells("漢字", 6, "right") == "  漢字" and fit_cells("e\u0301", 3) == "e\u0301  "
+    assert fit_cells("abcdef", 4) == "abc…" and fit_cells("ab", 4, "right") == "  ab"
+
+
+@pytest.mark.parametrize("name", ["漢字漢字漢", "🙂🙂🙂", "e\u0301e\u0301e\u0301xx"])
+def test_list_keeps_its_columns_aligned_beside_wide_or_combining_names(named_listener, name) -> None:
+    _pid, port = named_listener(name.encode())
+    header, row = list_output("--filter", f"port:{port} state:listen").splitlines()
+    assert name[:5] in row or name in row
+    # the user's column starts in the same terminal cell on both lines
+    assert cell_width(header[: header.index("User")]) == cell_width(row[: row.rindex("root")])

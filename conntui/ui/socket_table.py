@@ -34,7 +34,7 @@ from textual.strip import Strip
 from conntui.grouping import Group, group_label
 from conntui.model import FourTuple
 from conntui.names import NO_NAMES, SERVICE_MARK, SERVICE_WIDTH, Names
-from conntui.text import printable
+from conntui.text import cell_width, fit_cells, printable
 from conntui.ui.keys import CURSOR_BINDINGS
 from conntui.ui.messages import CursorMoved, ErrorOccurred, GroupToggleRequested, SortRequested
 from conntui.view import COLUMN_BY_NAME, COLUMNS, EMPTY_STATE, Column, Row, TableState, format_bytes
@@ -397,7 +397,7 @@ class SocketTable(ScrollView, can_focus=True):
             self._widest, self._widest_for = {}, shown_rows
         natural, kept = {}, self._widest
         for column in columns:
-            widest = max((len(row_texts[column.name]) for row_texts in drawable), default=0)
+            widest = max((cell_width(row_texts[column.name]) for row_texts in drawable), default=0)
             widest = kept[column.name] = max(widest, kept.get(column.name, 0))
             natural[column.name] = max(len(column.title), min(column.max_width, widest))  # titles are never cut
         layout = self._with_room_for_the_marker(columns, natural, region.width)
@@ -567,9 +567,7 @@ def _fit(text: str, width: int, column: Column) -> str:
             return f"{endpoint} {service}"[: width - 1] + "…"
         else:
             text = f"{endpoint} {service}"
-    if len(text) > width:
-        if column.clip == "middle" and width >= 5:  # `192.168…0:55555`: the port stays readable
-            head = (width - 1) // 3
-            return text[:head] + "…" + text[head + 1 - width :]
-        return text[: max(0, width - 1)] + "…"
-    return text.rjust(width) if column.align == "right" else text.ljust(width)
+    if len(text) > width and column.clip == "middle" and width >= 5 and text.isascii():
+        head = (width - 1) // 3  # `192.168…0:55555`: the port stays readable
+        return text[:head] + "…" + text[head + 1 - width :]
+    return fit_cells(text, width, column.align)  # a process name may hold wide characters
