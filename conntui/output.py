@@ -161,12 +161,15 @@ def to_table(snapshot: Snapshot, sockets: Sequence[Socket]) -> str:
 
     columns = [COLUMN_BY_NAME[name] for name in TABLE_COLUMNS]
     counts = snapshot.tuple_counts()
-    lines = [tuple(column.title for column in columns)]
-    for sock in sockets:
-        row = Row(sock, first_seen=0.0)
-        lines.append(tuple(column.text(row, counts, 0.0) for column in columns))
-    widths = [max(cell_width(line[index]) for line in lines) for index in range(len(columns))]
-    return "".join(  # in cells: a process name may hold wide characters
-        "  ".join(fit_cells(text, width) for text, width in zip(line, widths, strict=True)).rstrip() + "\n"
-        for line in lines
+    texts = [[column.title for column in columns]]
+    texts += [[text(row, counts, 0.0) for text in [column.text for column in columns]]
+              for row in (Row(sock, first_seen=0.0) for sock in sockets)]  # fmt: skip
+    # Widths in terminal cells: a process name may hold wide characters (counted by `cell_width`
+    # only in a column that has some: one C-level test per column, `isascii`, decides).
+    widths = [max(map(len if "".join(column).isascii() else cell_width, column)) for column in zip(*texts, strict=True)]
+    ascii_pad = "  ".join(f"{{:<{width}}}" for width in widths)
+    return "".join(
+        (ascii_pad.format(*line) if "".join(line).isascii() else "  ".join(map(fit_cells, line, widths))).rstrip()
+        + "\n"
+        for line in texts
     )
