@@ -316,8 +316,7 @@ def main(argv: Sequence[str] | None = None, owner_scan: PendingScan | None = Non
         app = dashboard_app(args, selection, source)
         app.run()
     except OSError as error:  # out of fds (`ulimit -n 8`): the event loop, an import cannot start
-        sys.unraisablehook = lambda unraisable: None  # nor the half-made loop's clean-up: one line, not four
-        warnings.simplefilter("ignore")  # (its coroutine, never awaited)
+        _quiet_teardown()
         print(f"conntui: error: {error.strerror or error}", file=sys.stderr)
         return 1
     return app.return_code or 0  # 128 + n after signal n
@@ -427,6 +426,13 @@ def run_budget(args: argparse.Namespace, selection: Filter, source: SocketSource
 
 class _Stopped(Exception):
     """SIGTERM: stop watching."""
+
+
+def _quiet_teardown() -> None:
+    """After an event loop could not start (out of fds): its half-made parts' clean-up at exit says
+    nothing more (an ignored exception, a coroutine never awaited): the error is one line."""
+    sys.unraisablehook = lambda unraisable: None
+    warnings.simplefilter("ignore")
 
 
 class _CannotWrite(Exception):
@@ -631,6 +637,7 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"conntui serve: error: {error}", file=sys.stderr)
         return 1
     except OSError as error:
+        _quiet_teardown()
         print(f"conntui serve: error: cannot listen on {host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # a second Ctrl+C while stopping

@@ -47,7 +47,7 @@ class FilterError(ValueError):
     def __init__(self, term: str, reason: str) -> None:
         super().__init__(f"bad filter term {_shortened(term)!r}: {reason}")
         self.term = term
-        self.shown_term = _shortened(term)  # as the message quotes it: a pasted number may be 5,000 digits
+        self.shown_term = _shortened(term, 24)  # short, for a status line: a pasted number may be 5,000 digits
         self.reason = reason
 
 
@@ -80,7 +80,7 @@ class FilterTyping:
     typing the wrong term itself: on the way to the wrong `port:80 foo:1`, `port:80 foo` (a bare
     word that matches nothing) parsed and was shown; `port:80` is what stays shown."""
 
-    KEPT = 64  # filters shown, remembered (their texts as typed)
+    KEPT = 1024  # filters shown, remembered (their texts as typed): a keystroke each
 
     def __init__(self, text: str = "") -> None:
         self.shown = parse_filter(text)

@@ -61,6 +61,11 @@ def header(table: SocketTable) -> str:
     return table.render_line(0).text
 
 
+def unmarked(title_line: str) -> str:
+    """A header without its sort marker."""
+    return title_line.replace("▲", " ").replace("▼", " ")
+
+
 async def test_at_80x24_every_row_shows_the_essentials_and_the_rest_scrolls_into_view(sockets, child_holding) -> None:
     scene = Scene(sockets, child_holding)
     app = scene.app()
@@ -131,6 +136,7 @@ async def test_s_sorts_by_each_column_on_screen_in_turn_and_the_sort_moves_no_co
                 assert table.scrollable_content_region.width == table.columns_width
             await pilot.pause()
             shown = [column.name for column in table.on_screen]
+            titles = unmarked(header(table))
             chosen = []
             for _ in shown:
                 before = app.dashboard.state
@@ -141,6 +147,7 @@ async def test_s_sorts_by_each_column_on_screen_in_turn_and_the_sort_moves_no_co
                 await pilot.pause()
                 # the marker takes no room: a column as wide as its title stays on screen when sorted by
                 assert [column.name for column in table.on_screen] == shown, chosen[-1]
+                assert unmarked(header(table)) == titles, chosen[-1]  # every title where it was
             assert sorted(chosen) == sorted(shown)  # each column on screen once, none off it
 
 

@@ -189,3 +189,11 @@ def test_typing_keeps_the_filter_from_before_the_wrong_term_was_begun() -> None:
     assert typing.typed("port:80 state:listen") is None and typing.shown.text == "port:80 state:listen"
     assert typing.typed("port:80 stat:listen") and typing.shown.text == "port:80 state:listen"  # an edit within
     assert typing.typed("port:80") is None and typing.shown.text == "port:80"
+
+
+def test_typing_a_long_wrong_term_still_keeps_the_filter_from_before_it() -> None:
+    typing = FilterTyping()
+    for text in ("port:80", "port:80 ", *(f"port:80 {'a' * n}" for n in range(1, 200)), f"port:80 {'a' * 199}:"):
+        error = typing.typed(text)
+    assert error is not None and typing.shown.text == "port:80"
+    assert len(error.shown_term) < 40  # the status line's first row still has room for what is shown

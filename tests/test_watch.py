@@ -247,6 +247,12 @@ def test_watch_and_serve_out_of_file_descriptors_or_disk_say_so_in_one_line() ->
     result = subprocess.run([sys.executable, "-m", "conntui", "watch"], capture_output=True, text=True, timeout=60,
                             preexec_fn=few_fds)  # fmt: skip
     assert result.returncode == 1 and result.stderr == "conntui watch: error: Too many open files\n", result.stderr
+    for fds in (5, 6):  # the event loop cannot start; it starts, and the listening socket cannot be had
+        result = subprocess.run([sys.executable, "-m", "conntui", "serve", "--port", "0"], capture_output=True,
+                                text=True, timeout=60, preexec_fn=lambda fds=fds: resource.setrlimit(
+                                    resource.RLIMIT_NOFILE, (fds, fds)))  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert result.stderr == "conntui serve: error: cannot listen on 127.0.0.1:0: Too many open files\n"
     with open("/dev/full", "w") as full:  # the banner cannot be printed: not "cannot listen"
         result = subprocess.run([sys.executable, "-m", "conntui", "serve", "--port", "0"], stdout=full,
                                 stderr=subprocess.PIPE, text=True, timeout=60)  # fmt: skip

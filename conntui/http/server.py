@@ -242,6 +242,11 @@ class TestServer:
             return asyncio.StreamReaderProtocol(ArrivalReader(MAX_REQUEST_LINE, loop), self._serve, loop=loop)
 
         self._server = await loop.create_server(protocol, self.host, self.port, ssl=self.tls)
+        if not self._server.sockets:  # asyncio skips a socket it cannot open (out of fds) as a family it lacks
+            self._server.close()
+            self._server = None
+            socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET).close()  # raises why (EMFILE)
+            raise OSError(f"no socket could be opened on {self.host}")
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

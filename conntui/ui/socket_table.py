@@ -407,19 +407,22 @@ class SocketTable(ScrollView, can_focus=True):
         return page
 
     def _with_room_for_the_marker(self, columns: list[Column], natural: dict[str, int], width: int) -> Layout:
-        """`lay_out`'s layout with a cell more for the sort marker of a column as wide as its title, when the
-        screen has one to spare: the same columns in the same widths, the rest moved by one. Without
-        one, the marker takes the space after the title (`_title`): the sort never moves a column."""
+        """`lay_out`'s layout with a cell more for the sort marker in every column as wide as its title,
+        when the screen has room for all of them: the same columns, the rest moved along. Without
+        it, a sorted column's marker takes the space after its title (`_title`). Either way the layout
+        does not depend on which column is sorted: the sort never moves a column."""
         layout = lay_out(columns, natural, width)
-        for column, column_width in zip(layout.columns[: layout.first_screen], layout.widths, strict=False):
-            if self._is_sorted_by(column) and len(column.title) >= column_width:
-                wider = lay_out(columns, {**natural, column.name: column_width + 1}, width)
-                widths = tuple(
-                    kept_width + (kept is column)
-                    for kept, kept_width in zip(layout.columns, layout.widths, strict=True)
-                )
-                if (wider.columns, wider.widths, wider.first_screen) == (layout.columns, widths, layout.first_screen):
-                    return wider
+        first = list(zip(layout.columns[: layout.first_screen], layout.widths, strict=False))
+        title_wide = {column.name for column, column_width in first if len(column.title) >= column_width}
+        if not title_wide:
+            return layout
+        wider = lay_out(columns, {**natural, **{name: natural[name] + 1 for name in title_wide}}, width)
+        widths = tuple(
+            column_width + (column.name in title_wide and index < layout.first_screen)
+            for index, (column, column_width) in enumerate(zip(layout.columns, layout.widths, strict=True))
+        )
+        if (wider.columns, wider.widths, wider.first_screen) == (layout.columns, widths, layout.first_screen):
+            return wider
         return layout
 
     def _as_shown(self, column: Column) -> Column:
@@ -490,14 +493,16 @@ class SocketTable(ScrollView, can_focus=True):
         return strip
 
     def _title(self, column: Column, width: int) -> str:
-        """A column's title and the space after it; the sorted one's marker goes in that space when the
-        title fills the column: the sort never widens a column, nor moves one off the screen."""
+        """A column's title and the space after it. The sorted one's marker goes beside the title, on the
+        side away from its alignment (the title stays where it is), or in that space when the title
+        fills the column: the sort never moves a title, widens a column, nor moves one off the screen."""
         if not self._is_sorted_by(column):
             return _fit(column.title, width, column) + " "
         marker = "▼" if self.state.sort_reverse else "▲"
-        if len(column.title) < width:
-            return _fit(column.title + marker, width, column) + " "
-        return _fit(column.title, width, column) + marker
+        if len(column.title) >= width:
+            return _fit(column.title, width, column) + marker
+        marked = marker + column.title if column.align == "right" else column.title + marker
+        return _fit(marked, width, column) + " "
 
     def _row_strip(self, row: Row, texts: dict[str, str], is_cursor: bool, layout: Layout) -> Strip:
         """One row's line: neighbouring cells of the same style share one segment (most of the line
