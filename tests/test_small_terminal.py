@@ -38,3 +38,14 @@ async def test_a_pane_opened_on_a_small_terminal_is_shown_or_said_too_small(
         await pilot.press("z")  # as the notification says
         await pilot.pause()
         assert lines_on_screen(pane) >= needed
+
+
+async def test_with_no_socket_shown_the_status_line_has_no_empty_field() -> None:
+    from tests.conftest import wait_for
+    from tests.test_app import status_text
+
+    app = make_app("proc:no-process-is-called-this")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.poll_count >= 1 and "0/" in status_text(app))
+        status = " ".join(status_text(app).split())
+        assert status.startswith("0/") and "│ │" not in status, status

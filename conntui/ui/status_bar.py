@@ -64,7 +64,8 @@ class StatusBar(Static):
         if snapshot is not None:
             parts.append((f"  │ {seen_text(state.history, between_polls=not closes_note)}", "", 2))
             counts = state.state_counts.most_common(5)
-            parts.append((" │ " + "  ".join(f"{name} {count}" for name, count in counts), "", 3))
+            if counts:  # none when no socket is shown: no empty field between two bars
+                parts.append((" │ " + "  ".join(f"{name} {count}" for name, count in counts), "", 3))
             if state.history.kernel is not None:
                 parts.append((f"  │ {kernel_text(state.history)}", "dim", 4))
             parts.append((f"  │ poll {snapshot.duration_ms:.0f} ms ({snapshot.backend}), ui {apply_ms:.0f} ms", "", 5))
