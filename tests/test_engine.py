@@ -42,6 +42,13 @@ class Recorder:
             assert self.changed.wait_for(condition, timeout)
 
 
+def first_rows_then_owners(engine: Engine, recorder: Recorder) -> None:
+    """Wait for a started engine's first two polls, taking each in: the rows, then their owners."""
+    for polls in (1, 2):
+        recorder.wait(lambda polls=polls: len(recorder.polls) == polls)
+        engine.ack()
+
+
 def make_engine(poller, recorder: Recorder, interval: float = 0.1) -> Engine:
     return Engine(poller, ConnectionView(), interval=interval, on_poll=recorder.on_poll,
                   on_state=recorder.on_state, on_error=recorder.on_error)  # fmt: skip
@@ -277,10 +284,7 @@ def test_the_first_rows_go_to_the_ui_before_the_budget_sees_them_later_polls_aft
                     after_poll=lambda snapshot: order.append("budget"))  # fmt: skip
     engine.start()
     try:
-        recorder.wait(lambda: len(recorder.polls) == 1)
-        engine.ack()
-        recorder.wait(lambda: len(recorder.polls) == 2)  # the owners
-        engine.ack()
+        first_rows_then_owners(engine, recorder)
         sockets.connection(listener)
         recorder.wait(lambda: len(recorder.polls) == 3)
     finally:
@@ -338,10 +342,7 @@ def test_an_owners_follow_up_that_finds_nothing_is_not_published(sockets) -> Non
     engine = make_engine(PollerNeverPlacing(OnePort(listener.getsockname()[1]), "tcp4"), recorder)
     engine.start()
     try:
-        recorder.wait(lambda: len(recorder.polls) == 1)
-        engine.ack()
-        recorder.wait(lambda: len(recorder.polls) == 2)  # the owners
-        engine.ack()
+        first_rows_then_owners(engine, recorder)
         polls = engine.polls
         deadline = time.monotonic() + 10
         while engine.polls < polls + 4 and time.monotonic() < deadline:

@@ -202,18 +202,23 @@ def test_watch_without_destroy_events_reports_closes_from_its_polls(sockets) -> 
     assert status == 0 and "the proc backend has no destroy events" in stderr
 
 
+def close_connections_until_it_ends(listener: socket.socket, watching: subprocess.Popen) -> None:
+    """Short connections, each a line for `watch` to write, until it ends (at most 200, 0.1 s apart)."""
+    for _ in range(200):
+        short_connection(listener)
+        try:
+            watching.wait(timeout=0.1)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+
+
 def test_watch_into_a_closed_pipe_ends_quietly(sockets) -> None:
     listener = sockets.listener()
     watch = f"{sys.executable} -m conntui watch --interval 3600 --port {listener.getsockname()[1]}"
     command = f"set -o pipefail; {watch} | head -1"
     pipeline = subprocess.Popen(["bash", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(200):  # each close is a line: `head` takes one, the next write finds the pipe closed
-        short_connection(listener)
-        try:
-            pipeline.wait(timeout=0.1)
-            break
-        except subprocess.TimeoutExpired:
-            pass
+    close_connections_until_it_ends(listener, pipeline)  # `head` takes one line, the next write finds it closed
     stdout, stderr = pipeline.communicate(timeout=30)
     assert (pipeline.returncode, stderr) == (0, "")
     assert stdout.count("\n") == 1 and " closed " in stdout
@@ -225,13 +230,7 @@ def test_watch_that_cannot_write_says_so_in_one_line(how: str, sockets) -> None:
     watch = f"{sys.executable} -m conntui watch --interval 3600 --port {listener.getsockname()[1]}"
     command = f"exec {watch} > /dev/full" if how == "full disk" else f"exec {watch} >&-"
     watching = subprocess.Popen(["bash", "-c", command], stderr=subprocess.PIPE, text=True)
-    for _ in range(200):  # its first close is its first line to write
-        short_connection(listener)
-        try:
-            watching.wait(timeout=0.1)
-            break
-        except subprocess.TimeoutExpired:
-            pass
+    close_connections_until_it_ends(listener, watching)  # its first close is its first line to write
     _, stderr = watching.communicate(timeout=30)
     said = "cannot write the output: No space left on device" if how == "full disk" else "no standard output"
     assert watching.returncode == 1 and stderr.startswith(f"conntui watch: error: {said}"), stderr
