@@ -418,8 +418,8 @@ class SocketTable(ScrollView, can_focus=True):
             return layout
         wider = lay_out(columns, {**natural, **{name: natural[name] + 1 for name in title_wide}}, width)
         widths = tuple(
-            column_width + (column.name in title_wide and index < layout.first_screen)
-            for index, (column, column_width) in enumerate(zip(layout.columns, layout.widths, strict=True))
+            column_width + (column.name in title_wide)
+            for column, column_width in zip(layout.columns, layout.widths, strict=True)
         )
         if (wider.columns, wider.widths, wider.first_screen) == (layout.columns, widths, layout.first_screen):
             return wider
