@@ -25,7 +25,7 @@ def main() -> int:
         owner_scan = _list_owner_scan(argv)
         from conntui.cli import main as command_line
 
-        return command_line(argv, owner_scan)
+        return command_line(argv, owner_scan, exit_at_once=True)
     except KeyboardInterrupt:  # ctrl+c during `list`, `probe`, an import: ended, quietly (the dashboard has its own)
         return 130
     finally:

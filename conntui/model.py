@@ -52,6 +52,8 @@ KINDS: dict[str, tuple[tuple[str, int], ...]] = {
 # (owner pids, first owner's process name, its user): what the poller resolves per inode.
 Owner = tuple[tuple[int, ...], "str | None", "str | None"]
 NO_OWNER: Owner = ((), None, None)
+# A set of owner pids -> its owner fields (keyed so that a lookup of "none found", None, misses).
+OwnerEntries = dict[tuple[int, ...] | None, Owner]
 
 FourTuple = tuple[str, str, int, "str | None", "int | None"]
 FOUR_TUPLE_FIELDS = ("proto", "local_ip", "local_port", "remote_ip", "remote_port")

@@ -17,10 +17,11 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from itertools import chain
+from operator import attrgetter, itemgetter
 
 from conntui.collector import collector_paused
-from conntui.model import FourTuple, Snapshot, Socket
+from conntui.model import FourTuple, OwnerEntries, Snapshot, Socket
 from conntui.text import cell_width, fit_cells, printable
 
 
@@ -86,44 +87,72 @@ class _JsonText(dict[object, str]):
 
 
 def to_json(snapshot: Snapshot, sockets: Sequence[Socket]) -> str:
-    """`json.dumps(records(snapshot, sockets))`, compact, written row by row (a test holds the two
-    equal): each distinct value is encoded once, and the owner's three fields together. At 20,000
-    sockets 13 ms where building the dicts and encoding them takes 82. (Written by two processes,
-    a half each, it takes longer: a forked child reading the rows bumps their reference counts, and
-    every page it touches is copied, for it and for the parent: 196 ms against 130 at 100,000.)"""
+    """`json.dumps(records(snapshot, sockets))`, compact, written row by row (`JsonRows`; a test
+    holds the two equal)."""
     return "".join(json_pieces(snapshot, sockets))
 
 
+def json_pieces(snapshot: Snapshot, sockets: Sequence[Socket]) -> Iterator[str]:
+    """`to_json`'s text in pieces, to be written as they come (`JsonRows.pieces`)."""
+    return JsonRows(sockets, snapshot.tuple_counts()).pieces()
+
+
+_OWNER = itemgetter(*(Socket._fields.index(name) for name in ("pids", "process", "user")))
+_HEAD, _TAIL = itemgetter(0), itemgetter(1)
 JSON_PIECE_ROWS = 2000
 
 
-def json_pieces(snapshot: Snapshot, sockets: Sequence[Socket]) -> Iterator[str]:
-    """`to_json`'s text in pieces of `JSON_PIECE_ROWS` rows, to be written as they come: each
-    piece's memory is reused by the next instead of new pages for the whole text (20,000 sockets in
-    a new process: 17 ms, against 26 as one string)."""
-    counts = snapshot.tuple_counts()
-    text = _JsonText()
-    text[None] = "null"
-    yield "["
-    for start in range(0, len(sockets), JSON_PIECE_ROWS):
-        yield ("," if start else "") + _json_rows(counts, sockets[start : start + JSON_PIECE_ROWS], text)
-    yield "]"
+class JsonRows:
+    """`list --json`'s rows, encoded in two steps: what of each row does not depend on its owner
+    when made (`list` does it while its owner scan still runs in a forked child), the owner's three
+    fields (`pids`, `process`, `user`) in `pieces`.
 
+    Each distinct value is encoded once (`_JsonText`), the rest written by f-strings: at 20,000
+    sockets ~15 ms where building the dicts and encoding them takes 82. (Written by two processes,
+    a half each, it takes longer: a forked child reading the rows bumps their reference counts, and
+    every page it touches is copied, for it and for the parent: 196 ms against 130 at 100,000.)"""
 
-def _json_rows(counts: Counter[FourTuple], sockets: Sequence[Socket], text: _JsonText) -> str:
-    """The JSON objects of these sockets, comma-separated."""
-    count = counts.get if counts else None  # most hosts: every four-tuple is held once
-    return ",".join([
-        f'{{"proto":{text[proto]},"family":{family},"local_ip":{text[local_ip]},"local_port":{local_port},'
-        f'"remote_ip":{text[remote_ip]},"remote_port":{"null" if remote_port is None else remote_port},'
-        f'"state":{text[state]},{text[pids, process, user]},'
-        f'"tuple_count":{count((proto, local_ip, local_port, remote_ip, remote_port), 1) if count else 1},'
-        f'"rtt_ms":{text[rtt_ms]},"retrans":{"null" if retrans is None else retrans},'
-        f'"bytes_sent":{"null" if bytes_sent is None else bytes_sent},'
-        f'"bytes_received":{"null" if bytes_received is None else bytes_received}}}'
-        for (_key, proto, family, local_ip, local_port, remote_ip, remote_port, state, _inode, _uid, pids, process,
-             user, rtt_ms, _rttvar_ms, retrans, _cwnd, bytes_sent, bytes_received) in sockets
-    ])  # fmt: skip
+    def __init__(self, sockets: Sequence[Socket], counts: Counter[FourTuple]) -> None:
+        """`counts`: the sockets per four-tuple of the whole snapshot (`Snapshot.tuple_counts`)."""
+        self._text = text = _JsonText()
+        text[None] = "null"
+        count = counts.get if counts else None  # most hosts: every four-tuple is held once
+        with collector_paused():
+            # Each row's text before the owner's fields, a comma first (the first row's is cut in
+            # `pieces`), and after them: made in one pass, a pair per row (20 ms less than two).
+            self._halves = [
+                (f',{{"proto":{text[proto]},"family":{family},"local_ip":{text[local_ip]},"local_port":{local_port},'
+                 f'"remote_ip":{text[remote_ip]},"remote_port":{"null" if remote_port is None else remote_port},'
+                 f'"state":{text[state]},',
+                 f',"tuple_count":{count((proto, local_ip, local_port, remote_ip, remote_port), 1) if count else 1},'
+                 f'"rtt_ms":{text[rtt_ms]},"retrans":{"null" if retrans is None else retrans},'
+                 f'"bytes_sent":{"null" if bytes_sent is None else bytes_sent},'
+                 f'"bytes_received":{"null" if bytes_received is None else bytes_received}}}')
+                for (_key, proto, family, local_ip, local_port, remote_ip, remote_port, state, _inode, _uid, _pids,
+                     _process, _user, rtt_ms, _rttvar_ms, retrans, _cwnd, bytes_sent, bytes_received) in sockets
+            ]  # fmt: skip
+            self._own_owners = list(map(text.__getitem__, map(_OWNER, sockets)))  # the owner fields each row has
+
+    def pieces(
+        self, found: Sequence[tuple[int, ...] | None] | None = None, entries: OwnerEntries | None = None
+    ) -> Iterator[str]:
+        """The JSON array, each row with the owner fields it came with or, with `found` (one per
+        row, in their order), those (`entries`) of the pids found for it where some were (not None).
+        In pieces of `JSON_PIECE_ROWS` rows to be written as they come: each piece's memory is reused
+        by the next instead of new pages for the whole text (20,000 sockets in a new process: 17 ms,
+        against 26 as one string). Joined in C: each distinct owner's fields are encoded once."""
+        halves, owners = self._halves, self._own_owners
+        if found is not None and entries:
+            found_text = {pids: self._text[entry] for pids, entry in entries.items()}
+            owners = list(map(found_text.get, found, owners))
+        yield "["
+        for start in range(0, len(halves), JSON_PIECE_ROWS):
+            end = start + JSON_PIECE_ROWS
+            some = halves[start:end]
+            rows = zip(map(_HEAD, some), owners[start:end], map(_TAIL, some), strict=True)
+            piece = "".join(chain.from_iterable(rows))
+            yield piece[1:] if start == 0 else piece
+        yield "]"
 
 
 def to_csv(snapshot: Snapshot, sockets: Sequence[Socket]) -> str:

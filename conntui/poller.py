@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from operator import attrgetter
+from operator import attrgetter, countOf
 from typing import Protocol
 
 from conntui.changes import Changes, diff
 from conntui.collector import collector_paused
-from conntui.model import KINDS, Owner, ProcessInfo, Snapshot, Socket, count_hidden_owners, listing_order
+from conntui.model import KINDS, Owner, OwnerEntries, ProcessInfo, Snapshot, Socket, count_hidden_owners, listing_order
 from conntui.sources import NO_OWNERS, SocketSource, open_source
 from conntui.sources.owners import OwnerScanner, PendingScan, scan_in_child
 from conntui.sources.processes import ProcessDirectory
@@ -122,17 +121,21 @@ class Poller:
         return self._snapshot(rows, processes, started, unchanged), changes
 
     def poll_once(self, pending: PendingScan | None = None) -> Snapshot:
-        """One poll for a one-shot command (`list`): no change detection, no memory kept for a next
-        poll, the owner scan (a full one) in a forked child process while this one dumps the sockets,
-        and process details only for the owners of the sockets dumped; the rows in `listing_order`,
-        sorted while the child still scans. `pending`: that scan, started earlier by the caller
-        (`scan_in_child(self.owners)`), before its own imports."""
+        """One poll for a one-shot command: `one_shot`'s rows, with their owners."""
+        return self.one_shot(pending).snapshot()
+
+    def one_shot(self, pending: PendingScan | None = None) -> OneShotPoll:
+        """One poll for a one-shot command (`list`), in two steps (`OneShotPoll`): no change
+        detection, no memory kept for a next poll, the owner scan (a full one) in a forked child
+        process while this one dumps the sockets and sorts them in `listing_order`, and process
+        details only for the owners of the sockets dumped. `pending`: that scan, started earlier by
+        the caller (`scan_in_child(self.owners)`), before its own imports."""
         started = self.timer()
         if self.source.includes_owners:
             if pending is not None:
                 pending.cancel()  # its owners are not needed
             snapshot, _ = self.poll()
-            return replace(snapshot, sockets=tuple(sorted(snapshot.sockets, key=listing_order)))
+            return OneShotPoll(self, sorted(snapshot.sockets, key=listing_order), None, started, snapshot.processes)
         if pending is None:
             pending = scan_in_child(self.owners)
         try:
@@ -141,26 +144,24 @@ class Poller:
         except BaseException:  # a failed dump, ctrl+c: the scan is not waited for
             pending.cancel()
             raise
-        owner_pids = pending.owners()
-        rows, processes = self._with_owners(sockets, owner_pids)
-        return self._snapshot(rows, processes, started, unchanged=False)
+        return OneShotPoll(self, sockets, pending, started)
 
     def _with_owners(
         self, sockets: list[Socket], owner_pids: dict[int, tuple[int, ...]]
     ) -> tuple[tuple[Socket, ...], dict[int, ProcessInfo]]:
         """Sockets listed without owners, with them (pids, process name, user) from `owner_pids`;
-        process details only for the owners of these sockets. A socket without one keeps its row.
-        Owners are looked up in C (`map`); each distinct set of pids is described once."""
+        process details only for the owners of these sockets. A socket without one keeps its row."""
         found = list(map(owner_pids.get, map(_INODE, sockets)))
+        entries, processes = self._owner_entries(found)
+        return _merged(sockets, found, entries), processes
+
+    def _owner_entries(self, found: list[tuple[int, ...] | None]) -> tuple[OwnerEntries, dict[int, ProcessInfo]]:
+        """Each distinct set of owner pids among `found` (None: no owner) -> its owner fields, and
+        the processes they name, each described once."""
         pid_sets = {pids for pids in set(found) if pids is not None}
         processes = self.processes.describe(sorted({pid for pids in pid_sets for pid in pids}))
-        entries = {pids: self._owner_entry(pids, processes) for pids in pid_sets}
-        new = tuple.__new__
-        rows = tuple(
-            sock if pids is None else new(Socket, sock[:_OWNER_AT] + entries[pids] + sock[_OWNER_END:])
-            for sock, pids in zip(sockets, found, strict=True)
-        )
-        return rows, processes
+        entries: OwnerEntries = {pids: self._owner_entry(pids, processes) for pids in pid_sets}
+        return entries, processes
 
     def _snapshot(
         self, rows: tuple[Socket, ...], processes: dict[int, ProcessInfo], started: float, unchanged: bool
@@ -273,6 +274,62 @@ class Poller:
             return sock._replace(pids=pids, process=owner.name, user=owner.user)
         user = self.processes.user_name(sock.uid) if sock.uid is not None else None
         return sock._replace(pids=pids, user=user)
+
+
+class OneShotPoll:
+    """`Poller.one_shot`'s poll. `sockets` come at once: dumped, in `listing_order`, without their
+    owners, while the owner scan (in a forked child) still runs, so the caller can do its own work
+    meanwhile (`list --json` encodes what of each row does not depend on its owner). `owner_pids`
+    and `snapshot` then wait for the scan."""
+
+    def __init__(
+        self,
+        poller: Poller,
+        sockets: list[Socket],
+        pending: PendingScan | None,
+        started: float,
+        processes: dict[int, ProcessInfo] | None = None,
+    ) -> None:
+        self.sockets = sockets
+        self._poller, self._pending, self._started = poller, pending, started
+        self._processes = processes or {}
+        self._inodes = list(map(_INODE, sockets))  # now, while the scan runs: less to do once it ends
+        self._entries: OwnerEntries = {}
+        self._found: list[tuple[int, ...] | None] | None = None
+
+    def owner_pids(self) -> tuple[list[tuple[int, ...] | None], OwnerEntries]:
+        """The owner pids the scan found for each socket, in `sockets`' order (None: none found, or
+        the row came with its owner), and each set's owner fields (pids, process name, user)."""
+        if self._found is None:
+            if self._pending is None:  # the rows came with their owners
+                self._found = [None] * len(self.sockets)
+            else:
+                self._found = list(map(self._pending.owners().get, self._inodes))
+                self._entries, self._processes = self._poller._owner_entries(self._found)
+        return self._found, self._entries
+
+    def hidden_owners(self) -> tuple[int, int]:
+        """(sockets a process holds whose owner could not be seen, processes whose fds could not be
+        read), as a `Snapshot` of these rows counts them; counted in C."""
+        found, _entries = self.owner_pids()
+        unreadable = len(self._poller.owners.unreadable) if self._pending is not None else 0
+        if not unreadable:
+            return 0, 0
+        return countOf(found, None) - countOf(self._inodes, 0), unreadable
+
+    def snapshot(self) -> Snapshot:
+        """The rows with their owners."""
+        rows = _merged(self.sockets, *self.owner_pids())
+        return self._poller._snapshot(rows, self._processes, self._started, unchanged=False)
+
+
+def _merged(sockets: list[Socket], found: list[tuple[int, ...] | None], entries: OwnerEntries) -> tuple[Socket, ...]:
+    """Each socket with the owner entry of the pids found for it; one without (None) keeps its row."""
+    new = tuple.__new__
+    return tuple(
+        sock if pids is None else new(Socket, sock[:_OWNER_AT] + entries[pids] + sock[_OWNER_END:])
+        for sock, pids in zip(sockets, found, strict=True)
+    )
 
 
 def _unplaced(sockets: list[Socket]) -> set[int]:

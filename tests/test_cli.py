@@ -268,6 +268,30 @@ def test_the_json_and_csv_writers_write_what_the_json_and_csv_modules_would(sock
     assert to_csv(alone, alone.sockets) == csv_of(records(alone, alone.sockets))
 
 
+def test_list_json_of_every_socket_is_the_snapshots_json_though_encoded_before_the_owners_were_known(sockets) -> None:
+    """`list --json` with no filter encodes each row but its owner while the owner scan runs
+    (`JsonRows`), and adds the owners after: the same text as the snapshot's JSON."""
+    from conntui.model import TupleCounts
+    from conntui.output import JsonRows, to_json
+    from conntui.poller import Poller
+    from conntui.sources import open_source
+
+    listener = sockets.listener()
+    sockets.connection(listener)
+    poller = Poller(open_source(), "inet")
+    try:
+        poll = poller.one_shot()
+    finally:
+        poller.close()
+    rows = JsonRows(poll.sockets, TupleCounts.of(poll.sockets))
+    written = "".join(rows.pieces(*poll.owner_pids()))
+    snapshot = poll.snapshot()
+    assert written == to_json(snapshot, snapshot.sockets)
+    mine = [row for row in json.loads(written) if row["local_port"] == listener.getsockname()[1]]
+    assert len(mine) == 2 and all(row["pids"] == [os.getpid()] for row in mine)
+    assert poll.hidden_owners() == (snapshot.hidden_owners, snapshot.unreadable_processes)
+
+
 def test_list_gives_the_same_rows_in_listing_order_whether_its_owner_scan_starts_first_or_later(sockets) -> None:
     """`conntui list` starts its owner scan before its imports (conntui.launcher); with `--backend`
     given the command line starts it, later. Same rows, owners and order either way."""
@@ -334,8 +358,8 @@ def test_list_that_cannot_write_says_so_in_one_line(how: str) -> None:
 def test_list_out_of_file_descriptors_says_so_in_one_line() -> None:
     import resource
 
-    def few_fds() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (6, 6))
+    def few_fds() -> None:  # 5: the interpreter's three and the netlink socket, and no more for the owner scan
+        resource.setrlimit(resource.RLIMIT_NOFILE, (5, 5))
 
     result = subprocess.run([sys.executable, "-m", "conntui", "list"], capture_output=True, text=True, timeout=60,
                             preexec_fn=few_fds)  # fmt: skip

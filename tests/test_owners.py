@@ -187,6 +187,35 @@ def test_two_scans_sharing_the_processes_stop_where_the_other_has_claimed(socket
     assert both[inode] == tuple(sorted(processes))  # in pid order, whichever was read first
 
 
+def test_the_one_shot_scan_reads_every_socket_of_an_fd_table_with_gaps_and_a_high_fd() -> None:
+    """`list`'s scan reads fds by number up to the count of open ones, and lists the directory only
+    for those above: a closed fd below (a gap) and an fd far above both count."""
+    import subprocess
+    import sys
+
+    from conntui.sources.owners import _socket_inodes
+
+    code = (
+        "import os, socket, sys\n"
+        "held = [socket.socket() for _ in range(6)]\n"
+        "held.pop(2).close()\n"  # a gap among the low fds
+        "os.dup2(held[0].fileno(), 4000)\n"  # the same socket again, far above the count
+        "lone = socket.socket(); os.dup2(lone.fileno(), 3000); lone.close()\n"  # another, only up there
+        "print(' '.join(str(os.fstat(fd).st_ino) for fd in [s.fileno() for s in held] + [3000]), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        expected = [int(inode) for inode in child.stdout.readline().split()]
+        inodes, all_read = _socket_inodes(f"/proc/{child.pid}/fd/")
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert len(expected) == 6 and all_read
+    assert sorted(inodes) == sorted([*expected, expected[0]])  # fd 4000 holds held[0]'s socket too
+
+
 def test_a_scan_folds_in_only_what_changed_and_says_which_sockets(sockets) -> None:
     listener = sockets.listener()
     kept = sockets.connection(listener)

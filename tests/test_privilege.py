@@ -60,15 +60,19 @@ def nobodys_listener() -> Iterator[tuple[int, int]]:
     holder.wait(timeout=10)
 
 
-def conntui_list(prefix: list[str], port: int) -> tuple[list[dict], str]:
+def conntui_list(prefix: list[str], port: int, *, filtered: bool = True) -> tuple[list[dict], str]:
+    """The listener on `port`, as `list --json` shows it: filtered to the port, or among every
+    row (`list`'s other path, whose rows are encoded before their owners are known)."""
+    selection = ["--port", str(port)] if filtered else []
     result = subprocess.run(
-        [*prefix, sys.executable, "-m", "conntui", "list", "--json", "--kind", "tcp", "--port", str(port)],
+        [*prefix, sys.executable, "-m", "conntui", "list", "--json", "--kind", "tcp", *selection],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    return [row for row in json.loads(result.stdout) if row["state"] == "LISTEN"], result.stderr
+    rows = json.loads(result.stdout)
+    return [row for row in rows if row["state"] == "LISTEN" and row["local_port"] == port], result.stderr
 
 
 @needs_setpriv
@@ -79,9 +83,10 @@ def test_root_sees_another_users_owner(nobodys_listener) -> None:
 
 
 @needs_setpriv
-def test_root_without_ptrace_says_owners_are_hidden(nobodys_listener) -> None:
+@pytest.mark.parametrize("filtered", [True, False])
+def test_root_without_ptrace_says_owners_are_hidden(nobodys_listener, filtered: bool) -> None:
     _pid, port = nobodys_listener
-    (row,), stderr = conntui_list(NO_PTRACE, port)
+    (row,), stderr = conntui_list(NO_PTRACE, port, filtered=filtered)
     assert row["pids"] == [] and row["user"] == "nobody"  # the socket's own uid, at least
     (line,) = stderr.splitlines()
     assert line.startswith("conntui list: owners of ") and "hidden" in line and "CAP_SYS_PTRACE" in line

@@ -18,7 +18,7 @@ import errno
 import marshal
 import mmap
 import os
-from collections.abc import Set
+from collections.abc import Iterable, Set
 
 from conntui.forked import Forked, run_forked
 
@@ -236,26 +236,65 @@ def _scan_claimed(
         claims[index] = 1
         pid = processes[index]
         try:
-            fds = _read_fds(f"{proc}/{pid}/fd/", {}, frozenset())
+            inodes, all_read = _socket_inodes(f"{proc}/{pid}/fd/")
         except FileNotFoundError:  # gone
             continue
         except OSError as error:  # not ours to read
             _unless_out_of_resources(error)
             unreadable.append(pid)
             continue
-        for inode in fds.values():
-            if inode > 0:
-                holders = owners.get(inode)
-                if holders is None:
-                    owners[inode] = (pid,)
-                elif holders[-1] != pid:  # one process may hold a socket on several fds
-                    owners[inode] = (*holders, pid)
-                    shared.add(inode)
-            elif inode == UNREADABLE and unreadable[-1:] != [pid]:
-                unreadable.append(pid)
+        if not all_read:
+            unreadable.append(pid)
+        alone = (pid,)
+        for inode in inodes:
+            holders = owners.setdefault(inode, alone)
+            if holders is not alone and holders[-1] != pid:  # held by another process too (one may hold it twice)
+                owners[inode] = (*holders, pid)
+                shared.add(inode)
     for inode in shared:  # in pid order, as a scan of /proc lists them
         owners[inode] = tuple(sorted(owners[inode]))
     return owners, unreadable
+
+
+def _socket_inodes(fd_dir: str) -> tuple[list[int], bool]:
+    """The socket inodes in a process's fd links, and whether every link could be read: for the
+    one-shot scan, which keeps nothing else.
+
+    Where the kernel gives the number of open fds (the size of /proc/PID/fd, Linux 6.2+), fds 0 to
+    that number less one are read without listing the directory (a listing costs the kernel a
+    fifth as much again as the reads: 30 ms at 100,000 fds); the directory is listed only for fds
+    above them, when some below were not open."""
+    directory = os.open(fd_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        inodes: list[int] = []
+        count = os.fstat(directory).st_size
+        read, all_read = _read_links(directory, map(str, range(count)), inodes)
+        if read < count or not count:
+            higher = [name for name in os.listdir(directory) if int(name) >= count]
+            all_read = _read_links(directory, higher, inodes)[1] and all_read
+        return inodes, all_read
+    finally:
+        os.close(directory)
+
+
+def _read_links(directory: int, names: Iterable[str], inodes: list[int]) -> tuple[int, bool]:
+    """Read the fd links `names` (relative to `directory`: the kernel resolves no path per link),
+    appending the inodes of those that are sockets to `inodes`: (how many were open, whether all
+    of those could be read)."""
+    readlink = os.readlink
+    read, all_read = 0, True
+    for name in names:
+        try:
+            target = readlink(name, dir_fd=directory)
+        except FileNotFoundError:  # not open, or closed meanwhile
+            continue
+        except OSError:  # not ours to read (no ptrace right over it)
+            all_read = False
+        else:
+            if target[:8] == "socket:[":
+                inodes.append(int(target[8:-1]))
+        read += 1
+    return read, all_read
 
 
 def _unless_out_of_resources(error: OSError) -> None:
