@@ -355,7 +355,7 @@ def _owner_scan_started(args: argparse.Namespace) -> PendingScan | None:
         return None
     from conntui.sources.owners import OwnerScanner, scan_in_child
 
-    return scan_in_child(OwnerScanner())
+    return scan_in_child(OwnerScanner(), args.kind if args.backend in ("auto", "netlink") else None)
 
 
 def run_list(

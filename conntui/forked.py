@@ -1,7 +1,7 @@
 """Work done in a forked child process, on the other core, its bytes read back through a pipe.
 
-For the one-shot `list`'s owner scan, single-threaded (never from the dashboard: a fork copies
-only the forking thread, and any lock another thread held stays held in the child).
+For the one-shot `list`'s dump and owner scan, single-threaded (never from the dashboard: a fork
+copies only the forking thread, and any lock another thread held stays held in the child).
 """
 
 from __future__ import annotations
@@ -10,15 +10,21 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
+from typing import BinaryIO
 
 
 class Forked:
-    """A child at work: `result()` waits for its bytes (None if it failed), `cancel()` ends it."""
+    """A child at work: `read` takes what it has written so far, `result()` waits for the rest of its
+    bytes (None if it failed), `cancel()` ends it."""
 
     def __init__(self, pid: int, read_end: int) -> None:
         self.pid = pid
         self._pipe = os.fdopen(read_end, "rb")
         self._reaped = False
+
+    def read(self, size: int) -> bytes:
+        """The child's next `size` bytes, as soon as it has written them (fewer: it ended)."""
+        return self._pipe.read(size)
 
     def result(self) -> bytes | None:
         with self._pipe:
@@ -42,9 +48,10 @@ class Forked:
         return status
 
 
-def run_forked(work: Callable[[], bytes]) -> Forked | None:
-    """Start `work` in a forked child; None where fork is missing or fails, or where the machine is
-    already oversubscribed (`worth_forking`): the caller then does the work itself."""
+def run_forked(work: Callable[[BinaryIO], object]) -> Forked | None:
+    """Start `work` in a forked child, writing to the pipe it is given (its writes are read as they
+    are flushed); None where fork is missing or fails, or where the machine is already
+    oversubscribed (`worth_forking`): the caller then does the work itself."""
     fork = getattr(os, "fork", None)
     if fork is None or not worth_forking():
         return None
@@ -62,9 +69,8 @@ def run_forked(work: Callable[[], bytes]) -> Forked | None:
             quiet = os.open(os.devnull, os.O_RDWR)
             for stream in (0, 1, 2):  # no copy of the parent's output kept: its reader sees the end with the parent
                 os.dup2(quiet, stream)
-            data = work()
             with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(data)
+                work(pipe)
             status = 0
         finally:
             os._exit(status)  # no atexit handlers, no buffers of the parent's flushed twice, no traceback

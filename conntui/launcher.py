@@ -1,12 +1,13 @@
-"""The `conntui` command's entry point: starts `conntui list`'s owner scan before the rest of
-conntui is imported.
+"""The `conntui` command's entry point: starts `conntui list`'s forked child (its dump and owner
+scan) before the rest of conntui is imported.
 
-`list` lists sockets in two pieces of work: the netlink dump, and reading every process's fd
-links to find their owners (mostly kernel time). It runs the second in a forked child
-(`conntui.sources.owners.scan_in_child`) while it dumps. Forked here, before the command line's
-~30 ms of imports, the child's scan and the dump end together at 20,000 sockets. Only for
-`conntui list` with no option that could make it something else (help, `--budget`,
-`--backend`, their abbreviations); otherwise the command line starts the scan itself, later.
+`list` lists sockets in pieces of work: the netlink dump, parsing it, reading every process's fd
+links to find their owners, and writing the rows. A forked child does the kernel's part, the
+dump and then the fd links (`conntui.sources.owners.scan_in_child`, `conntui.sources.dumped`),
+while this process parses and writes. Forked here, before the command line's ~30 ms of imports,
+the child has the first replies ready when the parse begins. Only for `conntui list` with no
+option that could make it something else (help, `--budget`, `--backend`, their abbreviations);
+otherwise the command line starts the child itself, later.
 """
 
 from __future__ import annotations
@@ -40,4 +41,19 @@ def _list_owner_scan(argv: list[str]) -> PendingScan | None:
         return None
     from conntui.sources.owners import OwnerScanner, scan_in_child
 
-    return scan_in_child(OwnerScanner())
+    return scan_in_child(OwnerScanner(), _kind_asked(argv[1:]))
+
+
+def _kind_asked(arguments: list[str]) -> str:
+    """The `--kind` given to `list` (or its default), read before the command line's parser is
+    imported, for the child to dump that kind (`conntui.sources.dumped`): `--kind K`, `--kind=K`
+    and their abbreviations, as argparse takes them. A wrong guess costs time, not rows: a kind
+    the child did not dump is dumped by `list` itself."""
+    kind = "inet"
+    for index, argument in enumerate(arguments):
+        if argument == "--":
+            break
+        name, equals, value = argument.partition("=")
+        if len(name) > 2 and "--kind".startswith(name):
+            kind = value if equals else next(iter(arguments[index + 1 : index + 2]), "")
+    return kind

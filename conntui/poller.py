@@ -15,6 +15,7 @@ from conntui.changes import Changes, diff
 from conntui.collector import collector_paused
 from conntui.model import KINDS, Owner, OwnerEntries, ProcessInfo, Snapshot, Socket, count_hidden_owners, listing_order
 from conntui.sources import NO_OWNERS, SocketSource, open_source
+from conntui.sources.netlink import NetlinkSource
 from conntui.sources.owners import OwnerScanner, PendingScan, scan_in_child
 from conntui.sources.processes import ProcessDirectory
 
@@ -48,7 +49,7 @@ class Poller:
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}")
         self.source = source if source is not None else open_source()
-        self.kinds = KINDS[kind]
+        self.kind, self.kinds = kind, KINDS[kind]
         self.processes = ProcessDirectory()
         self.owners = owners if owners is not None else OwnerScanner()
         self.timer = timer
@@ -137,9 +138,12 @@ class Poller:
             snapshot, _ = self.poll()
             return OneShotPoll(self, sorted(snapshot.sockets, key=listing_order), None, started, snapshot.processes)
         if pending is None:
-            pending = scan_in_child(self.owners)
+            pending = scan_in_child(self.owners, self.kind if isinstance(self.source, NetlinkSource) else None)
         try:
-            sockets = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
+            if isinstance(self.source, NetlinkSource):  # parsed as the child dumps them, if it does
+                sockets = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name, pending.replies)
+            else:
+                sockets = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
             sockets.sort(key=listing_order)
         except BaseException:  # a failed dump, ctrl+c: the scan is not waited for
             pending.cancel()

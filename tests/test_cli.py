@@ -316,13 +316,14 @@ def test_forked_work_gives_its_bytes_or_none_when_it_fails_and_a_cancelled_child
     import conntui.forked as forked
 
     monkeypatch.setattr(forked, "worth_forking", lambda: True)
-    done = forked.run_forked(lambda: str(os.getpid()).encode())
+    done = forked.run_forked(lambda pipe: pipe.write(str(os.getpid()).encode()))
     assert done is not None
     assert done.result() not in (None, str(os.getpid()).encode())  # another process did it
-    failed = forked.run_forked(lambda: bytes(1 // 0))
+    failed = forked.run_forked(lambda pipe: pipe.write(bytes(1 // 0)))
     assert failed is not None and failed.result() is None
-    slow = forked.run_forked(lambda: bytes(time.sleep(60) or 0))
+    slow = forked.run_forked(lambda pipe: (pipe.write(b"first"), pipe.flush(), time.sleep(60)))
     assert slow is not None
+    assert slow.read(5) == b"first"  # read as soon as written, while the child still works
     slow.cancel()
     with pytest.raises(ChildProcessError):  # ended and reaped: no such child any more
         os.waitpid(slow.pid, os.WNOHANG)

@@ -11,11 +11,12 @@ socket up by its exact four-tuple and cookie.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import socket
 import struct
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from conntui.model import FIN_RECEIVED_STATES, NO_OWNER, TCP_STATES, UDP_STATE, Owner, Socket
 from conntui.sources import NO_OWNERS, SourceError, UserName
@@ -60,6 +61,8 @@ _NO_INFO_STATES = frozenset({6, 10, 12})
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 _RECV_BUFFER = 1 << 16
+# (proto, family) -> a dump of that kind done elsewhere: (its sequence number, the kernel's replies), or None.
+DumpedReplies = Callable[[str, int], "tuple[int, Iterable[memoryview]] | None"]
 _TCP_STATE_NAMES = [TCP_STATES.get(number, "UNKNOWN") for number in range(256)]
 _UDP_STATE_NAMES = [UDP_STATE] * 256
 _FIN_SEEN = [int(name in FIN_RECEIVED_STATES) for name in _TCP_STATE_NAMES]  # 1 byte of FIN to take off
@@ -91,22 +94,25 @@ class NetlinkSource:
         kinds: Iterable[tuple[str, int]],
         owners: Mapping[int, Owner] = NO_OWNERS,
         user_name: UserName | None = None,
+        dumped: DumpedReplies | None = None,
     ) -> list[Socket]:
+        """`dumped`: the kernel's replies to a dump another process asked for (`list`'s forked child,
+        `conntui.sources.dumped`), (its sequence number, its datagrams) by kind, or None for a kind
+        it did not dump; a dump that ends before the kernel said it was done is done again here."""
         rows: list[Socket] = []
         users: dict[int | None, Owner] = {None: NO_OWNER}
         for proto, family in kinds:
-            self._dump(proto, family, rows, owners, users, user_name)
+            replies = dumped(proto, family) if dumped is not None else None
+            if replies is not None:
+                first = len(rows)
+                if self._parse(proto, family, *replies, rows, owners, users, user_name):
+                    continue
+                del rows[first:]
+            self._parse(proto, family, self._ask(proto, family), self._replies(), rows, owners, users, user_name)
         return rows
 
-    def _dump(
-        self,
-        proto: str,
-        family: int,
-        rows: list[Socket],
-        owners: Mapping[int, Owner],
-        users: dict[int | None, Owner],
-        user_name: UserName | None,
-    ) -> None:
+    def _ask(self, proto: str, family: int) -> int:
+        """Ask for a dump of this kind: its sequence number."""
         self._sequence += 1
         want_info = self.tcp_info and proto == "tcp"
         request = _DIAG_REQUEST.pack(
@@ -116,11 +122,53 @@ class NetlinkSource:
             _NLMSG_HEADER.size + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, self._sequence, 0
         )
         self._netlink.sendto(header + request, (0, 0))
+        return self._sequence
+
+    def _replies(self) -> Iterator[memoryview]:
+        """The kernel's replies as they come, each valid until the next is taken."""
         while True:
             size = self._netlink.recv_into(self._buffer)
-            data = memoryview(self._buffer)[:size]
-            if self._parser.parse(data, self._sequence, proto, family, want_info, rows, owners, users, user_name):
-                return
+            yield memoryview(self._buffer)[:size]
+
+    def _parse(
+        self,
+        proto: str,
+        family: int,
+        sequence: int,
+        replies: Iterable[memoryview],
+        rows: list[Socket],
+        owners: Mapping[int, Owner],
+        users: dict[int | None, Owner],
+        user_name: UserName | None,
+    ) -> bool:
+        """Parse a dump's replies into `rows`: whether the kernel said it was done."""
+        want_info = self.tcp_info and proto == "tcp"
+        parse = self._parser.parse
+        return any(parse(data, sequence, proto, family, want_info, rows, owners, users, user_name) for data in replies)
+
+    def dump_into(self, kinds: Iterable[tuple[str, int]], memory: mmap.mmap, tell: Callable[[int], None]) -> None:
+        """Dump each kind into `memory`, the kernel's replies one after the other from its start, for
+        another process to parse (`conntui.sources.dumped`): `tell` is told each kind's sequence
+        number, then each reply's size as soon as it is there, then 0 at the kind's end.
+
+        Replies are taken without waiting (MSG_DONTWAIT): the kernel queues a dump's first reply
+        before the request returns, and each next one as the last is taken, so an empty queue
+        means the dump is done. (Were it not, the reader sees no end of dump in the replies and
+        dumps that kind itself.) Raises OSError, or MemoryError once `memory` is full."""
+        view, recv_into = memoryview(memory), self._netlink.recv_into
+        offset = 0
+        for proto, family in kinds:
+            tell(self._ask(proto, family))
+            while True:
+                if offset + _RECV_BUFFER > len(view):
+                    raise MemoryError("the dump does not fit in the memory it was given")
+                try:
+                    size = recv_into(view[offset : offset + _RECV_BUFFER], _RECV_BUFFER, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    break
+                tell(size)
+                offset += size
+            tell(0)
 
 
 class DiagParser:

@@ -18,9 +18,11 @@ import errno
 import marshal
 import mmap
 import os
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Iterator, Set
+from typing import BinaryIO
 
 from conntui.forked import Forked, run_forked
+from conntui.sources.dumped import SharedDump
 
 UNREADABLE = -1  # an fd whose link we may not read: remembered, not retried
 
@@ -159,11 +161,28 @@ class OwnerScanner:
 
 
 class PendingScan:
-    """A full owner scan under way (`scan_in_child`): `owners()` waits for it, `cancel()` drops it."""
+    """A full owner scan under way (`scan_in_child`), after the child's dump if it does one:
+    `replies` gives the dump's replies as they come, `owners()` waits for the scan, `cancel()`
+    drops both."""
 
-    def __init__(self, scanner: OwnerScanner, processes: list[int], claims: mmap.mmap, child: Forked | None) -> None:
+    def __init__(
+        self,
+        scanner: OwnerScanner,
+        processes: list[int],
+        claims: mmap.mmap,
+        child: Forked | None,
+        dump: SharedDump | None = None,
+    ) -> None:
         self.scanner = scanner
         self._processes, self._claims, self._child = processes, claims, child
+        self._dump = dump if child is not None else None
+
+    def replies(self, proto: str, family: int) -> tuple[int, Iterator[memoryview]] | None:
+        """The child's dump of this kind (`conntui.sources.dumped`): its sequence number and the
+        kernel's replies as they come; None where the child does not dump it."""
+        if self._dump is None or self._child is None:
+            return None
+        return self._dump.replies(self._child.read, proto, family)
 
     def owners(self) -> dict[int, tuple[int, ...]]:
         """Every socket's owners, in pid order; the scanner's `unreadable` and `last_full` set as
@@ -171,6 +190,8 @@ class PendingScan:
         if self._child is None:
             return self.scanner.scan(full=True)
         mine, my_unreadable = _scan_claimed(self.scanner.proc, self._processes, self._claims, backwards=True)
+        if self._dump is not None:
+            self._dump.pass_over_the_rest(self._child.read)
         data = self._child.result()
         if data is None:  # the child failed
             return self.scanner.scan(full=True)
@@ -188,22 +209,37 @@ class PendingScan:
             self._child.cancel()
 
 
-def scan_in_child(scanner: OwnerScanner) -> PendingScan:
-    """Start a full scan in a forked child process (`conntui.forked`).
+def scan_in_child(scanner: OwnerScanner, dump_kind: str | None = None) -> PendingScan:
+    """Start a full scan in a forked child process (`conntui.forked`), after a netlink dump of
+    `dump_kind` (a `--kind`) into memory shared with this process if one is given
+    (`conntui.sources.dumped`).
 
-    For a one-shot command: the scan (mostly `readlink` in the kernel) runs on another core while
-    this process dumps and parses the sockets, and this process shares what is left of it when it
-    asks for the result: the child reads the processes from the one with most fds down, this one
-    from the one with fewest up, each claiming a process in a byte of shared memory first, until
-    they meet (a process both claimed at once is read twice and counted once). The child stops
-    early if this process ends. Where no child can be had, or it fails, the scan runs here when
-    the result is asked for.
+    For a one-shot command: the dump and the scan (mostly kernel work: `recv` and `readlink`)
+    run on another core while this process parses the dump, and this process shares what is left
+    of the scan when it asks for the result: the child reads the processes from the one with most
+    fds down, this one from the one with fewest up, each claiming a process in a byte of shared
+    memory first, until they meet (a process both claimed at once is read twice and counted
+    once). The child stops early if this process ends. Where no child can be had, or it fails,
+    this process dumps and scans itself.
     """
     processes = _by_fd_count(scanner.proc)
     claims = mmap.mmap(-1, max(1, len(processes)))  # shared with the child: 1 = taken
+    dump = _shared_dump(dump_kind) if dump_kind else None
     parent = os.getpid()
-    child = run_forked(lambda: marshal.dumps(_scan_claimed(scanner.proc, processes, claims, parent=parent)))
-    return PendingScan(scanner, processes, claims, child)
+
+    def work(pipe: BinaryIO) -> None:
+        if dump is not None:
+            dump.write(pipe)
+        pipe.write(marshal.dumps(_scan_claimed(scanner.proc, processes, claims, parent=parent)))
+
+    return PendingScan(scanner, processes, claims, run_forked(work), dump)
+
+
+def _shared_dump(kind: str) -> SharedDump | None:
+    try:
+        return SharedDump(kind)
+    except OSError:  # no address space to share (strict overcommit): this process dumps
+        return None
 
 
 def _by_fd_count(proc: str) -> list[int]:
