@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
+import pytest
+
 from conntui.poller import Poller
 from conntui.sources import open_source
 from conntui.sources.owners import OwnerScanner
@@ -174,7 +176,7 @@ def test_two_scans_sharing_the_processes_stop_where_the_other_has_claimed(socket
     shared = sockets.listener()
     child = child_holding(shared)
     inode = os.fstat(shared.fileno()).st_ino
-    processes = [os.getpid(), child.pid]
+    processes = [(os.getpid(), 0, None), (child.pid, 0, None)]
     claims = mmap.mmap(-1, 2)
     claims[1] = 1  # the other scan has the child process
     front, _ = _scan_claimed("/proc", processes, claims)
@@ -184,7 +186,7 @@ def test_two_scans_sharing_the_processes_stop_where_the_other_has_claimed(socket
     assert back[inode] == (child.pid,)
     claims[:] = b"\x00\x00"
     both, _ = _scan_claimed("/proc", processes[::-1], claims)
-    assert both[inode] == tuple(sorted(processes))  # in pid order, whichever was read first
+    assert both[inode] == tuple(sorted([os.getpid(), child.pid]))  # in pid order, whichever was read first
 
 
 def test_the_one_shot_scan_reads_every_socket_of_an_fd_table_with_gaps_and_a_high_fd() -> None:
@@ -214,6 +216,43 @@ def test_the_one_shot_scan_reads_every_socket_of_an_fd_table_with_gaps_and_a_hig
         child.wait(timeout=10)
     assert len(expected) == 6 and all_read
     assert sorted(inodes) == sorted([*expected, expected[0]])  # fd 4000 holds held[0]'s socket too
+
+
+def test_a_big_process_is_scanned_in_pieces_that_find_every_socket_it_holds() -> None:
+    """`list`'s two scanners share a process of more than `_SHARE_FDS` fds in pieces: every socket
+    is found, one held on thousands of fds, one on a far higher fd, past a gap."""
+    import mmap
+    import resource
+    import subprocess
+    import sys
+
+    from conntui.sources.owners import _SHARE_FDS, _scan_claimed, _shares
+
+    wanted = _SHARE_FDS + 600
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < wanted + 10_000:
+        pytest.skip("the fd limit is too low for a process this big")
+    code = (
+        "import os, resource, socket, sys\n"
+        "wanted, high = int(sys.argv[1]), int(sys.argv[2])\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (high + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "many, far = socket.socket(), socket.socket()\n"
+        "for fd in range(20, wanted): os.dup2(many.fileno(), fd)\n"  # a gap below 20
+        "os.dup2(far.fileno(), high); far.close()\n"
+        "print(os.fstat(many.fileno()).st_ino, os.fstat(high).st_ino, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, str(wanted), str(wanted + 5_000)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert child.stdout is not None
+        many, far = map(int, child.stdout.readline().split())
+        pieces = [share for share in _shares("/proc") if share[0] == child.pid]
+        owners, unreadable = _scan_claimed("/proc", pieces, mmap.mmap(-1, len(pieces)))
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert len(pieces) == 2 and not unreadable
+    assert owners[many] == owners[far] == (child.pid,)
 
 
 def test_a_scan_folds_in_only_what_changed_and_says_which_sockets(sockets) -> None:
