@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 
 from conntui.changes import event_lines
-from conntui.collector import collector_paused
+from conntui.collector import collector_paused, release_freed_memory
 from conntui.model import Snapshot
 from conntui.poller import Poller, Polling
 from conntui.view import ConnectionView, TableState
@@ -59,6 +59,7 @@ class Engine:
         self.paused = False  # the engine thread's own; the UI asks for a change with pause()
         self.polls = 0  # polls done, published or not (one that changed nothing is not)
         self._failed = False  # the last poll failed or was not taken: publish the next one whatever it is
+        self._replaced_rows = False  # the last poll was published: the next one first hands back what it freed
         self.stretched_to: float | None = None
         self._commands: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._held = threading.Event()  # set by `hold`: timed polls wait
@@ -186,6 +187,9 @@ class Engine:
     def _poll_and_publish(self, publish: bool) -> None:
         poller = self.poller
         first_rows = self.polls == 0 and isinstance(poller, Poller)
+        if self._replaced_rows:  # the UI has let go of the rows the last poll replaced
+            self._replaced_rows = False
+            release_freed_memory()
         try:
             if first_rows and isinstance(poller, Poller):  # the rows first, their owners next
                 snapshot, changes = poller.poll_first_rows()
@@ -206,6 +210,7 @@ class Engine:
                 return  # nothing to show: no view work, nothing for the UI to draw
             self._failed = False  # published: the UI clears the failure it shows
             self.view.apply(snapshot, changes)
+            self._replaced_rows = True
             self._acked.clear()  # no further poll until the UI has taken this one
             try:
                 self.on_poll(snapshot, self.view.state(), event_lines(changes))

@@ -219,8 +219,8 @@ def scan_in_child(scanner: OwnerScanner, dump_kind: str | None = None) -> Pendin
     of the scan when it asks for the result: the child reads the processes (`_shares`: the big
     ones in pieces) from the one with most fds down, this one from the one with fewest up, each
     claiming a piece in a byte of shared memory first, until they meet (a piece both claimed at
-    once is read twice and counted once). The child stops early if this process ends. Where no child can be had, or it fails,
-    this process dumps and scans itself.
+    once is read twice and counted once). The child stops early if this process ends. Where no
+    child can be had, or it fails, this process dumps and scans itself.
     """
     shares = _shares(scanner.proc)
     claims = mmap.mmap(-1, max(1, len(shares)))  # shared with the child: 1 = taken
