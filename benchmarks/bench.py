@@ -59,6 +59,23 @@ def median_ms(work: Callable[[], object], repeat: int, warmup: int = 1) -> float
     return statistics.median(times) * 1000
 
 
+def alternating_medians_ms(
+    first: Callable[[], object], second: Callable[[], object], repeat: int
+) -> tuple[float, float]:
+    """The median times of two pieces of work run in turn (first, second, first, ...), after one
+    warm-up each: a ratio of the two is then not a ratio of two moments. (`ss -tanp` at N = 50,000
+    took from 1.5 to 4.2 s across runs on one machine in one evening, with the kernel's state
+    after the connections opened and closed.)"""
+    first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for work, taken in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter()
+            work()
+            taken.append(time.perf_counter() - started)
+    return statistics.median(times[0]) * 1000, statistics.median(times[1]) * 1000
+
+
 def command(argv: list[str]) -> Callable[[], object]:
     return lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
 
@@ -69,8 +86,11 @@ def measure_system(repeat: int, conntui: list[str]) -> dict[str, float]:
     from conntui.poller import Poller
     from conntui.sources import open_source
 
+    ss, listed = alternating_medians_ms(
+        command(["ss", "-tanp"]), command([*conntui, "list", "--json", "--kind", "tcp"]), repeat
+    )
     figures = {
-        "ss -tanp": median_ms(command(["ss", "-tanp"]), repeat),
+        "ss -tanp": ss,
         "ss -tan": median_ms(command(["ss", "-tan"]), repeat),
         "psutil.net_connections('tcp')": median_ms(lambda: psutil.net_connections("tcp"), repeat),
     }
@@ -89,9 +109,7 @@ def measure_system(repeat: int, conntui: list[str]) -> dict[str, float]:
         figures[DUMP] = median_ms(lambda: source.list_sockets(kinds), repeat)
     finally:
         source.close()
-    figures["conntui list --json --kind tcp"] = median_ms(
-        command([*conntui, "list", "--json", "--kind", "tcp"]), repeat
-    )
+    figures["conntui list --json --kind tcp"] = listed  # measured in turn with `ss -tanp`
     return figures
 
 
@@ -347,7 +365,8 @@ def report(
         "",
         "N established loopback connections = 2N sockets (+ a listener per helper process), beside the TCP "
         "sockets other processes held (first row: many more than a few hundred slow every figure). Medians in ms; "
-        "ratios are against `ss -tanp` measured in the same run. `conntui list` runs as `pip install .` "
+        "ratios are against `ss -tanp` measured in the same run (`conntui list` in turn with it, run for run). "
+        "`conntui list` runs as `pip install .` "
         "leaves it (a copy of the package in a virtual environment, compiled to bytecode), not from the "
         "checkout's editable install.",
         "",
