@@ -121,10 +121,6 @@ class Poller:
         self._last_rows = rows
         return self._snapshot(rows, processes, started, unchanged), changes
 
-    def poll_once(self, pending: PendingScan | None = None) -> Snapshot:
-        """One poll for a one-shot command: `one_shot`'s rows, with their owners."""
-        return self.one_shot(pending).snapshot()
-
     def one_shot(self, pending: PendingScan | None = None) -> OneShotPoll:
         """One poll for a one-shot command (`list`), in two steps (`OneShotPoll`): no change
         detection, no memory kept for a next poll, the owner scan (a full one) in a forked child

@@ -248,7 +248,7 @@ def test_the_json_and_csv_writers_write_what_the_json_and_csv_modules_would(sock
     sockets.connection(listener)
     poller = Poller(open_source(), "inet")
     try:
-        snapshot = poller.poll_once()
+        snapshot = poller.one_shot().snapshot()
     finally:
         poller.close()
     hostile = Socket(1, "tcp", 6, "::1", 80, None, None, "LISTEN", 7, 0, (1, 2), 'a"b\\c\x1b\u202e\udcff é', "ü\n",

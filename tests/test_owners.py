@@ -153,7 +153,7 @@ def test_the_one_shot_poll_finds_the_same_owners_and_not_its_own_scanning_child(
     poller = Poller(open_source("netlink"), "tcp4")
     try:
         steady, _ = poller.poll()
-        once = poller.poll_once()  # the scan runs in a forked child, which holds copies of our sockets meanwhile
+        once = poller.one_shot().snapshot()  # the scan runs in a forked child (holding copies of our sockets)
     finally:
         poller.close()
     for snapshot in (steady, once):
