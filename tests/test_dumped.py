@@ -12,7 +12,7 @@ import pytest
 
 from conntui.poller import Poller
 from conntui.sources import open_source
-from conntui.sources.dumped import SharedDump
+from conntui.sources.dumped import ROW_BYTES, SharedDump, room_for_a_dump
 from conntui.sources.netlink import NetlinkSource
 from conntui.sources.owners import scan_in_child
 from tests.conftest import find, linux_only
@@ -45,6 +45,7 @@ def one_shot(kind: str, dump_kind: str | None) -> tuple[list, int]:
 
 
 def test_list_parses_the_childs_dump_and_asks_the_kernel_for_none_itself(many_connections) -> None:
+    assert room_for_a_dump() >= 2 * 600 * ROW_BYTES  # the shared memory is sized for the sockets there are
     rows, own_dumps = one_shot("tcp4", "tcp4")
     assert own_dumps == 0
     clients = {(row.local_port, row.remote_port): row for row in rows}

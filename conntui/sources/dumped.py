@@ -19,7 +19,8 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-SHARED_BYTES = 512 << 20  # address space: pages are taken as the dump fills them (40 MB at 100,000 TCP sockets)
+MOST_BYTES = 512 << 20  # address space: pages are taken as the dump fills them (40 MB at 100,000 TCP sockets)
+ROW_BYTES = 512  # a dumped row with its TCP info takes ~400
 GAVE_UP = 0xFFFFFFFF
 _NUMBER = struct.Struct("=I")
 _NO_RESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000 if sys.platform.startswith("linux") else 0)
@@ -33,7 +34,7 @@ class SharedDump:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.memory = mmap.mmap(-1, SHARED_BYTES, flags=mmap.MAP_SHARED | _NO_RESERVE)
+        self.memory = mmap.mmap(-1, room_for_a_dump(), flags=mmap.MAP_SHARED | _NO_RESERVE)
         self._read_kinds = 0  # how many of the kinds this process has begun to read
         self._offset = 0  # where the next reply starts in the memory
         self._reading: Iterator[memoryview] | None = None  # the replies of the kind being read
@@ -111,3 +112,17 @@ class SharedDump:
             self._stopped = True
             return None
         return number
+
+
+def room_for_a_dump() -> int:
+    """Bytes for a dump of every socket there is, twice over (sockets open while it runs), at
+    `ROW_BYTES` each: the sockets the kernel counts (/proc/net/sockstat: in use, and TIME_WAIT),
+    at most `MOST_BYTES` (also where it cannot tell): no more address space is taken than the
+    dump may need (a process limited by `ulimit -v` keeps it for its rows)."""
+    try:
+        with open("/proc/net/sockstat") as counts:
+            text = counts.read()
+        sockets = int(text.split("sockets: used ", 1)[1].split()[0]) + int(text.split(" tw ", 1)[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return MOST_BYTES
+    return min(MOST_BYTES, 2 * sockets * ROW_BYTES + (1 << 20))
