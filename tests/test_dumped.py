@@ -20,6 +20,14 @@ from tests.conftest import find, linux_only
 pytestmark = linux_only
 
 
+@pytest.fixture(autouse=True)
+def always_fork(monkeypatch) -> None:
+    """The child is forked whatever the machine's load (`worth_forking` would do the work here)."""
+    import conntui.forked as forked
+
+    monkeypatch.setattr(forked, "worth_forking", lambda: True)
+
+
 @pytest.fixture
 def many_connections(sockets) -> list[tuple[int, int]]:
     """300 connections (600 sockets, a dump of several replies): each one's (local, remote) port pair."""
