@@ -246,6 +246,7 @@ async def ui_child(repeat: int) -> dict[str, float]:
         rows = app.dashboard.state.total
     import psutil
 
+    rss = psutil.Process().memory_info().rss / 2**20  # MiB, as the kernel counts ru_maxrss (KiB) / 1024
     return {  # the keys are UI_FIGURES
         "rows in the table": rows,
         "first rows on screen after start (ms)": first_rows,
@@ -254,8 +255,8 @@ async def ui_child(repeat: int) -> dict[str, float]:
         "refresh key to new state on screen, incl. the poll (ms)": statistics.median(refresh_to_screen[1:]),
         "filter keystroke to new result (ms)": statistics.median(keystrokes),
         "render one screen of rows (ms)": render,
-        "dashboard RSS (MB)": psutil.Process().memory_info().rss / 2**20,
-        "dashboard peak RSS (MB)": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "dashboard RSS (MiB)": rss,
+        "dashboard peak RSS (MiB)": max(rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
@@ -328,8 +329,8 @@ UI_FIGURES = (
     "refresh key to new state on screen, incl. the poll (ms)",
     "filter keystroke to new result (ms)",
     "render one screen of rows (ms)",
-    "dashboard RSS (MB)",
-    "dashboard peak RSS (MB)",
+    "dashboard RSS (MiB)",
+    "dashboard peak RSS (MiB)",
 )
 
 

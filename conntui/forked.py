@@ -55,7 +55,10 @@ def run_forked(work: Callable[[BinaryIO], object]) -> Forked | None:
     fork = getattr(os, "fork", None)
     if fork is None or not worth_forking():
         return None
-    read_end, write_end = os.pipe()
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:  # out of fds: no child to be had
+        return None
     try:
         child = fork()
     except OSError:
