@@ -313,6 +313,9 @@ def main(argv: Sequence[str] | None = None, owner_scan: PendingScan | None = Non
         except OSError as error:  # out of fds or memory (`ulimit -n 6`): said in one line
             print(f"conntui list: error: {error.strerror or error}", file=sys.stderr)
             return 1
+        except MemoryError:  # `ulimit -v` below what the rows need
+            print("conntui list: error: out of memory", file=sys.stderr)
+            return 1
     if args.command == "watch":
         return run_watch(args, selection, source)
     try:
@@ -378,9 +381,9 @@ def run_list(
         return _ended(_write_out(chain(rows.pieces(found, entries), "\n")), exit_at_once)
     snapshot = poll.snapshot()
     shown = [sock for sock in snapshot.sockets if selection.matches(sock)] if selection else list(snapshot.sockets)
-    hidden = snapshot.hidden_owners  # of every socket: of those shown when filtered
-    if selection and snapshot.unreadable_processes:
-        hidden = count_hidden_owners(shown)
+    hidden = snapshot.hidden_owners  # of every socket; filtered, of those shown, or of every socket where
+    if selection and snapshot.unreadable_processes:  # none shown has one (`proc:nginx` may miss them all)
+        hidden = count_hidden_owners(shown) or hidden
     _note_hidden_owners(hidden, snapshot.unreadable_processes)
     if args.json:
         text: str | Iterable[str] = chain(output.json_pieces(snapshot, shown), "\n")

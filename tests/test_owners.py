@@ -255,6 +255,41 @@ def test_a_big_process_is_scanned_in_pieces_that_find_every_socket_it_holds() ->
     assert owners[many] == owners[far] == (child.pid,)
 
 
+def test_an_fd_far_up_is_read_while_the_process_fills_and_frees_a_gap_below() -> None:
+    """`list`'s scan reads a process with many fds by number up to its fd table's size, so an fd
+    above the count is read even while the process opens and closes fds in a gap below it (a
+    scan that read up to the count and listed the rest only on finding a gap could miss it)."""
+    import resource
+    import subprocess
+    import sys
+
+    from conntui.sources.owners import _socket_inodes
+
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 2048:
+        pytest.skip("the fd limit is too low for a process this big")
+    code = (
+        "import os, resource, socket, sys, threading\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (2048, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "many, far = socket.socket(), socket.socket()\n"
+        "for fd in range(5, 1800): os.dup2(many.fileno(), fd)\n"
+        "os.dup2(far.fileno(), 1900); far.close()\n"  # above the count of open fds; its fd below, a gap
+        "def churn():\n"
+        "    while True: os.close(os.open(os.devnull, os.O_RDONLY))\n"  # takes and frees the gap
+        "threading.Thread(target=churn, daemon=True).start()\n"
+        "print(os.fstat(1900).st_ino, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        far = int(child.stdout.readline())
+        found = [far in _socket_inodes(f"/proc/{child.pid}/fd/")[0] for _ in range(20)]
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert all(found)
+
+
 def test_a_scan_folds_in_only_what_changed_and_says_which_sockets(sockets) -> None:
     listener = sockets.listener()
     kept = sockets.connection(listener)

@@ -105,6 +105,22 @@ def test_an_unprivileged_user_is_told_owners_are_hidden() -> None:
     assert "hidden" in line and "run as root" in line
 
 
+@needs_setpriv
+def test_a_filter_on_owners_that_shows_none_hidden_still_says_owners_are_hidden() -> None:
+    """Unprivileged, `--filter proc:…` can match no socket whose owner is hidden (it has none to
+    match): the note then counts every hidden owner, rather than saying nothing."""
+    sockets = Sockets()
+    try:
+        sockets.listener()  # held by this (root) process: hidden from nobody
+        result = subprocess.run([*NOBODY, sys.executable, "-m", "conntui", "list", "--kind", "tcp", "--filter",
+                                 "proc:no-such-process"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    finally:
+        sockets.close_all()
+    assert result.returncode == 0 and result.stdout.splitlines()[1:] == []  # the header, no row
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("conntui list: owners of ") and "hidden" in line
+
+
 class HiddenOwnersPoller(ReplayPoller):
     """The captured sockets, as a poll that could not read some processes' fds reports them."""
 
