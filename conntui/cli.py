@@ -381,9 +381,9 @@ def run_list(
         return _ended(_write_out(chain(rows.pieces(found, entries), "\n")), exit_at_once)
     snapshot = poll.snapshot()
     shown = [sock for sock in snapshot.sockets if selection.matches(sock)] if selection else list(snapshot.sockets)
-    hidden = snapshot.hidden_owners  # of every socket; filtered, of those shown, or of every socket where
-    if selection and snapshot.unreadable_processes:  # none shown has one (`proc:nginx` may miss them all)
-        hidden = count_hidden_owners(shown) or hidden
+    hidden = snapshot.hidden_owners  # of every socket: of those shown when the filter does not read owners
+    if selection and snapshot.unreadable_processes and not selection.reads_owners:  # (`proc:nginx` may miss any)
+        hidden = count_hidden_owners(shown)
     _note_hidden_owners(hidden, snapshot.unreadable_processes)
     if args.json:
         text: str | Iterable[str] = chain(output.json_pieces(snapshot, shown), "\n")

@@ -59,6 +59,9 @@ def _shortened(text: str, limit: int = 40) -> str:
 class Filter:
     text: str
     tests: tuple[Test, ...]
+    reads_owners: bool = (
+        False  # some term looks at owners (pid:, proc:, self, a word): a socket whose owner is hidden may be missed
+    )
 
     def matches(self, sock: Socket, mine: Collection[FourTuple] = (), names: Names = NO_NAMES) -> bool:
         return all(test(sock, mine, names) for test in self.tests)
@@ -71,7 +74,18 @@ MATCH_ALL = Filter("", ())
 
 
 def parse_filter(text: str) -> Filter:
-    return Filter(text.strip(), tuple(_parse_term(term) for term in text.split()))
+    terms = text.split()
+    return Filter(text.strip(), tuple(map(_parse_term, terms)), any(map(_reads_owners, terms)))
+
+
+def _reads_owners(term: str) -> bool:
+    """Whether a term (one that parses) tests a socket's owner: `pid:`, `proc:`, `self`, or a word
+    (it matches process names too)."""
+    body = term[1:] if term[0] in "!-" else term
+    key, colon, _value = body.partition(":")
+    if colon:
+        return key.lower() in ("pid", "proc")
+    return not _is_number(body) and body.lower() not in ("mine", "ssh")
 
 
 class FilterTyping:

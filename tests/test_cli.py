@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -334,9 +335,17 @@ def test_ctrl_c_during_list_ends_it_quietly() -> None:
     import signal
     import time
 
+    import psutil
+
     command = [sys.executable, "-m", "conntui", "list", "--json"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.05)  # within its imports, its poll or its output: each ends the same way
+    # Past Python's own start (a ctrl+c in its `site` imports is Python's traceback, not ours): once
+    # `list` has forked its child, or after 0.3 s (on a busy machine it does not fork).
+    deadline = time.monotonic() + 0.3
+    with contextlib.suppress(psutil.NoSuchProcess):  # it ended first: the signal finds nothing, as ctrl+c would
+        while time.monotonic() < deadline and not psutil.Process(process.pid).children():
+            time.sleep(0.002)
+    time.sleep(0.02)  # within its imports, its poll or its output: each ends the same way
     process.send_signal(signal.SIGINT)
     _, errors = process.communicate(timeout=30)
     assert process.returncode in (0, 130, -signal.SIGINT) and "Traceback" not in errors  # -2: before Python's handler

@@ -197,3 +197,14 @@ def test_typing_a_long_wrong_term_still_keeps_the_filter_from_before_it() -> Non
         error = typing.typed(text)
     assert error is not None and typing.shown.text == "port:80"
     assert len(error.shown_term) < 40  # the status line's first row still has room for what is shown
+
+
+@pytest.mark.parametrize(
+    ("text", "reads"),
+    [("port:80 state:listen", False), ("proc:nginx", True), ("!pid:1", True), ("nginx", True), ("443", False),
+     ("self", True), ("mine ssh", False), ("ip:::1 family:6", False), ("::1", False), ("-Curl port:80", True)],
+)  # fmt: skip
+def test_a_filter_says_whether_it_reads_owners(text: str, reads: bool) -> None:
+    """`list` counts hidden owners among the rows shown only for a filter that does not read owners
+    (one that does may have missed a socket whose owner is hidden)."""
+    assert parse_filter(text).reads_owners is reads

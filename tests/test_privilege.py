@@ -121,6 +121,15 @@ def test_a_filter_on_owners_that_shows_none_hidden_still_says_owners_are_hidden(
     assert line.startswith("conntui list: owners of ") and "hidden" in line
 
 
+@needs_setpriv
+def test_a_filter_that_shows_only_owned_rows_says_nothing_of_hidden_owners(nobodys_listener) -> None:
+    """Unprivileged, `--port P` on nobody's own listener: its row has its owner, and the owners hidden
+    elsewhere (root's) are not the rows asked for: no note."""
+    pid, port = nobodys_listener
+    (row,), stderr = conntui_list(NOBODY, port)
+    assert row["pids"] == [pid] and stderr == ""
+
+
 class HiddenOwnersPoller(ReplayPoller):
     """The captured sockets, as a poll that could not read some processes' fds reports them."""
 
