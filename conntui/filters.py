@@ -59,9 +59,8 @@ def _shortened(text: str, limit: int = 40) -> str:
 class Filter:
     text: str
     tests: tuple[Test, ...]
-    reads_owners: bool = (
-        False  # some term looks at owners (pid:, proc:, self, a word): a socket whose owner is hidden may be missed
-    )
+    # Some term looks at owners (pid:, proc:, self, a word): a socket whose owner is hidden may be missed.
+    reads_owners: bool = False
 
     def matches(self, sock: Socket, mine: Collection[FourTuple] = (), names: Names = NO_NAMES) -> bool:
         return all(test(sock, mine, names) for test in self.tests)

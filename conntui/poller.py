@@ -133,11 +133,12 @@ class Poller:
                 pending.cancel()  # its owners are not needed
             snapshot, _ = self.poll()
             return OneShotPoll(self, sorted(snapshot.sockets, key=listing_order), None, started, snapshot.processes)
+        netlink = self.source if isinstance(self.source, NetlinkSource) else None  # its child can dump
         if pending is None:
-            pending = scan_in_child(self.owners, self.kind if isinstance(self.source, NetlinkSource) else None)
+            pending = scan_in_child(self.owners, self.kind if netlink else None)
         try:
-            if isinstance(self.source, NetlinkSource):  # parsed as the child dumps them, if it does
-                sockets = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name, pending.replies)
+            if netlink is not None:  # parsed as the child dumps them, if it does
+                sockets = netlink.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name, pending.replies)
             else:
                 sockets = self.source.list_sockets(self.kinds, NO_OWNERS, self.processes.user_name)
             sockets.sort(key=listing_order)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import mmap
 import struct
-import sys
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -23,7 +22,6 @@ MOST_BYTES = 512 << 20  # address space: pages are taken as the dump fills them 
 ROW_BYTES = 512  # a dumped row with its TCP info takes ~400
 GAVE_UP = 0xFFFFFFFF
 _NUMBER = struct.Struct("=I")
-_NO_RESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000 if sys.platform.startswith("linux") else 0)
 
 Read = Callable[[int], bytes]  # the child's next bytes, as soon as written (fewer: it ended)
 
@@ -34,7 +32,7 @@ class SharedDump:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.memory = mmap.mmap(-1, room_for_a_dump(), flags=mmap.MAP_SHARED | _NO_RESERVE)
+        self.memory = mmap.mmap(-1, room_for_a_dump())  # anonymous, shared with the child
         self._read_kinds = 0  # how many of the kinds this process has begun to read
         self._offset = 0  # where the next reply starts in the memory
         self._reading: Iterator[memoryview] | None = None  # the replies of the kind being read

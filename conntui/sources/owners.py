@@ -242,8 +242,8 @@ def _shared_dump(kind: str) -> SharedDump | None:
         return None
 
 
-# A scanner's piece of work: (pid, its first fd, the fd after its last, or None: up to the count of
-# open fds when read, and any above it).
+# A scanner's piece of work: (pid, its first fd, the fd after its last, or None: every fd from the
+# first up).
 Share = tuple[int, int, "int | None"]
 _SHARE_FDS = 4096  # a big process in pieces of this many fds (~12 ms): the two scanners end close together
 
